@@ -1,0 +1,151 @@
+"""Saved router directories and the bundled default: JSON, npz and Annoy files, never pickles.
+
+A saved router directory holds::
+
+    manifest.json   format name + version, candidate pool, settings, SHA-256 of every other file
+    registry.json   the model cards
+    analyzer.npz    the analyzer heads (analyzer.json beside it holds their names and sources)
+    analyzer.json
+    index.npz       the evaluation store (int8 embeddings, outcomes, costs)
+    index.ann       its Annoy index (memory-mapped on load)
+
+Loading verifies the manifest's format and every checksum, so a truncated or edited file gives a
+:class:`CorruptArtifactError` that names it instead of a traceback from inside numpy or annoy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import ArtifactNotFoundError, CorruptArtifactError, UnsupportedFormatError
+
+if TYPE_CHECKING:
+    from .router import Router
+
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "save_router", "load_router_parts", "load_default_parts"]
+
+FORMAT_NAME = "optiroute-router"
+FORMAT_VERSION = 1
+DATA_DIR = Path(__file__).resolve().parent / "data"
+DEFAULT_DIR = DATA_DIR / "default"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def save_router(router: Router, directory: Path) -> Path:
+    """Write ``router`` into ``directory`` (created if needed; existing files are replaced)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    router.registry.to_file(directory / "registry.json")
+    router.analyzer.save(directory / "analyzer.npz")
+    index = router.index
+    if index is not None:
+        index.save(directory)
+    files = sorted(
+        f.name for f in directory.iterdir()
+        if f.is_file() and f.name != "manifest.json" and f.suffix in (".json", ".npz", ".ann")
+    )
+    manifest = {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "models": router.models,
+        "k": router.k,
+        "lam": router.lam,
+        "policy": router.policy.model_dump(),
+        "files": {name: _sha256(directory / name) for name in files},
+    }
+    (directory / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    return directory
+
+
+def _read_manifest(directory: Path) -> dict[str, Any]:
+    if not directory.is_dir():
+        raise ArtifactNotFoundError(
+            f"Router directory {str(directory)!r} does not exist; create one with router.save(dir)."
+        )
+    path = directory / "manifest.json"
+    if not path.exists():
+        raise ArtifactNotFoundError(
+            f"{str(path)!r} is missing, so {str(directory)!r} is not a saved OptiRoute router."
+        )
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CorruptArtifactError(f"{str(path)!r} is not valid JSON ({exc}).") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        raise UnsupportedFormatError(
+            f"{str(path)!r} is not an OptiRoute router manifest (format "
+            f"{manifest.get('format') if isinstance(manifest, dict) else None!r}); expected {FORMAT_NAME!r}."
+        )
+    if manifest.get("version") != FORMAT_VERSION:
+        raise UnsupportedFormatError(
+            f"{str(path)!r} has format version {manifest.get('version')!r}; this OptiRoute reads "
+            f"version {FORMAT_VERSION}. Upgrade OptiRoute or re-save the router with this version."
+        )
+    return manifest
+
+
+def _verify(directory: Path, manifest: dict[str, Any]) -> None:
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        raise CorruptArtifactError(f"{str(directory / 'manifest.json')!r} lists no files.")
+    for name, digest in files.items():
+        path = directory / name
+        if not path.exists():
+            raise ArtifactNotFoundError(f"{str(path)!r} is listed in the manifest but missing.")
+        if _sha256(path) != digest:
+            raise CorruptArtifactError(
+                f"{str(path)!r} does not match its checksum in manifest.json (truncated or edited); "
+                "restore it or save the router again."
+            )
+
+
+def load_router_parts(directory: Path) -> dict[str, Any]:
+    """Read and verify a saved router; returns the keyword arguments of :class:`Router`."""
+    from .analyzer import TaskAnalyzer
+    from .index import OutcomeIndex
+    from .policy import PolicyConfig
+    from .registry import Registry
+
+    manifest = _read_manifest(directory)
+    _verify(directory, manifest)
+    parts: dict[str, Any] = {
+        "registry": Registry.from_file(directory / "registry.json"),
+        "analyzer": TaskAnalyzer.load(directory / "analyzer.npz"),
+        "models": list(manifest.get("models") or []) or None,
+        "k": int(manifest.get("k", 50)),
+        "lam": float(manifest.get("lam", 3.0)),
+        "policy": PolicyConfig(**manifest.get("policy", {})),
+    }
+    if (directory / "index.npz").exists():
+        parts["index"] = OutcomeIndex.load(directory)
+    return parts
+
+
+def load_default_parts() -> dict[str, Any]:
+    """The bundled default: registry and analyzer from their bundled files, plus the default store."""
+    from .index import OutcomeIndex
+
+    manifest_path = DEFAULT_DIR / "manifest.json"
+    if not manifest_path.exists():
+        raise ArtifactNotFoundError(
+            f"The bundled default router is missing ({str(manifest_path)!r}); reinstall optiroute or "
+            "rebuild it with `python scripts/build_default.py`."
+        )
+    manifest = _read_manifest(DEFAULT_DIR)
+    _verify(DEFAULT_DIR, manifest)
+    return {"index": OutcomeIndex.load(DEFAULT_DIR), "models": manifest.get("models") or None}
+
+
+def copy_tree(src: Path, dst: Path) -> None:
+    """Copy a saved router directory (used by the CLI)."""
+    shutil.copytree(src, dst, dirs_exist_ok=True)

@@ -1,0 +1,140 @@
+"""The OptiRoute error tree.
+
+Every error we raise is an :class:`OptiRouteError`, so callers can catch one base class, and every
+message says how to fix the problem. Errors that describe bad caller input also subclass
+:class:`ValueError` (and lookup failures :class:`KeyError`) so code written against the standard
+exceptions keeps working. Provider errors (from OpenAI, Anthropic, ...) are never wrapped: they pass
+through untouched so existing retry and error handling keeps seeing the exceptions it knows.
+
+Tree::
+
+    OptiRouteError
+    ├── InvalidInputError (ValueError)          bad prompt or messages
+    ├── InvalidPreferencesError (ValueError)    NaN / out-of-range weights, unknown dimension
+    │   └── UnknownProfileError                 a profile name we do not know
+    ├── InvalidConstraintsError (ValueError)
+    ├── NoEligibleModelError                    every candidate was excluded (reasons attached)
+    ├── ModelNotFoundError (KeyError)           registry lookup / remove of an unknown model
+    ├── RegistryError (ValueError)              a malformed card or registry file
+    ├── DataFormatError (ValueError)            malformed prompts/outcomes/prices for ``fit``
+    ├── ArtifactError                           saved router directory problems
+    │   ├── ArtifactNotFoundError (FileNotFoundError)
+    │   ├── CorruptArtifactError                a file is unreadable or inconsistent (names it)
+    │   └── UnsupportedFormatError              a format version we cannot read
+    ├── DependencyError (ImportError)           an optional extra is not installed
+    ├── FeedbackError (ValueError)              unknown decision id, bad score
+    └── StoreError                              the feedback store cannot be opened or written
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+__all__ = [
+    "ArtifactError",
+    "ArtifactNotFoundError",
+    "CorruptArtifactError",
+    "DataFormatError",
+    "DependencyError",
+    "FeedbackError",
+    "InvalidConstraintsError",
+    "InvalidInputError",
+    "InvalidPreferencesError",
+    "ModelNotFoundError",
+    "NoEligibleModelError",
+    "OptiRouteError",
+    "RegistryError",
+    "StoreError",
+    "UnknownModelWarning",
+    "UnknownProfileError",
+    "OptiRouteWarning",
+    "RoutingFallbackWarning",
+]
+
+
+class OptiRouteError(Exception):
+    """Base class of every error OptiRoute raises itself."""
+
+
+class InvalidInputError(OptiRouteError, ValueError):
+    """The prompt or message list cannot be routed (empty, wrong type, undecodable)."""
+
+
+class InvalidPreferencesError(OptiRouteError, ValueError):
+    """Preference weights are malformed: NaN, outside 0..1, or an unknown dimension."""
+
+
+class UnknownProfileError(InvalidPreferencesError):
+    """A named preference profile does not exist."""
+
+
+class InvalidConstraintsError(OptiRouteError, ValueError):
+    """Hard constraints are malformed (negative budget, unknown field, ...)."""
+
+
+class NoEligibleModelError(OptiRouteError):
+    """Every candidate model was excluded by the hard constraints.
+
+    Attributes:
+        exclusions: model name -> the reason it was excluded, so the caller can see which
+            constraint to relax.
+    """
+
+    def __init__(self, message: str, exclusions: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.exclusions: dict[str, str] = dict(exclusions or {})
+
+
+class ModelNotFoundError(OptiRouteError, KeyError):
+    """A model name is not in the registry."""
+
+    def __str__(self) -> str:  # KeyError quotes its argument; we want the plain sentence.
+        return str(self.args[0]) if self.args else ""
+
+
+class RegistryError(OptiRouteError, ValueError):
+    """A model card or registry file is malformed."""
+
+
+class DataFormatError(OptiRouteError, ValueError):
+    """Training or evaluation data does not follow the documented CSV format."""
+
+
+class ArtifactError(OptiRouteError):
+    """A saved router directory cannot be used."""
+
+
+class ArtifactNotFoundError(ArtifactError, FileNotFoundError):
+    """The saved router directory or one of its files is missing."""
+
+
+class CorruptArtifactError(ArtifactError):
+    """A file in a saved router directory is unreadable or inconsistent with the others."""
+
+
+class UnsupportedFormatError(ArtifactError):
+    """A saved router was written in a format this version cannot read."""
+
+
+class DependencyError(OptiRouteError, ImportError):
+    """An optional dependency is missing; the message names the extra to install."""
+
+
+class FeedbackError(OptiRouteError, ValueError):
+    """Feedback cannot be recorded (unknown decision, score out of range)."""
+
+
+class StoreError(OptiRouteError):
+    """The feedback/observation store cannot be opened, read or written."""
+
+
+class OptiRouteWarning(UserWarning):
+    """Base class of OptiRoute warnings."""
+
+
+class UnknownModelWarning(OptiRouteWarning):
+    """A model name has no card; it is routed with a neutral prior."""
+
+
+class RoutingFallbackWarning(OptiRouteWarning):
+    """Routing fell back to the generalist model or widened its search."""

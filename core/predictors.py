@@ -1,0 +1,150 @@
+"""Per-prompt quality prediction for every candidate model.
+
+Two sources are blended per (prompt, model):
+
+- **kNN** over the evaluation store (:class:`~optiroute.index.OutcomeIndex`): the similarity-weighted
+  outcome of the nearest stored prompts, exact where the model has dense per-prompt outcomes;
+- **the model card** (cold start): the card's accuracy in the prompt's domain (or overall), shifted
+  by the analyzer's predicted difficulty on the logit scale (an item-response view: harder prompts
+  lower every model's odds).
+
+The blend is a shrinkage estimate, ``(support * knn + lam * prior) / (support + lam)``, where
+``support`` is the effective number of neighbours that have an outcome for the model, so a model
+with no stored outcomes falls back to its card smoothly instead of through a hard switch. Feedback
+then moves the estimate by the mean residual (observed - predicted) per model and task type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .index import KNNResult, OutcomeIndex
+    from .registry import ModelCard
+
+__all__ = ["QualityPredictor", "card_prior"]
+
+#: How strongly predicted difficulty shifts every model's log-odds (complexity is 0..1).
+DIFFICULTY_SLOPE = 2.0
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-3, 1 - 1e-3)
+    return np.log(p / (1 - p))
+
+
+def card_prior(
+    cards: Sequence[ModelCard],
+    domains: Sequence[str],
+    tasks: Sequence[str],
+    complexity: np.ndarray,
+    *,
+    mean_complexity: float = 0.5,
+) -> np.ndarray:
+    """Card-based quality for each (prompt, model): shape (n_prompts, n_models).
+
+    The base rate is the card's accuracy for the prompt's task type if the card has it, else its
+    accuracy in the prompt's domain, else its overall accuracy; difficulty then shifts the logit.
+    """
+    # Few distinct (task, domain) pairs occur, so look each up once and broadcast (vectorised for
+    # batches of millions of prompts).
+    pairs = np.char.add(np.char.add(np.asarray(tasks, dtype=str), "\x1f"), np.asarray(domains, dtype=str))
+    uniq, inverse = np.unique(pairs, return_inverse=True)
+    table = np.empty((len(uniq), len(cards)), dtype=np.float32)
+    for u, key in enumerate(uniq.tolist()):
+        task, domain = key.split("\x1f", 1)
+        for j, card in enumerate(cards):
+            v = card.accuracy_by_task.get(task)
+            if v is None:
+                v = card.accuracy_by_domain.get(domain, card.metrics.get("accuracy", 0.5))
+            table[u, j] = v
+    base = table[inverse.reshape(-1)]
+    shift = DIFFICULTY_SLOPE * (mean_complexity - np.asarray(complexity, dtype=np.float32))
+    z = _logit(base) + shift[:, None]
+    return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+
+
+class QualityPredictor:
+    """Blends kNN outcomes with card priors, then applies feedback corrections.
+
+    Args:
+        index: the evaluation store (may be ``None`` for card-only routing).
+        lam: prior strength in pseudo-neighbours (larger trusts cards more).
+        k: neighbours per query.
+        tau: similarity temperature for neighbour weights.
+    """
+
+    def __init__(
+        self,
+        index: OutcomeIndex | None,
+        *,
+        lam: float = 3.0,
+        k: int = 50,
+        tau: float = 0.1,
+        mean_complexity: float = 0.5,
+    ) -> None:
+        self.index = index
+        self.lam = lam
+        self.k = k
+        self.tau = tau
+        self.mean_complexity = mean_complexity
+
+    def columns(self, cards: Sequence[ModelCard]) -> list[int | None]:
+        """Index columns holding each card's outcomes (by name, then by alias)."""
+        if self.index is None:
+            return [None] * len(cards)
+        out: list[int | None] = []
+        for card in cards:
+            col = self.index.column(card.name)
+            if col is None:
+                for alias in card.aliases:
+                    col = self.index.column(alias)
+                    if col is not None:
+                        break
+            out.append(col)
+        return out
+
+    def neighbours(self, embeddings: np.ndarray, *, exact: bool) -> KNNResult | None:
+        """kNN of the queries (Annoy for one prompt, an exact matrix product for batches)."""
+        if self.index is None or len(self.index) == 0:
+            return None
+        if exact or embeddings.shape[0] > 1:
+            return self.index.search_batch(embeddings, self.k)
+        return self.index.search(embeddings[0], self.k)
+
+    def predict(
+        self,
+        knn: KNNResult | None,
+        cards: Sequence[ModelCard],
+        domains: Sequence[str],
+        tasks: Sequence[str],
+        complexity: np.ndarray,
+        *,
+        columns: Sequence[int | None] | None = None,
+        corrections: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Predicted quality and kNN support, both of shape (n_prompts, n_models).
+
+        Args:
+            knn: neighbours of each prompt (``None`` for card-only).
+            cards: the candidates, in output column order.
+            domains, tasks, complexity: the analyzer's view of each prompt.
+            columns: precomputed :meth:`columns` (saves alias lookups on the hot path).
+            corrections: optional (n_prompts, n_models) additive feedback corrections.
+        """
+        prior = card_prior(
+            cards, domains, tasks, complexity, mean_complexity=self.mean_complexity
+        )
+        if knn is None or self.index is None:
+            quality, support = prior, np.zeros_like(prior)
+        else:
+            cols = list(columns) if columns is not None else self.columns(cards)
+            knn_q, support = self.index.knn_quality(knn, cols, tau=self.tau)
+            knn_q = np.where(np.isnan(knn_q), prior, knn_q)
+            quality = (support * knn_q + self.lam * prior) / (support + self.lam)
+        if corrections is not None:
+            quality = quality + corrections
+        return np.clip(quality, 0.0, 1.0).astype(np.float32), support
