@@ -22,6 +22,7 @@ Tree::
     │   ├── CorruptArtifactError                a file is unreadable or inconsistent (names it)
     │   └── UnsupportedFormatError              a format version we cannot read
     ├── DependencyError (ImportError)           an optional extra is not installed
+    ├── FallbackExhaustedError                  every model of a fallback chain failed (transiently)
     ├── FeedbackError (ValueError)              unknown decision id, bad score
     └── StoreError                              the feedback store cannot be opened or written
 """
@@ -36,6 +37,7 @@ __all__ = [
     "CorruptArtifactError",
     "DataFormatError",
     "DependencyError",
+    "FallbackExhaustedError",
     "FeedbackError",
     "InvalidConstraintsError",
     "InvalidInputError",
@@ -118,6 +120,22 @@ class UnsupportedFormatError(ArtifactError):
 
 class DependencyError(OptiRouteError, ImportError):
     """An optional dependency is missing; the message names the extra to install."""
+
+
+class FallbackExhaustedError(OptiRouteError):
+    """Every model of the fallback chain failed with a retryable (transient) provider error.
+
+    Attributes:
+        errors: model name -> the exception it raised, in the order tried.
+    """
+
+    def __init__(self, errors: Mapping[str, BaseException]) -> None:
+        detail = "; ".join(f"{m}: {type(e).__name__}: {e}" for m, e in errors.items())
+        super().__init__(
+            f"All {len(errors)} routed models failed with retryable errors ({detail}). Check that the "
+            "providers are reachable, or add more candidates."
+        )
+        self.errors: dict[str, BaseException] = dict(errors)
 
 
 class FeedbackError(OptiRouteError, ValueError):

@@ -233,13 +233,21 @@ class Router:
         *,
         batch: bool,
         show_progress: bool = False,
+        embeddings: np.ndarray | None = None,
     ) -> RouteArrays:
         from .embedding import prune_text
 
         st = self._ensure()
         cards, columns = self._candidates(candidates)
         pruned = [prune_text(it.text) for it in items]
-        emb = st.embedder.encode([p for p, _ in pruned], show_progress=show_progress)
+        if embeddings is None:
+            emb = st.embedder.encode([p for p, _ in pruned], show_progress=show_progress)
+        else:
+            emb = np.asarray(embeddings, dtype=np.float32)
+            if emb.shape != (len(items), st.embedder.dim):
+                raise InvalidInputError(
+                    f"embeddings must have shape ({len(items)}, {st.embedder.dim}), got {emb.shape}."
+                )
         out = st.analyzer.predict(emb)
         tasks = [st.analyzer.task_types[i] for i in out.task_probs.argmax(axis=1)]
         domains = [st.analyzer.domains[i] for i in out.domain_probs.argmax(axis=1)]
@@ -336,8 +344,14 @@ class Router:
         candidates: Sequence[str] | None = None,
         batch_size: int = 4096,
         show_progress: bool = False,
+        embeddings: np.ndarray | None = None,
     ) -> BatchDecisions:
         """Route many prompts at once, vectorised (one encode batch, one matrix, one argmax).
+
+        Args:
+            embeddings: optional precomputed (n, dim) unit embeddings of the same texts (made with
+                this router's embedder and pruning), to skip encoding when routing the same prompts
+                under many preferences.
 
         Returns a :class:`BatchDecisions`: ``.model_names`` (one per prompt) and arrays are ready at
         once; indexing it (``batch[i]``) materialises a full :class:`RoutingDecision`.
@@ -351,7 +365,8 @@ class Router:
         cons = self.constraints.merged(Constraints.coerce(constraints))
         parts = [
             self._arrays(items[s : s + batch_size], prefs, cons, candidates, batch=True,
-                         show_progress=show_progress)
+                         show_progress=show_progress,
+                         embeddings=None if embeddings is None else embeddings[s : s + batch_size])
             for s in range(0, len(items), batch_size)
         ]
         return BatchDecisions(parts, self._materialise)

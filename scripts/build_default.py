@@ -45,6 +45,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=DEFAULT_DIR)
     args = ap.parse_args()
 
+    registry = Registry.default()
     embs, ids, tasks, frames = [], [], [], []
     for name in SETS:
         p = load_prompts(args.data / name / "prompts.csv.gz")
@@ -53,7 +54,8 @@ def main() -> None:
         o = o[o["prompt_id"].isin(set(p["prompt_id"]))]
         pid = [f"{name}:{x}" for x in p["prompt_id"]]
         e = load_or_embed(name, p["prompt_id"].tolist(), p["text"].tolist())
-        o = o.assign(prompt_id=name + ":" + o["prompt_id"])
+        # Canonical card names, so one model evaluated in both sets (Llama-3.1-8B-Instruct) is one column.
+        o = o.assign(prompt_id=name + ":" + o["prompt_id"], model=o["model"].map(lambda m: registry.get(m).name))
         embs.append(e)
         ids.extend(pid)
         tasks.extend(f"{name}:{t}" for t in p["task"])
@@ -66,10 +68,6 @@ def main() -> None:
     scores, _ = outcome_matrices(ids, models, outcomes)
     index = OutcomeIndex(np.concatenate(embs), ids, tasks, models, scores, None, n_trees=16)
 
-    registry = Registry.default()
-    missing = [m for m in models if m not in registry]
-    if missing:
-        raise SystemExit(f"models without a bundled card (add them to build_registry.py): {missing}")
     pool = [c.name for c in registry if c.kind in ("api", "chat")]
 
     out = args.out

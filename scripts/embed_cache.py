@@ -23,30 +23,31 @@ SETS = ["mmlu_pro", "llmrouter", "routellm/mmlu", "routellm/gsm8k", "routellm/mt
 LABEL_SETS = ["labels/mt_bench", "labels/vicuna80", "labels/arena_hard_v2", "labels/arena_hard_v0_1"]
 
 
-def _key(ids: Sequence[str], texts: Sequence[str]) -> str:
-    h = hashlib.sha256()
-    for i, t in zip(ids, texts):
-        h.update(str(i).encode())
-        h.update(b"\x00")
-        h.update(t.encode("utf-8", "replace"))
-        h.update(b"\x01")
-    return h.hexdigest()[:16]
+def _row_hash(prompt_id: str, text: str) -> str:
+    return hashlib.sha1(f"{prompt_id}\x00{text}".encode("utf-8", "replace")).hexdigest()[:16]
 
 
 def load_or_embed(set_name: str, prompt_ids: Sequence[str], texts: Sequence[str]) -> np.ndarray:
-    """Float32 unit embeddings of ``texts`` (cached per set name and text hash)."""
+    """Float32 unit embeddings of ``texts``; rows already cached (same id and text) are reused, the
+    rest are embedded and added, so subsets and supersets of a set share one cache file."""
     from optiroute.embedding import MiniLMEmbedder
 
     CACHE.mkdir(parents=True, exist_ok=True)
     path = CACHE / f"{set_name.replace('/', '__')}.npz"
-    key = _key(prompt_ids, texts)
+    keys = [_row_hash(str(i), t) for i, t in zip(prompt_ids, texts)]
+    cached: dict[str, np.ndarray] = {}
     if path.exists():
         with np.load(path, allow_pickle=False) as z:
-            if str(z["key"]) == key:
-                return z["emb"].astype(np.float32)
-    emb = MiniLMEmbedder(threads=None).encode(list(texts), batch_size=64, show_progress=True)
-    np.savez(path, key=np.array(key), ids=np.array([str(i) for i in prompt_ids]), emb=emb.astype(np.float16))
-    return emb
+            if "hashes" in z:
+                cached = dict(zip(z["hashes"].tolist(), z["emb"]))
+    missing = [i for i, k in enumerate(keys) if k not in cached]
+    if missing:
+        new = MiniLMEmbedder(threads=None).encode([texts[i] for i in missing], batch_size=64, show_progress=True)
+        for i, e in zip(missing, new):
+            cached[keys[i]] = e.astype(np.float16)
+        hashes = np.array(list(cached))
+        np.savez(path, hashes=hashes, emb=np.stack([cached[h] for h in hashes.tolist()]).astype(np.float16))
+    return np.stack([cached[k] for k in keys]).astype(np.float32)
 
 
 def embed_set(data: Path, name: str) -> np.ndarray:
