@@ -99,7 +99,7 @@ def main() -> None:
         acc, cost, miss = realise(res.model_names)
         rows.append((f"profile {prof}", acc, cost, miss))
     aiq = hull_auc(points, c_lo, c_hi)
-    single_aiq = hull_auc(list(single.values()), c_lo, c_hi)
+    single_aiq = hull_auc([(c, a) for a, c in single.values()], c_lo, c_hi)
     b_acc, b_cost = single[best]
 
     def at_budget(frac: float) -> float:

@@ -15,6 +15,7 @@ Loading verifies the manifest's format and every checksum, so a truncated or edi
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shutil
@@ -131,8 +132,13 @@ def load_router_parts(directory: Path) -> dict[str, Any]:
     return parts
 
 
+@functools.lru_cache(maxsize=1)
 def load_default_parts() -> dict[str, Any]:
-    """The bundled default: registry and analyzer from their bundled files, plus the default store."""
+    """The bundled default: registry and analyzer from their bundled files, plus the default store.
+
+    Loaded once per process: every ``Router.default()`` shares the read-only store (and its Annoy
+    index, built on first use), as LangChain rebuilds models per call under ``configurable_fields``.
+    """
     from .index import OutcomeIndex
 
     manifest_path = DEFAULT_DIR / "manifest.json"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import threading
+import warnings
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -95,8 +96,12 @@ class OutcomeIndex:
         self._ann_path: Path | None = None
         self._lock = threading.Lock()
         # Per-model means are the fallback prediction when no neighbour has the model's outcome.
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows/columns are fine here
             self.model_means = np.nan_to_num(np.nanmean(self.scores, axis=0), nan=0.5)
+            # Each stored prompt's mean outcome over the models evaluated on it: the reference that
+            # makes outcomes from differently scored sets comparable (see knn_quality(relative=True)).
+            self.row_means = np.nan_to_num(np.nanmean(self.scores, axis=1), nan=0.5).astype(np.float32)
 
     def __len__(self) -> int:
         return len(self.prompt_ids)
@@ -179,6 +184,7 @@ class OutcomeIndex:
         *,
         tau: float = 0.1,
         values: np.ndarray | None = None,
+        relative: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Similarity-weighted mean outcome of the neighbours, per query and requested column.
 
@@ -188,7 +194,10 @@ class OutcomeIndex:
         neighbours that have an outcome for that model (0 for models the store does not know, whose
         quality is then NaN); the predictor shrinks towards the card prior when it is small.
         ``values`` averages another (n_prompts, n_models) matrix instead of the scores, e.g.
-        :attr:`costs`.
+        :attr:`costs`. With ``relative``, each neighbour's outcome is taken relative to that prompt's
+        mean over the models evaluated on it: "how much better than the other models on prompts like
+        this", which stays comparable across data sets whose scores mean different things (0/1
+        multiple-choice accuracy vs a generation metric).
         """
         matrix = self.scores if values is None else values
         n = knn.ids.shape[0]
@@ -200,6 +209,8 @@ class OutcomeIndex:
         w = np.exp((knn.sims - 1.0) / tau).astype(np.float32)  # (n, k)
         cols = np.array([c for _, c in known])
         s = matrix[knn.ids][:, :, cols]  # (n, k, mk)
+        if relative:
+            s = s - self.row_means[knn.ids][:, :, None]
         has = ~np.isnan(s)
         wk = w[:, :, None] * has
         num = np.einsum("nkm,nkm->nm", wk, np.nan_to_num(s))

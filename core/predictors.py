@@ -8,9 +8,11 @@ Two sources are blended per (prompt, model):
   by the analyzer's predicted difficulty on the logit scale (an item-response view: harder prompts
   lower every model's odds).
 
-The blend is a shrinkage estimate, ``(support * knn + lam * prior) / (support + lam)``, where
-``support`` is the effective number of neighbours that have an outcome for the model, so a model
-with no stored outcomes falls back to its card smoothly instead of through a hard switch. Feedback
+The blend is ``prior + support / (support + lam) * residual``: the kNN residual is how much better
+than the other evaluated models this model did on similar prompts (relative outcomes stay comparable
+across data sets scored on different scales), shrunk by ``support``, the similarity mass of the
+neighbours that have an outcome for the model. A model with no stored outcomes falls back to its card
+smoothly instead of through a hard switch. Feedback
 then moves the estimate by the mean residual (observed - predicted) per model and task type.
 """
 
@@ -46,21 +48,18 @@ def card_prior(
 ) -> np.ndarray:
     """Card-based quality for each (prompt, model): shape (n_prompts, n_models).
 
-    The base rate is the card's accuracy for the prompt's task type if the card has it, else its
-    accuracy in the prompt's domain, else its overall accuracy; difficulty then shifts the logit.
+    The base rate is the card's accuracy in the prompt's domain, else its overall accuracy (both on
+    the MMLU-Pro-anchored scale of the registry); difficulty then shifts the logit. ``tasks`` is
+    accepted for predictors that use it.
     """
-    # Few distinct (task, domain) pairs occur, so look each up once and broadcast (vectorised for
-    # batches of millions of prompts).
-    pairs = np.char.add(np.char.add(np.asarray(tasks, dtype=str), "\x1f"), np.asarray(domains, dtype=str))
-    uniq, inverse = np.unique(pairs, return_inverse=True)
-    table = np.empty((len(uniq), len(cards)), dtype=np.float32)
-    for u, key in enumerate(uniq.tolist()):
-        task, domain = key.split("\x1f", 1)
-        for j, card in enumerate(cards):
-            v = card.accuracy_by_task.get(task)
-            if v is None:
-                v = card.accuracy_by_domain.get(domain, card.metrics.get("accuracy", 0.5))
-            table[u, j] = v
+    # Few distinct domains occur, so look each up once and broadcast (vectorised for batches of
+    # millions of prompts). Task-level accuracies come from data sets scored on other scales, so the
+    # prior stays on the domain / overall (MMLU-Pro-anchored) scale; kNN residuals add task strengths.
+    uniq, inverse = np.unique(np.asarray(domains, dtype=str), return_inverse=True)
+    table = np.array(
+        [[c.accuracy_by_domain.get(d, c.metrics.get("accuracy", 0.5)) for c in cards] for d in uniq.tolist()],
+        dtype=np.float32,
+    ).reshape(len(uniq), len(cards))
     base = table[inverse.reshape(-1)]
     shift = DIFFICULTY_SLOPE * (mean_complexity - np.asarray(complexity, dtype=np.float32))
     z = _logit(base) + shift[:, None]
@@ -142,9 +141,9 @@ class QualityPredictor:
             quality, support = prior, np.zeros_like(prior)
         else:
             cols = list(columns) if columns is not None else self.columns(cards)
-            knn_q, support = self.index.knn_quality(knn, cols, tau=self.tau)
-            knn_q = np.where(np.isnan(knn_q), prior, knn_q)
-            quality = (support * knn_q + self.lam * prior) / (support + self.lam)
+            resid, support = self.index.knn_quality(knn, cols, tau=self.tau, relative=True)
+            resid = np.nan_to_num(resid, nan=0.0)
+            quality = prior + support * resid / (support + self.lam)
         if corrections is not None:
             quality = quality + corrections
         return np.clip(quality, 0.0, 1.0).astype(np.float32), support

@@ -5,7 +5,8 @@ Training data (train splits only; embeddings from ``scripts/embed_cache.py``):
 - task type: MMLU-Pro (math category -> math, the rest -> knowledge), LLMRouter's 14 task types (mapped
   below), RouteLLM MMLU (knowledge) and GSM8K (math), and Arena-Hard v0.1's 500 real user prompts, whose
   250 topic-cluster names are mapped to task types by the keyword rule below (unmatched clusters are
-  not used). Never MT-Bench, Vicuna-80 or Arena-Hard v2: those are the held-out evaluation sets (and
+  not used), plus ``scripts/data/seed_prompts.csv``: ~90 hand-written example prompts for writing,
+  extraction, chat and reasoning, which the public data barely covers. Never MT-Bench, Vicuna-80 or Arena-Hard v2: those are the held-out evaluation sets (and
   RouteLLM's mt_bench set is MT-Bench itself).
 - domain: MMLU-Pro's 14 categories plus RouteLLM MMLU's 57 subjects mapped onto them.
 - complexity: empirical difficulty = 1 - mean score over the models evaluated on the prompt (MMLU-Pro
@@ -36,7 +37,7 @@ from optiroute.analyzer import BUNDLED, TaskAnalyzer  # noqa: E402
 TASK_TYPES = ["math", "coding", "reasoning", "knowledge", "writing", "extraction", "chat"]
 LLMROUTER_TASKS = {
     "math": "math", "gsm8k": "math", "agentverse-mgsm": "math", "mbpp": "coding", "human_eval": "coding",
-    "commonsense_qa": "reasoning", "openbook_qa": "reasoning", "arc_challenge": "reasoning",
+    "commonsense_qa": "reasoning", "openbook_qa": "knowledge", "arc_challenge": "knowledge",
     "agentverse-logicgrid": "reasoning", "mmlu": "knowledge", "gpqa": "knowledge",
     "natural_qa": "knowledge", "trivia_qa": "knowledge", "commongen": "writing",
 }
@@ -81,6 +82,8 @@ MMLU_TO_DOMAIN = {
 #: Typical answer lengths (tokens) where no data records them; a routing-cost estimate only.
 OUTPUT_TOKENS_TABLE = {"coding": 450, "reasoning": 250, "writing": 500, "extraction": 250, "chat": 350}
 MAX_PER_CLASS = 3000
+MAX_PER_GROUP = 700
+SEED_PROMPTS = ROOT / "scripts" / "data" / "seed_prompts.csv"
 SEED = 0
 
 
@@ -103,11 +106,17 @@ def difficulty(d: Path, name: str, ids: pd.Series) -> np.ndarray:
     return (1.0 - o.groupby("prompt_id")["score"].mean()).reindex(ids).to_numpy(dtype=float)
 
 
-def balanced(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def balanced(
+    x: np.ndarray, y: np.ndarray, rng: np.random.Generator, groups: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cap rows per (class, source group) so no single source's format defines a class (MMLU-style
+    multiple choice would otherwise be all the analyzer knows of 'knowledge')."""
+    g = groups if groups is not None else y
     keep = []
-    for c in np.unique(y):
-        idx = np.flatnonzero(y == c)
-        keep.append(rng.choice(idx, size=min(len(idx), MAX_PER_CLASS), replace=False))
+    for key in sorted(set(zip(y.tolist(), g.tolist()))):
+        idx = np.flatnonzero((y == key[0]) & (g == key[1]))
+        cap = MAX_PER_GROUP if groups is not None else MAX_PER_CLASS
+        keep.append(rng.choice(idx, size=min(len(idx), cap), replace=False))
     k = np.sort(np.concatenate(keep))
     return x[k], y[k]
 
@@ -130,14 +139,23 @@ def main() -> None:
     ah["task"] = ah["label"].map(arena_task)
 
     # ---- task head
-    xs, ys = [], []
+    xs, ys, gs = [], [], []
     xs.append(np.stack(mp["emb"])); ys += ["math" if t == "math" else "knowledge" for t in mp["task"]]
+    gs += ["mmlu_pro"] * len(mp)
     xs.append(np.stack(lr["emb"])); ys += [LLMROUTER_TASKS[t] for t in lr["task"]]
-    xs.append(np.stack(rm["emb"])); ys += ["knowledge"] * len(rm)
-    xs.append(np.stack(rg["emb"])); ys += ["math"] * len(rg)
+    gs += [f"llmrouter:{t}" for t in lr["task"]]
+    xs.append(np.stack(rm["emb"])); ys += ["knowledge"] * len(rm); gs += ["routellm_mmlu"] * len(rm)
+    xs.append(np.stack(rg["emb"])); ys += ["math"] * len(rg); gs += ["routellm_gsm8k"] * len(rg)
     ok = ah["task"].notna().to_numpy()
-    xs.append(ah_emb[ok]); ys += ah.loc[ok, "task"].tolist()
-    xt, yt = balanced(np.concatenate(xs), np.array(ys), rng)
+    xs.append(ah_emb[ok]); ys += ah.loc[ok, "task"].tolist(); gs += ["arena_hard_v0_1"] * int(ok.sum())
+    # Hand-written seed utterances (semantic-router style) for the task types the public data barely
+    # covers (creative writing, extraction, open chat); written for this project, checked for
+    # near-duplicates of the evaluation sets (benchmarks/analyzer_eval.py reports the max similarity).
+    seed = pd.read_csv(SEED_PROMPTS)
+    seed_ids = [f"seed{i}" for i in range(len(seed))]
+    xs.append(load_or_embed("seed_prompts", seed_ids, seed["text"].tolist())); ys += seed["task"].tolist()
+    gs += ["seed"] * len(seed)
+    xt, yt = balanced(np.concatenate(xs), np.array(ys), rng, np.array(gs))
     task_clf = LogisticRegression(C=4.0, max_iter=2000, class_weight="balanced", random_state=SEED)
     task_clf.fit(xt, yt)
     counts = {t: int((yt == t).sum()) for t in TASK_TYPES}
@@ -190,6 +208,7 @@ def main() -> None:
             "llmrouter": "ulab-uiuc/LLMRouter @ 4e7a7969, MIT (train split)",
             "routellm": "lm-sys/RouteLLM @ 0b64fdaf routellm/evals mmlu + gsm8k, Apache-2.0 (train split)",
             "arena_hard_v0_1": "lmarena/arena-hard-auto @ 196f6b82, Apache-2.0 (cluster names mapped by rule)",
+            "seed_prompts": "scripts/data/seed_prompts.csv, hand-written for OptiRoute (Apache-2.0)",
         },
         "output_tokens_source": "median MMLU-Pro answer tokens for math/knowledge; fixed table otherwise",
     }

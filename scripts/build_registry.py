@@ -28,7 +28,7 @@ OUT = ROOT / "core" / "data" / "models.json"
 LLMROUTER_TASKS = {
     "math": "math", "gsm8k": "math", "agentverse-mgsm": "math",
     "mbpp": "coding", "human_eval": "coding",
-    "commonsense_qa": "reasoning", "openbook_qa": "reasoning", "arc_challenge": "reasoning",
+    "commonsense_qa": "reasoning", "openbook_qa": "knowledge", "arc_challenge": "knowledge",
     "agentverse-logicgrid": "reasoning",
     "mmlu": "knowledge", "gpqa": "knowledge", "natural_qa": "knowledge", "trivia_qa": "knowledge",
     "commongen": "writing",

@@ -16,7 +16,8 @@ def analyzer():
     [
         ("Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many clips did she sell altogether?", "math"),
         ("Write a python function that returns the n-th Fibonacci number.", "coding"),
-        ("Who was the first president of the United States?", "knowledge"),
+        ("Explain how photosynthesis works.", "knowledge"),
+        ("Write a short poem about the ocean at night.", "writing"),
     ],
 )
 def test_clear_prompts_get_the_obvious_task(analyzer, text, task):

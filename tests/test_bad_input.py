@@ -29,9 +29,13 @@ def test_bad_prompts(default_router, prompt):
         default_router.decide(prompt, candidates=CANDS)
 
 
-def test_huge_prompt_is_pruned_and_routed(default_router):
-    d = default_router.decide("Explain this log line by line. " + "error at line 42 " * 50_000, candidates=CANDS)
-    assert d.profile.pruned and d.profile.est_input_tokens > 100_000
+def test_huge_prompt_is_pruned_and_routed_by_context_window(default_router):
+    log = "Explain this log line by line. " + "error at line 42 " * 20_000  # ~85k tokens
+    d = default_router.decide(log, candidates=["gpt-4o-mini", "Mistral-7B-Instruct-v0.2", "claude-3-5-haiku"])
+    assert d.profile.pruned and d.profile.est_input_tokens > 80_000
+    assert d.score_of("Mistral-7B-Instruct-v0.2").excluded.startswith("context window")
+    with pytest.raises(NoEligibleModelError, match="context window"):
+        default_router.decide(log * 3, candidates=CANDS)  # ~255k tokens: beyond every window
 
 
 @pytest.mark.parametrize("prefs", [{"accuracy": float("nan")}, {"cost": -1}, {"cost": 2}, {"speed": 1}, {"accuracy": 0}])

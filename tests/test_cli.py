@@ -15,7 +15,7 @@ runner = CliRunner()
 
 
 def invoke(*args, input=None):
-    return runner.invoke(app, list(args), input=input, catch_exceptions=False)
+    return runner.invoke(app, list(args), input=input, catch_exceptions=False, env={"COLUMNS": "300"})
 
 
 def test_route_prints_model_runner_up_and_reason():

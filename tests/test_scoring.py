@@ -79,10 +79,10 @@ def test_generalist_is_strongest_eligible_or_named():
     assert pol.generalist_index(cards, ok, "a").tolist() == [0, 0, -1]
 
 
-def test_card_prior_uses_task_then_domain_then_overall_and_difficulty():
+def test_card_prior_uses_domain_then_overall_and_difficulty():
     cards = [card("a", acc=0.5, dom={"law": 0.2}, task={"math": 0.9})]
     p = card_prior(cards, ["law", "law", "biology"], ["math", "writing", "writing"], np.array([0.5, 0.5, 0.5]))
-    assert p[:, 0].tolist() == pytest.approx([0.9, 0.2, 0.5], abs=1e-3)
+    assert p[:, 0].tolist() == pytest.approx([0.2, 0.2, 0.5], abs=1e-3)
     hard = card_prior(cards, ["biology"], ["writing"], np.array([0.9]))
     easy = card_prior(cards, ["biology"], ["writing"], np.array([0.1]))
     assert hard[0, 0] < 0.5 < easy[0, 0]
