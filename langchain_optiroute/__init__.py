@@ -1,6 +1,11 @@
-"""LangChain integration for OptiRoute (``ChatOptiRoute``, a BaseChatModel that routes every call).
+"""LangChain integration for OptiRoute: ``ChatOptiRoute``, a chat model that routes every call.
 
-Tracked in issue 4; see the README's status section for what is implemented.
+``import langchain_optiroute`` stays light: the routing core (embedder, analyzer, store) loads on the
+first routed call.
 """
 
-__all__: list[str] = []
+from langchain_optiroute._routing import DECISION_EVENT
+from langchain_optiroute.callbacks import OptiRouteCallbackHandler
+from langchain_optiroute.chat_model import ChatOptiRoute
+
+__all__ = ["DECISION_EVENT", "ChatOptiRoute", "OptiRouteCallbackHandler"]

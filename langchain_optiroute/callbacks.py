@@ -1,0 +1,66 @@
+"""A callback handler that ties chain / agent run ids to OptiRoute decisions, for later feedback.
+
+Modelled on ``UsageMetadataCallbackHandler``: small, thread-safe, no I/O. Attach it to a chain run
+(``config={"callbacks": [handler]}``); every routed model call inside records its decision under its
+own run id and under every ancestor run id the callback system reports, so feedback given on the
+chain's run id (e.g. from LangSmith or your UI) reaches the decisions it contains.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+from uuid import UUID
+
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.outputs import LLMResult
+
+__all__ = ["OptiRouteCallbackHandler"]
+
+
+class OptiRouteCallbackHandler(BaseCallbackHandler):
+    """Collects routing decisions by run id.
+
+    Attributes:
+        decisions: run id (str) -> the decision ids made inside that run, in order.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self._parents: dict[str, str] = {}
+        self.decisions: dict[str, list[str]] = {}
+
+    def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any) -> None:
+        if parent_run_id is not None:
+            with self._lock:
+                self._parents[str(run_id)] = str(parent_run_id)
+
+    def on_chat_model_start(self, serialized: Any, messages: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any) -> None:
+        if parent_run_id is not None:
+            with self._lock:
+                self._parents[str(run_id)] = str(parent_run_id)
+
+    def on_llm_end(self, response: LLMResult, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any) -> None:
+        ids = []
+        for gens in response.generations:
+            for gen in gens:
+                meta = getattr(getattr(gen, "message", None), "response_metadata", None) or {}
+                if "optiroute" in meta:
+                    ids.append(str(meta["optiroute"]["decision_id"]))
+        if not ids:
+            return
+        with self._lock:
+            node: str | None = str(run_id)
+            if parent_run_id is not None:
+                self._parents.setdefault(node, str(parent_run_id))
+            seen = set()
+            while node is not None and node not in seen:
+                seen.add(node)
+                self.decisions.setdefault(node, []).extend(ids)
+                node = self._parents.get(node)
+
+    def decision_ids(self, run_id: UUID | str) -> list[str]:
+        """Decision ids made inside ``run_id`` (the run itself or any descendant)."""
+        with self._lock:
+            return list(self.decisions.get(str(run_id), []))

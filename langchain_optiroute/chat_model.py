@@ -1,0 +1,428 @@
+"""``ChatOptiRoute``: a LangChain chat model that routes every call to one of its candidates.
+
+Each call is analysed and routed by the OptiRoute core; the chosen candidate's own
+``_generate/_agenerate/_stream/_astream`` then runs under *our* run manager, so a call is one LLM run
+(tokens are counted once by ``get_usage_metadata_callback``). The candidate's own cache and callbacks
+are therefore bypassed; its ``rate_limiter`` is honoured explicitly. Retryable provider errors move
+down the decision's fallback chain (shared logic in :mod:`optiroute.fallback`); others surface as is.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import Any
+from uuid import UUID
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.language_models.base import LangSmithParams
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, field_validator
+
+from optiroute.errors import FallbackExhaustedError, FeedbackError, InvalidInputError
+from optiroute.fallback import is_retryable
+
+from ._routing import Call, Plan, aemit_decision, emit_decision, shared_default_router, stamp_message, with_run_id
+from .structured import structured_runnable
+
+__all__ = ["ChatOptiRoute"]
+
+METADATA_KEY = "optiroute"
+CALL_KWARG = "optiroute_call"
+PREFERENCES_METADATA_KEY = "optiroute_preferences"
+
+
+def _name_of(model: BaseChatModel) -> str:
+    for attr in ("model_name", "model", "model_id", "deployment_name"):
+        value = getattr(model, attr, None)
+        if isinstance(value, str) and value:
+            return value
+    return type(model).__name__
+
+
+class ChatOptiRoute(BaseChatModel):
+    """A chat model that routes each call to the best candidate for the caller's preferences.
+
+    Args:
+        models: the candidates, a list of chat models (named after their ``model``/``model_name``)
+            or a ``{name: model}`` mapping; names are resolved against the router's registry
+            (unknown names get a neutral prior and a warning).
+        router: an :class:`optiroute.Router`; ``None`` shares one ``Router.default()`` per process.
+        preferences: default preferences (profile name, weights or Preferences). Per call:
+            ``invoke(..., preferences=...)`` > ``.bind(preferences=...)`` > config metadata
+            ``{"optiroute_preferences": ...}`` > this field > the router's default.
+        constraints: default hard constraints (merged with per-call ``constraints=``).
+        temperature, max_tokens: forwarded to the chosen candidate when set.
+
+    Example:
+        ```python
+        llm = ChatOptiRoute(models=[ChatOpenAI(model="gpt-4o-mini"), ChatOpenAI(model="gpt-4o")],
+                            preferences="cost-effective")
+        chain = prompt | llm | StrOutputParser()
+        llm.invoke("Prove Fermat's little theorem", preferences="quality-first")
+        ```
+    """
+
+    model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True, protected_namespaces=())
+
+    models: dict[str, BaseChatModel] = Field(default_factory=dict)
+    router: Any = None
+    preferences: Any = None
+    constraints: Any = None
+    model_name: str = Field(default="optiroute", alias="model")
+    temperature: float | None = None
+    max_tokens: int | None = None
+    timeout: float | None = None
+    stop: list[str] | None = Field(default=None, alias="stop_sequences")
+    max_retries: int | None = None
+    api_key: SecretStr | None = None
+    streaming: bool = False
+
+    _names: dict[str, str] | None = PrivateAttr(default=None)
+    _runs: OrderedDict[str, str] = PrivateAttr(default_factory=OrderedDict)
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _named(cls, value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return dict(value)
+        if isinstance(value, Sequence) and not isinstance(value, str):
+            named: dict[str, Any] = {}
+            for model in value:
+                name = _name_of(model) if isinstance(model, BaseChatModel) else str(model)
+                key, i = name, 2
+                while key in named:
+                    key, i = f"{name}#{i}", i + 1
+                named[key] = model
+            return named
+        return value
+
+    # ------------------------------------------------------------------ plumbing
+    @property
+    def _llm_type(self) -> str:
+        return "optiroute"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model_name": self.model_name, "candidates": sorted(self.models)}
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        params = LangSmithParams(ls_provider="optiroute", ls_model_type="chat")
+        model = kwargs.get("model")
+        params["ls_model_name"] = model if isinstance(model, str) else self.model_name
+        temperature = kwargs.get("temperature", self.temperature)
+        if isinstance(temperature, (int, float)):
+            params["ls_temperature"] = temperature
+        max_tokens = kwargs.get("max_tokens", self.max_tokens)
+        if isinstance(max_tokens, int):
+            params["ls_max_tokens"] = max_tokens
+        if stop or self.stop:
+            params["ls_stop"] = stop or self.stop
+        return params
+
+    def get_num_tokens(self, text: str) -> int:
+        """Approximate tokens as characters / 4 (the default downloads a GPT-2 tokenizer)."""
+        return max(1, len(text) // 4) if text else 0
+
+    def get_token_ids(self, text: str) -> list[int]:
+        """Not available offline for a router of many models; use :meth:`get_num_tokens`."""
+        raise NotImplementedError("ChatOptiRoute counts tokens approximately; use get_num_tokens().")
+
+    def _router(self) -> Any:
+        return self.router if self.router is not None else shared_default_router()
+
+    def _name_map(self) -> dict[str, str]:
+        """Registry card name -> candidate key (resolved once, on the first call)."""
+        if self._names is None:
+            if not self.models:
+                raise InvalidInputError("ChatOptiRoute needs at least one candidate model in `models`.")
+            registry = self._router().registry
+            names: dict[str, str] = {}
+            for key in self.models:
+                names.setdefault(registry.resolve(key).name, key)
+            self._names = names
+        return self._names
+
+    # ------------------------------------------------------------------ planning
+    def _plan(
+        self, messages: list[BaseMessage], run_manager: Any, kwargs: dict[str, Any], call: Call | None = None
+    ) -> Plan:
+        prefs = kwargs.pop("preferences", None)
+        metadata = getattr(run_manager, "metadata", None) or (call.config.get("metadata") if call else None) or {}
+        if prefs is None:
+            prefs = metadata.get(PREFERENCES_METADATA_KEY, self.preferences)
+        constraints = kwargs.pop("constraints", None) or self.constraints
+        kwargs.pop("model", None)  # a per-call model= override names the trace only
+        names = self._name_map()
+        pool = list(names)
+        if kwargs.get("tools"):
+            pool = [n for n in pool if _supports_tools(self.models[names[n]])]
+            if not pool:
+                raise InvalidInputError(
+                    "Tools are bound but no candidate supports tool calling (implements bind_tools); "
+                    "add a tool-capable candidate."
+                )
+        router = self._router()
+        decision = router.decide(messages, preferences=prefs, constraints=constraints, candidates=pool)
+        chain = [decision.model, *[m for m in decision.fallbacks if m in names]]
+        return Plan(decision, [(n, self.models[names[n]]) for n in chain], router)
+
+    def _call_kwargs(self, model: BaseChatModel, kwargs: dict[str, Any]) -> dict[str, Any]:
+        out = dict(kwargs)
+        if self.temperature is not None:
+            out.setdefault("temperature", self.temperature)
+        if self.max_tokens is not None:
+            out.setdefault("max_tokens", self.max_tokens)
+        tools = out.pop("tools", None)
+        tool_kwargs = {k: out.pop(k) for k in ("tool_choice", "strict") if out.get(k) is not None}
+        out.pop("tool_choice", None)
+        out.pop("strict", None)
+        if tools:
+            bound = model.bind_tools(tools, **tool_kwargs)
+            out.update(getattr(bound, "kwargs", {}))
+        return out
+
+    def _remember(self, run_manager: Any, decision_id: str, call: Call | None = None) -> None:
+        run_id = getattr(run_manager, "run_id", None) or (call.run_id if call else None)
+        if run_id is None:
+            return
+        with self._lock:
+            self._runs[str(run_id)] = decision_id
+            while len(self._runs) > 10_000:
+                self._runs.popitem(last=False)
+
+    # ------------------------------------------------------------------ streaming entry points
+    def stream(self, input: LanguageModelInput, config: Any = None, *, stop: list[str] | None = None,
+               **kwargs: Any) -> Iterator[AIMessageChunk]:
+        cfg, call = with_run_id(config)
+        yield from super().stream(input, cfg, stop=stop, **{CALL_KWARG: call}, **kwargs)
+
+    async def astream(self, input: LanguageModelInput, config: Any = None, *, stop: list[str] | None = None,
+                      **kwargs: Any) -> AsyncIterator[AIMessageChunk]:
+        cfg, call = with_run_id(config)
+        async for chunk in super().astream(input, cfg, stop=stop, **{CALL_KWARG: call}, **kwargs):
+            yield chunk
+
+    def _get_invocation_params(self, stop: list[str] | None = None, **kwargs: Any) -> dict[str, Any]:
+        kwargs.pop(CALL_KWARG, None)  # plumbing, not a model parameter: keep it out of traces
+        return super()._get_invocation_params(stop=stop, **kwargs)
+
+    # ------------------------------------------------------------------ sync
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        kwargs.pop(CALL_KWARG, None)
+        plan = self._plan(messages, run_manager, kwargs)
+        emit_decision(run_manager, plan.decision)
+        self._remember(run_manager, plan.decision.decision_id)
+        errors: dict[str, BaseException] = {}
+        for name, model in plan.chain:
+            if model.rate_limiter is not None:
+                model.rate_limiter.acquire(blocking=True)
+            start = time.perf_counter()
+            try:
+                result = model._generate(messages, stop=stop or self.stop, run_manager=run_manager,
+                                         **self._call_kwargs(model, kwargs))
+            except Exception as exc:
+                if not is_retryable(exc):
+                    raise
+                errors[name] = exc
+                continue
+            plan.observe(name, time.perf_counter() - start, result.generations[0].message)
+            for gen in result.generations:
+                stamp_message(gen.message, plan.summary(name, errors))
+            return result
+        raise FallbackExhaustedError(errors) from list(errors.values())[-1]
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        call = kwargs.pop(CALL_KWARG, None)
+        plan = self._plan(messages, run_manager, kwargs, call)
+        emit_decision(run_manager, plan.decision, call)
+        self._remember(run_manager, plan.decision.decision_id, call)
+        errors: dict[str, BaseException] = {}
+        for name, model in plan.chain:
+            if model.rate_limiter is not None:
+                model.rate_limiter.acquire(blocking=True)
+            start = time.perf_counter()
+            call_kwargs = self._call_kwargs(model, kwargs)
+            try:
+                if type(model)._stream is BaseChatModel._stream:  # no native streaming: one chunk
+                    res = model._generate(messages, stop=stop or self.stop, run_manager=run_manager, **call_kwargs)
+                    chunks: Iterator[ChatGenerationChunk] = iter([_as_chunk(res)])
+                else:
+                    chunks = model._stream(messages, stop=stop or self.stop, run_manager=run_manager, **call_kwargs)
+                first = next(chunks, None)
+            except Exception as exc:  # failed before the first token: fall back
+                if not is_retryable(exc):
+                    raise
+                errors[name] = exc
+                continue
+            if first is None:
+                first = ChatGenerationChunk(message=_empty_chunk())
+            stamp_message(first.message, plan.summary(name, errors))  # metadata on one chunk only
+            yield first
+            last = first
+            for chunk in chunks:
+                last = chunk
+                yield chunk
+            plan.observe(name, time.perf_counter() - start, last.message)
+            return
+        raise FallbackExhaustedError(errors) from list(errors.values())[-1]
+
+    # ------------------------------------------------------------------ async
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        kwargs.pop(CALL_KWARG, None)
+        plan = self._plan(messages, run_manager, kwargs)
+        await aemit_decision(run_manager, plan.decision)
+        self._remember(run_manager, plan.decision.decision_id)
+        errors: dict[str, BaseException] = {}
+        for name, model in plan.chain:
+            if model.rate_limiter is not None:
+                await model.rate_limiter.aacquire(blocking=True)
+            start = time.perf_counter()
+            try:
+                result = await model._agenerate(messages, stop=stop or self.stop, run_manager=run_manager,
+                                                **self._call_kwargs(model, kwargs))
+            except Exception as exc:
+                if not is_retryable(exc):
+                    raise
+                errors[name] = exc
+                continue
+            plan.observe(name, time.perf_counter() - start, result.generations[0].message)
+            for gen in result.generations:
+                stamp_message(gen.message, plan.summary(name, errors))
+            return result
+        raise FallbackExhaustedError(errors) from list(errors.values())[-1]
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        call = kwargs.pop(CALL_KWARG, None)
+        plan = self._plan(messages, run_manager, kwargs, call)
+        await aemit_decision(run_manager, plan.decision, call)
+        self._remember(run_manager, plan.decision.decision_id, call)
+        errors: dict[str, BaseException] = {}
+        for name, model in plan.chain:
+            if model.rate_limiter is not None:
+                await model.rate_limiter.aacquire(blocking=True)
+            start = time.perf_counter()
+            call_kwargs = self._call_kwargs(model, kwargs)
+            try:
+                if type(model)._astream is BaseChatModel._astream and type(model)._stream is BaseChatModel._stream:
+                    res = await model._agenerate(messages, stop=stop or self.stop, run_manager=run_manager, **call_kwargs)
+                    agen: AsyncIterator[ChatGenerationChunk] = _aiter_one(_as_chunk(res))
+                else:
+                    agen = model._astream(messages, stop=stop or self.stop, run_manager=run_manager, **call_kwargs)
+                first = await anext(agen, None)
+            except Exception as exc:
+                if not is_retryable(exc):
+                    raise
+                errors[name] = exc
+                continue
+            if first is None:
+                first = ChatGenerationChunk(message=_empty_chunk())
+            stamp_message(first.message, plan.summary(name, errors))
+            yield first
+            last = first
+            async for chunk in agen:
+                last = chunk
+                yield chunk
+            plan.observe(name, time.perf_counter() - start, last.message)
+            return
+        raise FallbackExhaustedError(errors) from list(errors.values())[-1]
+
+    # ------------------------------------------------------------------ tools & structure
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Any],
+        *,
+        tool_choice: str | dict[str, Any] | bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools (stored in OpenAI format); only tool-capable candidates stay eligible."""
+        formatted = [convert_to_openai_tool(t) for t in tools]
+        if tool_choice is True:
+            tool_choice = "required"
+        if isinstance(tool_choice, str) and tool_choice not in ("auto", "none", "required", "any"):
+            tool_choice = {"type": "function", "function": {"name": tool_choice}}
+        return self.bind(tools=formatted, **({"tool_choice": tool_choice} if tool_choice else {}), **kwargs)
+
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type,
+        *,
+        include_raw: bool = False,
+        method: str = "function_calling",
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, Any]:
+        """Structured output by ``function_calling`` (forced tool), ``json_mode`` or ``json_schema``."""
+        return structured_runnable(self, schema, include_raw=include_raw, method=method, strict=strict, **kwargs)
+
+    # ------------------------------------------------------------------ feedback
+    def decision_id_of(self, target: AIMessage | UUID | str) -> str:
+        """The decision behind an AI message, a run id or (passed through) a decision id."""
+        if isinstance(target, BaseMessage):
+            meta = target.response_metadata.get(METADATA_KEY) or {}
+            if "decision_id" not in meta:
+                raise FeedbackError("This message carries no OptiRoute decision (was it routed by ChatOptiRoute?).")
+            return str(meta["decision_id"])
+        key = str(target)
+        with self._lock:
+            return self._runs.get(key, key)
+
+    def record_feedback(self, target: AIMessage | UUID | str, score: float, *, comment: str | None = None) -> None:
+        """Thumbs up (1.0) / down (0.0) or a 0..1 score for a routed answer, run id or decision id."""
+        self._router().record_feedback(self.decision_id_of(target), score, comment=comment)
+
+
+def _supports_tools(model: BaseChatModel) -> bool:
+    return type(model).bind_tools is not BaseChatModel.bind_tools
+
+
+def _empty_chunk() -> Any:
+    from langchain_core.messages import AIMessageChunk
+
+    return AIMessageChunk(content="")
+
+
+def _as_chunk(result: ChatResult) -> ChatGenerationChunk:
+    from langchain_core.messages import AIMessageChunk
+
+    msg = result.generations[0].message
+    chunk = AIMessageChunk(
+        content=msg.content, additional_kwargs=msg.additional_kwargs, response_metadata=msg.response_metadata,
+        tool_calls=getattr(msg, "tool_calls", []), usage_metadata=getattr(msg, "usage_metadata", None), id=msg.id,
+    )
+    return ChatGenerationChunk(message=chunk, generation_info=result.generations[0].generation_info)
+
+
+async def _aiter_one(chunk: ChatGenerationChunk) -> AsyncIterator[ChatGenerationChunk]:
+    yield chunk
