@@ -10,7 +10,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .policy import EXCLUSION_TEXT
+from .policy import EXCLUSION_TEXT, Exclusion
+
+SOFT_CODES = (Exclusion.TASK, Exclusion.DOMAIN)
 from .profiles import Preferences
 from .types import ModelScore, Neighbour, RoutingDecision, TaskProfile
 
@@ -104,12 +106,18 @@ def build_decision(
     )
     ranked = [scores[winner], *eligible]
     excluded = [s for s in scores if s.excluded is not None]
+    # Models only the soft task/domain filters excluded still pass every hard constraint: they end
+    # the fallback chain (strongest first), because a weaker answer beats a failed call.
+    soft = sorted(
+        (s for j, s in enumerate(scores) if int(codes[j]) in SOFT_CODES and j != winner),
+        key=lambda s: -s.predicted_quality,
+    )
     runner = eligible[0] if eligible else None
     reason = reason_text(ranked[0], runner, prefs, profile, generalist=generalist_reason)
     return RoutingDecision.model_construct(
         decision_id=decision_id,
         model=names[winner],
-        fallbacks=[s.model for s in eligible[:max_fallbacks]],
+        fallbacks=[s.model for s in (eligible + soft)[:max_fallbacks]],
         scores=ranked + excluded,
         profile=profile,
         preferences=prefs,

@@ -179,7 +179,8 @@ class RoutingDecision(BaseModel):
     Attributes:
         decision_id: stable id to attach feedback to.
         model: the chosen model's registry name.
-        fallbacks: other eligible models, best first, to try if the chosen one fails.
+        fallbacks: models to try if the chosen one fails: the other eligible models best first, then
+            those only the task/domain filters excluded (they pass every hard constraint).
         scores: every candidate's :class:`ModelScore`, eligible ones best first, then excluded.
         profile: the analyzer's view of the prompt.
         preferences: the preferences the decision was made under.
@@ -207,7 +208,7 @@ class RoutingDecision(BaseModel):
 
     @property
     def runner_up(self) -> str | None:
-        """The second-best eligible model, if there is one."""
+        """The first fallback (the second-best model), if there is one."""
         return self.fallbacks[0] if self.fallbacks else None
 
     def score_of(self, model: str) -> ModelScore:

