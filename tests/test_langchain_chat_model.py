@@ -201,3 +201,16 @@ def test_forwarded_generation_settings(router):
     llm, big, _ = make(router, temperature=0.3, max_tokens=12, preferences="quality-first")
     llm.invoke(MATH)
     assert big.calls[-1]["temperature"] == 0.3 and big.calls[-1]["max_tokens"] == 12
+
+
+def test_feedback_through_the_adapter_changes_later_routing():
+    router = Router.default()  # its own feedback store
+    llm = ChatOptiRoute(models=[EchoChat(model_name="gpt-4o"), EchoChat(model_name="gpt-4o-mini")],
+                        router=router, preferences="quality-first")
+    first = llm.invoke(MATH).response_metadata["optiroute"]["model"]
+    for _ in range(40):
+        msg = llm.invoke(MATH)
+        if msg.response_metadata["optiroute"]["model"] != first:
+            break
+        llm.record_feedback(msg, 0.0)  # thumbs down on the same model, again and again
+    assert msg.response_metadata["optiroute"]["model"] != first
