@@ -47,7 +47,10 @@ def openai_chat(llama_server):
     from langchain_openai import ChatOpenAI
 
     def make(alias: str, **kw):
-        kw.setdefault("max_tokens", 48)
+        # langchain-openai sends max_tokens as max_completion_tokens, which llama.cpp's server
+        # ignores; extra_body carries the limit it understands.
+        limit = kw.pop("max_tokens", 48)
+        kw.setdefault("extra_body", {"max_tokens": limit})
         kw.setdefault("temperature", 0)
         return ChatOpenAI(model=alias, base_url=llama_server.base_url, api_key="not-needed", **kw)
 

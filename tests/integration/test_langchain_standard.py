@@ -44,7 +44,7 @@ class TestChatOptiRouteStandardIntegration(ChatModelIntegrationTests):
         from langchain_openai import ChatOpenAI
 
         url = getattr(type(self), "base_url", "http://127.0.0.1:9/v1")
-        kw = {"base_url": url, "api_key": "not-needed", "max_tokens": 64, "temperature": 0}
+        kw = {"base_url": url, "api_key": "not-needed", "temperature": 0, "extra_body": {"max_tokens": 64}}
         return {"models": {"SmolLM2-135M-Instruct": ChatOpenAI(model="smollm2-tools", **kw)}}
 
     @property
