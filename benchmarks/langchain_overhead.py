@@ -37,7 +37,7 @@ def main() -> None:
     from langchain_optiroute import ChatOptiRoute
     from optiroute import Router
     from optiroute.local_models import find_local_models
-    from tests.integration.servers import LlamaServer
+    from optiroute.local_server import LlamaServer
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--rounds", type=int, default=15)

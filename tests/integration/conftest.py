@@ -6,7 +6,7 @@ import pytest
 
 from optiroute.local_models import find_local_models
 
-from .servers import LlamaServer
+from optiroute.local_server import LlamaServer
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

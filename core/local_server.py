@@ -1,14 +1,10 @@
-"""A real llama.cpp OpenAI-compatible server on 127.0.0.1 serving the local GGUF test models.
+"""A real llama.cpp OpenAI-compatible server on 127.0.0.1, for tests, notebooks and benchmarks.
 
-One process serves several aliases (llama-cpp-python's multi-model config):
-
-- ``smollm2``: SmolLM2-135M-Instruct, ``chatml`` (plain chat);
-- ``smollm2-tools``: the same weights with ``chatml-function-calling`` (grammar-constrained tool
-  calls when ``tool_choice`` names a tool);
-- ``gemma3-270m``: Gemma-3-270m, a base model behind the ``gemma`` chat template.
-
-The server binds loopback only, is started by a session fixture and stopped when the session ends
-(and by an atexit hook if the session dies).
+One process serves several model aliases (llama-cpp-python's multi-model config), e.g. the local GGUF
+models of :mod:`optiroute.local_models` as ``smollm2`` (``chatml``), ``smollm2-tools``
+(``chatml-function-calling``: grammar-constrained tool calls when ``tool_choice`` names a tool) and
+``gemma3-270m``. It binds loopback only and stops on :meth:`LlamaServer.stop`, at interpreter exit,
+or when used as a context manager. Needs the ``local`` extra (``llama-cpp-python[server]``).
 """
 
 from __future__ import annotations
@@ -25,13 +21,20 @@ from pathlib import Path
 
 
 def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
 class LlamaServer:
-    """Start/stop a llama_cpp.server process; ``base_url`` ends in ``/v1``."""
+    """Start/stop a llama_cpp.server process; ``base_url`` ends in ``/v1``.
+
+    Args:
+        models: model entries of llama-cpp-python's server config (``model``, ``model_alias``,
+            ``chat_format``, ...); ``n_ctx``/``n_threads`` get small defaults.
+        threads: CPU threads per model.
+    """
 
     def __init__(self, models: list[dict], *, threads: int = 2) -> None:
         self.port = free_port()
@@ -45,6 +48,7 @@ class LlamaServer:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 120.0) -> LlamaServer:
+        """Launch the server and wait until ``/v1/models`` answers."""
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "llama_cpp.server", "--config_file", str(self.config)],
@@ -64,7 +68,14 @@ class LlamaServer:
         self.stop()
         raise RuntimeError("llama.cpp server did not become ready in time")
 
+    def __enter__(self) -> LlamaServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def stop(self) -> None:
+        """Terminate the server (idempotent)."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
