@@ -38,6 +38,8 @@ class Plan:
         self.decision = decision
         self.chain = chain
         self.router = router
+        self.names = [n for n, _ in chain]
+        self.models = dict(chain)
 
     def summary(self, used: str, errors: dict[str, BaseException]) -> dict[str, Any]:
         """The decision summary for response metadata, plus which model answered and why."""

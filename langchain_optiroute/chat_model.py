@@ -26,7 +26,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, field_validator
 
 from optiroute.errors import FallbackExhaustedError, FeedbackError, InvalidInputError
-from optiroute.fallback import is_retryable
+from optiroute.fallback import acall_with_fallbacks, call_with_fallbacks, is_retryable
 
 from ._routing import Call, Plan, aemit_decision, emit_decision, shared_default_router, stamp_message, with_run_id
 from .structured import structured_runnable
@@ -227,23 +227,21 @@ class ChatOptiRoute(BaseChatModel):
         emit_decision(run_manager, plan.decision)
         self._remember(run_manager, plan.decision.decision_id)
         errors: dict[str, BaseException] = {}
-        for name, model in plan.chain:
+
+        def call(name: str) -> ChatResult:
+            model = plan.models[name]
             if model.rate_limiter is not None:
                 model.rate_limiter.acquire(blocking=True)
             start = time.perf_counter()
-            try:
-                result = model._generate(messages, stop=stop or self.stop, run_manager=run_manager,
-                                         **self._call_kwargs(model, kwargs))
-            except Exception as exc:
-                if not is_retryable(exc):
-                    raise
-                errors[name] = exc
-                continue
+            result = model._generate(messages, stop=stop or self.stop, run_manager=run_manager,
+                                     **self._call_kwargs(model, kwargs))
             plan.observe(name, time.perf_counter() - start, result.generations[0].message)
-            for gen in result.generations:
-                stamp_message(gen.message, plan.summary(name, errors))
             return result
-        raise FallbackExhaustedError(errors) from list(errors.values())[-1]
+
+        name, result = call_with_fallbacks(plan.names, call, on_error=errors.__setitem__)
+        for gen in result.generations:
+            stamp_message(gen.message, plan.summary(name, errors))
+        return result
 
     def _stream(
         self,
@@ -299,23 +297,21 @@ class ChatOptiRoute(BaseChatModel):
         await aemit_decision(run_manager, plan.decision)
         self._remember(run_manager, plan.decision.decision_id)
         errors: dict[str, BaseException] = {}
-        for name, model in plan.chain:
+
+        async def call(name: str) -> ChatResult:
+            model = plan.models[name]
             if model.rate_limiter is not None:
                 await model.rate_limiter.aacquire(blocking=True)
             start = time.perf_counter()
-            try:
-                result = await model._agenerate(messages, stop=stop or self.stop, run_manager=run_manager,
-                                                **self._call_kwargs(model, kwargs))
-            except Exception as exc:
-                if not is_retryable(exc):
-                    raise
-                errors[name] = exc
-                continue
+            result = await model._agenerate(messages, stop=stop or self.stop, run_manager=run_manager,
+                                            **self._call_kwargs(model, kwargs))
             plan.observe(name, time.perf_counter() - start, result.generations[0].message)
-            for gen in result.generations:
-                stamp_message(gen.message, plan.summary(name, errors))
             return result
-        raise FallbackExhaustedError(errors) from list(errors.values())[-1]
+
+        name, result = await acall_with_fallbacks(plan.names, call, on_error=errors.__setitem__)
+        for gen in result.generations:
+            stamp_message(gen.message, plan.summary(name, errors))
+        return result
 
     async def _astream(
         self,
