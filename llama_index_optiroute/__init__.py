@@ -1,7 +1,8 @@
-"""LlamaIndex integration for OptiRoute (``OptiRoute``, a FunctionCallingLLM).
+"""LlamaIndex integration for OptiRoute: ``OptiRoute``, a FunctionCallingLLM usable as ``Settings.llm``.
 
-The adapter is tracked in issue 5 and not implemented yet; this package only reserves the name so that
-the distribution layout is final. Use :mod:`optiroute` or :mod:`langchain_optiroute` meanwhile.
+``import llama_index_optiroute`` stays light: the routing core loads on the first routed call.
 """
 
-__all__: list[str] = []
+from llama_index_optiroute.llm import OptiRoute, RoutingDecisionEvent
+
+__all__ = ["OptiRoute", "RoutingDecisionEvent"]
