@@ -266,6 +266,10 @@ class OptiRoute(FunctionCallingLLM):
         msgs = list(chat_history or [])
         if user_msg is not None:
             msgs.append(user_msg if isinstance(user_msg, ChatMessage) else ChatMessage(role=MessageRole.USER, content=user_msg))
+        if tool_required and kwargs.get("tool_choice") is None and len(tools) == 1:
+            # "Must call a tool" with exactly one tool is "call this tool"; naming it lets servers
+            # that only constrain named tools (llama.cpp's function-calling formats) comply.
+            kwargs["tool_choice"] = tools[0].metadata.name
         route_kwargs = {"preferences": kwargs.pop("preferences", None)}
         decision, chain = self._plan(msgs, route_kwargs, tools=True)
         winner: LLM = self.models[chain[0]]

@@ -149,3 +149,67 @@ def test_feedback_reaches_the_store(llm, router):
     llm.record_feedback(resp, 1.0)
     llm.record_feedback(resp.additional_kwargs["optiroute"]["decision_id"], 0.0)
     assert router.store.feedback_count() == before + 2
+
+
+def test_structured_prediction(llama_server, router):
+    from llama_index.core.prompts import PromptTemplate
+    from pydantic import BaseModel
+
+    class City(BaseModel):
+        """A city and its country."""
+
+        name: str
+        country: str
+
+    llm = OptiRoute(models={"SmolLM2-135M-Instruct": like(llama_server.base_url, "smollm2-tools", tools=True, max_tokens=64)},
+                    router=router)
+    out = llm.structured_predict(City, PromptTemplate("Give the capital of {country}."), country="France")
+    assert isinstance(out, City)  # schema-valid; a 135M model's facts are not the point here
+    resp = llm.as_structured_llm(City).chat([ChatMessage(role="user", content="The capital of Italy?")])
+    assert isinstance(resp.raw, City)
+
+
+async def test_function_agent_runs_on_the_router(llama_server, router, events):
+    from llama_index.core.agent.workflow import FunctionAgent
+
+    def multiply(a: int, b: int) -> int:
+        """Multiply two integers."""
+        return a * b
+
+    llm = OptiRoute(models={"SmolLM2-135M-Instruct": like(llama_server.base_url, "smollm2-tools", tools=True, max_tokens=64)},
+                    router=router)
+    agent = FunctionAgent(tools=[FunctionTool.from_defaults(fn=multiply)], llm=llm)
+    # With tool_choice "auto", llama.cpp's function-calling format answers in prose, so the agent
+    # finishes in one routed step; the forced-tool path is covered by the tool tests above.
+    result = await agent.run("Say hello.")
+    assert result.response.role == "assistant"  # the 135M model's text may be empty; the run completes
+    assert any(isinstance(e, RoutingDecisionEvent) for e in events)
+
+
+def test_rag_query_engine_on_local_embeddings_and_routed_llm(llama_server, local_models, router):
+    from llama_index.core import Document, VectorStoreIndex
+
+    from llama_index_optiroute import MiniLMEmbedding
+
+    docs = [Document(text=t) for t in (
+        "The Eiffel Tower is in Paris and was completed in 1889.",
+        "Mount Fuji is the highest mountain in Japan, at 3,776 metres.",
+        "The Amazon is the largest rainforest on Earth.",
+    )]
+    index = VectorStoreIndex.from_documents(docs, embed_model=MiniLMEmbedding())
+    models = {SMOL: like(llama_server.base_url, "smollm2")}
+    if GEMMA in local_models:
+        models[GEMMA] = like(llama_server.base_url, "gemma3-270m")
+    Settings.llm = OptiRoute(models=models, router=router, preferences="latency-first")
+    try:
+        engine = index.as_query_engine(similarity_top_k=1)
+        with optiroute.preferences("latency-first"):
+            resp = engine.query("How tall is Mount Fuji?")
+        assert "Fuji" in resp.source_nodes[0].node.get_content()
+        assert str(resp).strip()
+    finally:
+        Settings.llm = None
+    # latency-first picks the card with the faster (sourced) generation speed: SmolLM2 (134 tok/s)
+    d = router.decide("How tall is Mount Fuji? Context: Mount Fuji is 3,776 metres.", preferences="latency-first",
+                      candidates=list(models))
+    assert d.model == SMOL
