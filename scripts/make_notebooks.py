@@ -141,6 +141,58 @@ assert d.model != first'''),
     ],
 }
 
+NOTEBOOKS["llama_index_rag_and_agent.ipynb"] = [
+    ("md", "# LlamaIndex: RAG on a latency-first profile, and an agent on the router\n\n`OptiRoute` is a "
+           "`FunctionCallingLLM`, so it can be `Settings.llm` for query engines and agents. Embeddings come from "
+           "the same offline MiniLM the router uses (`MiniLMEmbedding`); the LLM candidates are real local models "
+           "served by llama.cpp on 127.0.0.1."),
+    ("code", SERVER),
+    ("code", '''from llama_index.llms.openai_like import OpenAILike
+
+def local_llm(alias, tools=False):
+    return OpenAILike(model=alias, api_base=server.base_url, api_key="not-needed", is_chat_model=True,
+                      is_function_calling_model=tools, context_window=2048, max_tokens=64, temperature=0)'''),
+    ("code", '''import optiroute
+from llama_index.core import Document, Settings, VectorStoreIndex
+from llama_index_optiroute import MiniLMEmbedding, OptiRoute
+
+candidates = {"SmolLM2-135M-Instruct": local_llm("smollm2")}
+if "gemma-3-270m" in local:
+    candidates["gemma-3-270m"] = local_llm("gemma3-270m")
+Settings.llm = OptiRoute(models=candidates, preferences="latency-first")
+Settings.embed_model = MiniLMEmbedding()
+
+docs = [Document(text=t) for t in (
+    "The Eiffel Tower is in Paris and was completed in 1889.",
+    "Mount Fuji is the highest mountain in Japan, at 3,776 metres.",
+    "The Amazon is the largest rainforest on Earth.",
+)]
+engine = VectorStoreIndex.from_documents(docs).as_query_engine(similarity_top_k=1)
+resp = engine.query("How tall is Mount Fuji?")
+print(resp.source_nodes[0].node.get_content())
+print(str(resp)[:200])'''),
+    ("md", "Query engines call `predict`, which drops per-call kwargs, so preferences go in a scope:"),
+    ("code", '''with optiroute.preferences("quality-first"):
+    print(str(engine.query("When was the Eiffel Tower completed?"))[:200])
+from llama_index.core.base.llms.types import ChatMessage
+
+d = Settings.llm.with_preferences("latency-first").chat([ChatMessage(role="user", content="Hi!")])
+print(d.additional_kwargs["optiroute"]["model"], "|", d.additional_kwargs["optiroute"]["reason"])'''),
+    ("md", "An agent on the router: the tool step is routed among function-calling candidates, then the "
+           "winner prepares its own tool call. (`tool_choice` names the tool: llama.cpp only constrains named tools.)"),
+    ("code", '''from llama_index.core.tools import FunctionTool
+
+def multiply(a: int, b: int) -> int:
+    """Multiply two integers."""
+    return a * b
+
+tool = FunctionTool.from_defaults(fn=multiply)
+agent_llm = OptiRoute(models={"SmolLM2-135M-Instruct": local_llm("smollm2-tools", tools=True)})
+out = agent_llm.predict_and_call([tool], user_msg="What is 6 times 7?", tool_choice="multiply")
+print(out.sources[0].tool_name, out.sources[0].raw_input, "->", out.response)'''),
+    ("code", "Settings.llm = None\nserver.stop()"),
+]
+
 
 def main() -> None:
     out = ROOT / "cookbook"
