@@ -432,6 +432,10 @@ class Router:
             prev = self._latency_ratio.get(card.name)
             self._latency_ratio[card.name] = ratio if prev is None else 0.8 * prev + 0.2 * ratio
 
+    def latency_ratio(self, model: str) -> float | None:
+        """Observed / estimated latency of ``model`` so far (``None`` before any observation)."""
+        return self._latency_ratio.get(self.registry.resolve(model).name)
+
 
 def _domain_matrix(cards: Sequence[ModelCard], domains: Sequence[str]) -> np.ndarray:
     uniq, inv = np.unique(np.asarray(domains, dtype=str), return_inverse=True)

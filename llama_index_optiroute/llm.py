@@ -10,6 +10,7 @@ chain (:mod:`optiroute.fallback`, shared with the LangChain adapter).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -128,6 +129,26 @@ class OptiRoute(FunctionCallingLLM):
         chain = [names[m] for m in [decision.model, *decision.fallbacks] if m in names]
         return decision, chain
 
+    def _timed(self, decision: Any, call: Any) -> Any:
+        """Wrap a per-candidate call so its observed latency reaches the router (best effort)."""
+
+        def run(name: str) -> Any:
+            start = time.perf_counter()
+            out = call(name)
+            _observe(self, decision, name, time.perf_counter() - start)
+            return out
+
+        return run
+
+    def _atimed(self, decision: Any, call: Any) -> Any:
+        async def run(name: str) -> Any:
+            start = time.perf_counter()
+            out = await call(name)
+            _observe(self, decision, name, time.perf_counter() - start)
+            return out
+
+        return run
+
     @staticmethod
     def _stamp(response: Any, decision: Any, used: str, errors: dict[str, BaseException]) -> Any:
         summary = decision.summary()
@@ -142,7 +163,7 @@ class OptiRoute(FunctionCallingLLM):
         pin = kwargs.pop(_PIN, None)
         decision, chain = pin if pin else self._plan(messages, kwargs)
         errors: dict[str, BaseException] = {}
-        name, resp = call_with_fallbacks(chain, lambda n: self.models[n].chat(messages, **kwargs),
+        name, resp = call_with_fallbacks(chain, self._timed(decision, lambda n: self.models[n].chat(messages, **kwargs)),
                                          on_error=errors.__setitem__)
         return self._stamp(resp, decision, name, errors)
 
@@ -150,22 +171,26 @@ class OptiRoute(FunctionCallingLLM):
         pin = kwargs.pop(_PIN, None)
         decision, chain = pin if pin else self._plan(messages, kwargs)
         errors: dict[str, BaseException] = {}
-        name, resp = await acall_with_fallbacks(chain, lambda n: self.models[n].achat(messages, **kwargs),
-                                                on_error=errors.__setitem__)
+        name, resp = await acall_with_fallbacks(
+            chain, self._atimed(decision, lambda n: self.models[n].achat(messages, **kwargs)), on_error=errors.__setitem__
+        )
         return self._stamp(resp, decision, name, errors)
 
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
         decision, chain = self._plan([ChatMessage(role=MessageRole.USER, content=prompt)], kwargs)
         errors: dict[str, BaseException] = {}
-        name, resp = call_with_fallbacks(chain, lambda n: self.models[n].complete(prompt, formatted=formatted, **kwargs),
-                                         on_error=errors.__setitem__)
+        name, resp = call_with_fallbacks(
+            chain, self._timed(decision, lambda n: self.models[n].complete(prompt, formatted=formatted, **kwargs)),
+            on_error=errors.__setitem__,
+        )
         return self._stamp(resp, decision, name, errors)
 
     async def acomplete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
         decision, chain = self._plan([ChatMessage(role=MessageRole.USER, content=prompt)], kwargs)
         errors: dict[str, BaseException] = {}
         name, resp = await acall_with_fallbacks(
-            chain, lambda n: self.models[n].acomplete(prompt, formatted=formatted, **kwargs), on_error=errors.__setitem__
+            chain, self._atimed(decision, lambda n: self.models[n].acomplete(prompt, formatted=formatted, **kwargs)),
+            on_error=errors.__setitem__,
         )
         return self._stamp(resp, decision, name, errors)
 
@@ -305,6 +330,14 @@ class OptiRoute(FunctionCallingLLM):
 
 
 _DEFAULT: Any = None
+
+
+def _observe(llm: OptiRoute, decision: Any, key: str, seconds: float) -> None:
+    try:
+        card = _router_of(llm).registry.resolve(key).name
+        _router_of(llm).record_observation(decision.decision_id, model=card, latency_s=seconds)
+    except Exception:  # observation is best effort: never fail the user's call over it
+        pass
 
 
 def _router_of(llm: OptiRoute) -> Any:

@@ -214,3 +214,11 @@ def test_feedback_through_the_adapter_changes_later_routing():
             break
         llm.record_feedback(msg, 0.0)  # thumbs down on the same model, again and again
     assert msg.response_metadata["optiroute"]["model"] != first
+
+
+def test_observed_latency_reaches_the_router():
+    router = Router.default()
+    llm = ChatOptiRoute(models=[EchoChat(model_name="gpt-4o")], router=router)
+    assert router.latency_ratio("gpt-4o") is None
+    llm.invoke("hello")
+    assert router.latency_ratio("gpt-4o") is not None

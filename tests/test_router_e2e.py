@@ -83,3 +83,15 @@ def test_feedback_changes_later_routing(slice_router, slice_test_prompts):
         router.record_feedback(d.decision_id, 0.0)  # thumbs down, again and again
     assert d.model != first.model
     assert d.score_of(first.model).predicted_quality < first.chosen.predicted_quality
+
+
+def test_observed_latency_changes_latency_first_routing():
+    router = Router.default()
+    cands = ["gpt-4o-mini", "claude-3-5-haiku"]
+    text = "Summarise the plot of Hamlet in two sentences."
+    first = router.decide(text, preferences="latency-first", candidates=cands).model
+    for _ in range(10):  # the winner turns out 20x slower than its card says
+        est = router.registry.get(first).latency_s(256)
+        router.record_observation(None, model=first, latency_s=20 * est, output_tokens=256)
+    assert router.latency_ratio(first) > 5
+    assert router.decide(text, preferences="latency-first", candidates=cands).model != first

@@ -213,3 +213,10 @@ def test_rag_query_engine_on_local_embeddings_and_routed_llm(llama_server, local
     d = router.decide("How tall is Mount Fuji? Context: Mount Fuji is 3,776 metres.", preferences="latency-first",
                       candidates=list(models))
     assert d.model == SMOL
+
+
+def test_observed_latency_reaches_the_router(llama_server):
+    router = Router.default()
+    llm = OptiRoute(models={SMOL: like(llama_server.base_url, "smollm2")}, router=router)
+    llm.chat([ChatMessage(role="user", content="Hi.")])
+    assert router.latency_ratio(SMOL) is not None  # the estimate is now rescaled by what was observed
