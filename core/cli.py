@@ -236,6 +236,11 @@ def demo(
         _fail(exc)
 
 
+from .cli_bench import bench as _bench  # noqa: E402 - optiroute bench (fit on train, measure on test)
+
+app.command("bench")(_bench)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

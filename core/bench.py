@@ -1,0 +1,451 @@
+"""``optiroute bench``: fit a router on a data set's train split and measure it on the test split.
+
+One run on any directory in the documented format (``prompts.csv[.gz]``, ``outcomes.csv[.gz]``,
+``prices.csv``):
+
+1. embed every prompt once (the caller's ``embed`` function, else the default embedder in batches,
+   cached under ``cache_dir`` as npz when given);
+2. fit :meth:`Router.fit` on the train split (the cached vectors are served to it, so nothing is
+   embedded twice), with ``predictor=`` passed through when the installed ``Router.fit`` has it;
+3. sweep the router's accuracy/cost weight on the test split with ``decide_batch(embeddings=...)``;
+4. measure the baselines (:mod:`optiroute.bench_baselines`), the metrics (:mod:`optiroute.metrics`)
+   and the decision overhead, and return a :class:`BenchResult` that
+   :mod:`optiroute.bench_report` writes out.
+
+Realised quality and cost come from the test outcomes (cost = the outcome's ``cost_usd``, else
+``prices.csv`` with characters / 4 tokens). A missing cell counts as unknown: that prompt is left out
+of the operating point's mean, and the number left out is reported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import logging
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from . import bench_baselines as bl
+from . import metrics
+from .errors import DataFormatError, InvalidInputError
+
+__all__ = ["BenchResult", "COST_WEIGHTS", "run_bench", "LookupEmbedder", "cached_encode"]
+
+log = logging.getLogger(__name__)
+
+#: Router sweep: preferences ``{"accuracy": 1 - w, "cost": w}`` for each cost weight ``w``.
+COST_WEIGHTS: tuple[float, ...] = (0.0, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3,
+                                   0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+#: Strong-call fractions of the RouteLLM threshold protocol (APGR / CPT).
+PAIR_FRACTIONS: tuple[float, ...] = tuple(round(f, 2) for f in np.linspace(0, 1, 21))
+#: Mixing rates of the random best/cheapest baseline.
+MIX_RATES: tuple[float, ...] = tuple(round(f, 1) for f in np.linspace(0, 1, 11))
+
+EmbedFn = Callable[[list[str], list[str]], np.ndarray]
+
+
+class OperatingPoint(BaseModel):
+    """One point of the router's sweep, realised on the test split."""
+
+    point: int
+    cost_weight: float
+    mean_cost_usd: float
+    mean_score: float
+    left_out: int = Field(description="test prompts whose chosen model has no outcome (missing cell)")
+
+
+class MethodSummary(BaseModel):
+    """Curve metrics of one method (router or baseline) against the best single model."""
+
+    method: str
+    n_points: int
+    aiq: float
+    quality_at_25: float = Field(description="best measured quality at <= 25 % of the best single model's cost")
+    quality_at_50: float
+    match_cost_fraction: float | None = Field(description="hull cost / best single cost to match its quality")
+
+
+class PairRow(BaseModel):
+    """APGR and CPT of one method on the strong/weak pair."""
+
+    method: str
+    apgr: float
+    cpt50: float | None
+    cpt80: float | None
+
+
+class PairSummary(BaseModel):
+    """The RouteLLM view: routing between one strong and one weak model."""
+
+    strong: str
+    weak: str
+    strong_quality: float
+    weak_quality: float
+    rows: list[PairRow]
+    curves: dict[str, list[tuple[float, float]]]
+
+
+class Overhead(BaseModel):
+    """Decision overhead on this machine, as ratios to the raw encode of the same prompts."""
+
+    n_batch: int
+    encode_batch_s: float
+    decide_batch_s: float
+    decisions_per_s: float
+    batch_ratio: float
+    n_single: int
+    encode_one_ms: float
+    decide_one_ms: float
+    single_ratio: float
+
+
+class BenchResult(BaseModel):
+    """Everything one bench run measured (what ``report.md`` and ``curve.csv`` are written from)."""
+
+    data: str
+    n_train: int
+    n_test: int
+    models: list[str]
+    predictor: str
+    best_single: str
+    cheapest: str
+    c_lo: float
+    c_hi: float
+    singles: dict[str, tuple[float, float]] = Field(description="model -> (mean_score, mean_cost_usd)")
+    oracle: tuple[float, float]
+    router: list[OperatingPoint]
+    baselines: dict[str, list[tuple[float, float]]] = Field(description="name -> [(cost, score)]")
+    summaries: list[MethodSummary]
+    pair: PairSummary | None
+    overhead: Overhead | None
+    missing_cells: int
+    notes: list[str] = []
+
+
+class LookupEmbedder:
+    """Serves precomputed vectors for known texts and embeds the rest with ``base``.
+
+    ``Router.fit`` embeds its training prompts itself; handing it this wrapper lets the bench embed
+    every prompt once (or read them from a cache) and reuse the vectors. Keys are the pruned texts
+    (pruning is idempotent, so raw and pruned texts map to the same vector).
+    """
+
+    def __init__(self, base: Any, texts: Sequence[str], vectors: np.ndarray) -> None:
+        from .embedding import prune_text
+
+        self.base = base
+        self.dim = int(vectors.shape[1])
+        self.name = getattr(base, "name", "lookup")
+        self._table = {prune_text(t)[0]: i for i, t in enumerate(texts)}
+        self._vectors = vectors
+
+    def clear(self) -> None:
+        """Forget the table, so later calls (overhead timing) really encode."""
+        self._table = {}
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
+        from .embedding import prune_text
+
+        keys = [prune_text(t)[0] for t in texts]
+        rows = [self._table.get(k) for k in keys]
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        todo = [i for i, r in enumerate(rows) if r is None]
+        hit = [i for i, r in enumerate(rows) if r is not None]
+        if hit:
+            out[hit] = self._vectors[[rows[i] for i in hit]]
+        if todo:
+            out[todo] = self.base.encode([texts[i] for i in todo], batch_size=batch_size,
+                                         show_progress=show_progress)
+        return out
+
+
+def cached_encode(
+    embedder: Any, texts: Sequence[str], cache_dir: Path | None, *, progress: Any = None, chunk: int = 256
+) -> np.ndarray:
+    """Embed ``texts`` with ``embedder``, reusing vectors cached in ``cache_dir/embeddings.npz``.
+
+    Rows are keyed by a hash of (embedder name, text), stored as float16 with ``allow_pickle=False``
+    (a cache file a user hands us cannot run code); new rows are appended and the file is replaced
+    atomically.
+    """
+    name = str(getattr(embedder, "name", "embedder"))
+    keys = [hashlib.sha1(f"{name}\x00{t}".encode("utf-8", "replace")).hexdigest()[:20] for t in texts]
+    path = cache_dir / "embeddings.npz" if cache_dir is not None else None
+    table: dict[str, np.ndarray] = {}
+    if path is not None and path.exists():
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                table = dict(zip(z["keys"].tolist(), z["emb"].astype(np.float32), strict=True))
+        except (OSError, ValueError, KeyError):
+            log.warning("embedding cache %s is unreadable; re-embedding", path)
+    todo = sorted({k: i for i, k in enumerate(keys) if k not in table}.values())
+    if todo:
+        task = progress.add_task("embedding prompts", total=len(todo)) if progress else None
+        parts = []
+        for s in range(0, len(todo), chunk):
+            parts.append(embedder.encode([texts[i] for i in todo[s : s + chunk]], batch_size=64))
+            if progress:
+                progress.advance(task, len(parts[-1]))
+        new = np.concatenate(parts)
+        table.update({keys[i]: v for i, v in zip(todo, np.asarray(new, np.float32), strict=True)})
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name("embeddings.tmp.npz")
+            np.savez(tmp, keys=np.array(list(table)), emb=np.stack(list(table.values())).astype(np.float16))
+            tmp.replace(path)
+    return np.stack([table[k] for k in keys]).astype(np.float32)
+
+
+def _load(data: Path, pool: Sequence[str] | None) -> tuple[Any, Any, Any, list[str]]:
+    """Prompts, outcomes (costs filled) and prices of a data directory, restricted to ``pool``."""
+    from .datasets import fill_costs, load_outcomes, load_prices, load_prompts
+
+    p = load_prompts(data)
+    o = load_outcomes(data)
+    prices = load_prices(data) if any((data / n).exists() for n in ("prices.csv", "prices.csv.gz")) else None
+    splits = set(p["split"])
+    if not {"train", "test"} <= splits:
+        raise DataFormatError(
+            f"bench needs prompts with split 'train' and 'test' in {str(data)!r} (found {sorted(splits)}); "
+            "add a split column, e.g. a stratified 70/30 split by task."
+        )
+    models = sorted(o["model"].unique().tolist())
+    if pool:
+        unknown = [m for m in pool if m not in models]
+        if unknown:
+            raise InvalidInputError(
+                f"--pool names {unknown} have no outcomes in {str(data)!r}; available: {', '.join(models)}."
+            )
+        models = list(dict.fromkeys(pool))
+        o = o[o["model"].isin(models)].reset_index(drop=True)
+    if len(models) < 2:
+        raise InvalidInputError("bench needs at least two models to route between; widen --pool.")
+    o = fill_costs(o, p, prices)
+    no_cost = sorted(o.loc[o["cost_usd"].isna(), "model"].unique().tolist())
+    if no_cost:
+        raise DataFormatError(
+            f"No cost for model(s) {no_cost}: their outcomes have no cost_usd and prices.csv has no row "
+            "for them; add them to prices.csv (model, input_usd_per_mtok, output_usd_per_mtok, source)."
+        )
+    return p, o, prices, models
+
+
+def _fit(train_p: Any, o: Any, prices: Any, models: list[str], embedder: LookupEmbedder,
+         predictor: str | None) -> tuple[Any, str]:
+    """Fit the router on train; returns it and the name of the quality predictor it uses."""
+    from .router import Router
+    from .training import fit_parts
+
+    kw: dict[str, Any] = {"embedder": embedder, "models": models}
+    if predictor is not None:
+        if "predictor" not in inspect.signature(fit_parts).parameters:
+            raise InvalidInputError(
+                f"--predictor {predictor!r}: this version's Router.fit has no predictor option; "
+                "leave --predictor out to use the default kNN store."
+            )
+        kw["predictor"] = predictor
+    router = Router.fit(train_p, o, prices, **kw)
+    learned = getattr(router._ensure().predictor, "learned", None)
+    name = getattr(learned, "name", None) if learned is not None else None
+    used = str(name) if name else "knn store + card prior (default)"
+    selection = getattr(learned, "selection", None)
+    if isinstance(selection, dict) and selection.get("requested") == "auto":
+        table = selection.get("validation_aiq")
+        if isinstance(table, dict):
+            table = ", ".join(f"{k} {float(v):.3f}" for k, v in table.items())
+        used = f"auto -> {selection.get('chosen', name)}" + (f" (validation AIQ: {table})" if table else "")
+    return router, used
+
+
+def run_bench(
+    data: str | Path,
+    *,
+    pool: Sequence[str] | None = None,
+    predictor: str | None = None,
+    pair: tuple[str, str] | None = None,
+    embed: EmbedFn | None = None,
+    cache_dir: Path | None = None,
+    cost_weights: Sequence[float] = COST_WEIGHTS,
+    overhead_n: int = 256,
+    progress: Any = None,
+) -> tuple[BenchResult, np.ndarray, list[str]]:
+    """Fit on train, evaluate on test, sweep, run the baselines and measure the metrics.
+
+    Args:
+        data: directory in the documented format.
+        pool: model names to route among (default: every model with outcomes).
+        predictor: passed to ``Router.fit(predictor=...)`` (``None``: the router's default).
+        pair: ``(strong, weak)`` for APGR/CPT (default: best single model and cheapest).
+        embed: ``embed(prompt_ids, texts) -> (n, dim)`` unit vectors matching the router's embedder
+            (the repo's benchmarks pass their shared cache); default: the router's embedder.
+        cache_dir: where the default embedding path caches vectors (``None``: no cache).
+        cost_weights: the router sweep's cost weights.
+        overhead_n: prompts for the decision-overhead timing (0 skips it).
+        progress: a ``rich.progress.Progress`` to report on (optional).
+
+    Returns:
+        ``(result, decisions, test_prompt_ids)``; ``decisions`` is (points, n_test) model indices
+        into ``result.models``, one row per operating point.
+    """
+    from .embedding import get_default_embedder
+    from .training import outcome_matrices
+
+    data = Path(data)
+    p, o, prices, models = _load(data, pool)
+    texts = p["text"].tolist()
+    base = get_default_embedder()
+    t0 = time.perf_counter()
+    if embed is not None:
+        emb = np.asarray(embed(p["prompt_id"].tolist(), texts), dtype=np.float32)
+    else:
+        emb = cached_encode(base, texts, cache_dir, progress=progress)
+    log.info("bench: %d prompts embedded in %.1fs", len(texts), time.perf_counter() - t0)
+    is_train = (p["split"] == "train").to_numpy()
+    is_test = (p["split"] == "test").to_numpy()
+    train_p, test_p = p[is_train].reset_index(drop=True), p[is_test].reset_index(drop=True)
+    emb_train, emb_test = emb[is_train], emb[is_test]
+
+    lookup = LookupEmbedder(base, texts, emb)
+    router, used = _fit(train_p, o, prices, models, lookup, predictor)
+    lookup.clear()
+    card = {m: router.registry.resolve(m).name for m in models}
+    col = {card[m]: j for j, m in enumerate(models)}
+
+    tr_s, tr_c = outcome_matrices(train_p["prompt_id"].tolist(), models, o)
+    te_s, te_c = outcome_matrices(test_p["prompt_id"].tolist(), models, o)
+    keep = ~np.isnan(te_s).all(axis=1)  # test prompts nobody answered carry no information
+    test_p, emb_test, te_s, te_c = test_p[keep].reset_index(drop=True), emb_test[keep], te_s[keep], te_c[keep]
+    missing = int(np.isnan(te_s).sum())
+
+    singles = bl.single_models(te_s, te_c)
+    single = {m: singles[j] for j, m in enumerate(models)}
+    best = max(models, key=lambda m: (single[m][0], -single[m][1]))
+    cheapest = min(models, key=lambda m: (single[m][1], -single[m][0]))
+    c_lo = min(c for _, c in singles)
+    c_hi = max(c for _, c in singles)
+    b_q, b_c = single[best]
+
+    # Router sweep.
+    test_texts = test_p["text"].tolist()
+    task = progress.add_task("router sweep", total=len(cost_weights)) if progress else None
+    points, decisions = [], []
+    for i, w in enumerate(cost_weights):
+        prefs = {"accuracy": 1 - w, "cost": w} if w < 1 else {"cost": 1.0}
+        res = router.decide_batch(test_texts, preferences=prefs, candidates=models, embeddings=emb_test)
+        choice = np.array([col[n] for n in res.model_names])
+        q, c, left = bl.realise(choice, te_s, te_c)
+        points.append(OperatingPoint(point=i, cost_weight=float(w), mean_cost_usd=c, mean_score=q, left_out=left))
+        decisions.append(choice)
+        if progress:
+            progress.advance(task)
+
+    # Baselines.
+    base_curves: dict[str, list[tuple[float, float]]] = {
+        "single models": [(c, q) for q, c in singles],
+        f"random mix ({best} / {cheapest})": [
+            (c, q) for c, q in bl.random_mix(b_q, b_c, single[cheapest][0], single[cheapest][1], MIX_RATES)
+        ],
+    }
+    with bl._quiet():
+        cost_est = np.nanmean(tr_c, axis=0)
+    task_pred = bl.per_task_table(train_p["task"].tolist(), tr_s, test_p["task"].tolist())
+    knn_pred = bl.knn_predictions(emb_train, tr_s, emb_test)
+    for name, pred in (("per-task best (given task label)", task_pred), ("plain kNN (MiniLM, k=100, no cards)", knn_pred)):
+        curve = []
+        for _, choice in bl.sweep_choices(pred, cost_est):
+            q, c, _ = bl.realise(choice, te_s, te_c)
+            curve.append((c, q))
+        base_curves[name] = sorted(set(curve))
+    oq, oc, _ = bl.realise(bl.oracle_choice(te_s, te_c), te_s, te_c)
+
+    router_pts = [(pt.mean_cost_usd, pt.mean_score) for pt in points]
+    summaries = [_summary("router", router_pts, c_lo, c_hi, b_q, b_c)]
+    summaries += [_summary(n, pts, c_lo, c_hi, b_q, b_c) for n, pts in base_curves.items()]
+
+    pair_summary = _pair(router, models, card, te_s, test_texts, emb_test, knn_pred, single,
+                         pair or (best, cheapest))
+    overhead = _overhead(router, test_texts, overhead_n, models) if overhead_n > 0 else None
+    notes = []
+    if (~keep).any():
+        notes.append(f"{int((~keep).sum())} test prompts without any outcome were dropped.")
+    result = BenchResult(
+        data=str(data), n_train=len(train_p), n_test=len(test_p), models=models, predictor=used,
+        best_single=best, cheapest=cheapest, c_lo=c_lo, c_hi=c_hi, singles=single, oracle=(oq, oc),
+        router=points, baselines=base_curves, summaries=summaries, pair=pair_summary,
+        overhead=overhead, missing_cells=missing, notes=notes,
+    )
+    return result, np.stack(decisions), test_p["prompt_id"].tolist()
+
+
+def _summary(name: str, pts: list[tuple[float, float]], c_lo: float, c_hi: float,
+             b_q: float, b_c: float) -> MethodSummary:
+    match = metrics.cost_to_match(pts, b_q - 1e-9)
+    return MethodSummary(
+        method=name, n_points=len(pts), aiq=metrics.aiq(pts, c_lo, c_hi),
+        quality_at_25=metrics.quality_at_cost(pts, 0.25 * b_c),
+        quality_at_50=metrics.quality_at_cost(pts, 0.5 * b_c),
+        match_cost_fraction=None if match is None else match / b_c,
+    )
+
+
+def _pair(router: Any, models: list[str], card: dict[str, str], te_s: np.ndarray, texts: list[str],
+          emb: np.ndarray, knn_pred: np.ndarray, single: dict[str, tuple[float, float]],
+          pair: tuple[str, str]) -> PairSummary | None:
+    """APGR/CPT of the router (threshold on its predicted gap), plain kNN and the random mix."""
+    strong, weak = pair
+    for m in pair:
+        if m not in models:
+            raise InvalidInputError(f"--pair model {m!r} is not in the pool; choose among {', '.join(models)}.")
+    qs, qw = single[strong][0], single[weak][0]
+    if strong == weak or qs == qw:
+        return None
+    js, jw = models.index(strong), models.index(weak)
+    res = router.decide_batch(texts, preferences="quality-first", candidates=[strong, weak], embeddings=emb)
+    names = res.parts[0].names
+    quality = np.concatenate([part.quality for part in res.parts])
+    gap = quality[:, names.index(card[strong])] - quality[:, names.index(card[weak])]
+    curves = {
+        "router": bl.threshold_pair_curve(gap, te_s, js, jw, PAIR_FRACTIONS),
+        "plain kNN (MiniLM, k=100, no cards)": bl.threshold_pair_curve(
+            knn_pred[:, js] - knn_pred[:, jw], te_s, js, jw, PAIR_FRACTIONS),
+        "random mix": [(f, f * qs + (1 - f) * qw) for f in PAIR_FRACTIONS],
+    }
+    rows = [
+        PairRow(method=n, apgr=metrics.apgr(c, qw, qs), cpt50=metrics.cpt(c, qw, qs, 0.5),
+                cpt80=metrics.cpt(c, qw, qs, 0.8))
+        for n, c in curves.items()
+    ]
+    return PairSummary(strong=strong, weak=weak, strong_quality=qs, weak_quality=qw, rows=rows, curves=curves)
+
+
+def _overhead(router: Any, texts: list[str], n: int, models: list[str]) -> Overhead:
+    """Batch and single-call decision time against the raw encode of the same prompts (interleaved)."""
+    emb = router.embedder
+    sample = texts[: min(n, len(texts))]
+    router.decide(sample[0], candidates=models)  # warm: loads the encoder and analyzer
+    t0 = time.perf_counter()
+    emb.encode(sample, batch_size=64)
+    t_enc = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    router.decide_batch(sample, candidates=models)
+    t_dec = time.perf_counter() - t0
+    singles = sample[: min(32, len(sample))]
+    e_ms, d_ms = [], []
+    for t in singles:
+        t0 = time.perf_counter()
+        emb.encode([t])
+        e_ms.append((time.perf_counter() - t0) * 1e3)
+        t0 = time.perf_counter()
+        router.decide(t, candidates=models)
+        d_ms.append((time.perf_counter() - t0) * 1e3)
+    e_med, d_med = float(np.median(e_ms)), float(np.median(d_ms))
+    return Overhead(
+        n_batch=len(sample), encode_batch_s=t_enc, decide_batch_s=t_dec,
+        decisions_per_s=len(sample) / t_dec, batch_ratio=t_dec / t_enc, n_single=len(singles),
+        encode_one_ms=e_med, decide_one_ms=d_med, single_ratio=d_med / e_med,
+    )

@@ -1,0 +1,64 @@
+"""The ``optiroute bench`` command (registered in :mod:`optiroute.cli`).
+
+Fits a router on a data directory's train split, measures it and its baselines on the test split
+and writes ``report.md``, ``curve.csv``, ``decisions.csv.gz`` and ``cost_quality.png`` (see
+:mod:`optiroute.bench`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from .errors import OptiRouteError
+
+__all__ = ["bench"]
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _names(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def bench(
+    data: Annotated[Path, typer.Option("--data", help="Directory with prompts.csv[.gz], outcomes.csv[.gz], prices.csv.")],
+    out: Annotated[Path, typer.Option("--out", help="Directory for report.md, curve.csv, decisions.csv.gz, cost_quality.png.")] = Path("bench"),
+    pool: Annotated[str | None, typer.Option("--pool", help="Comma-separated models to route among (default: all).")] = None,
+    predictor: Annotated[str | None, typer.Option("--predictor", help="Quality predictor for Router.fit (default: the router's).")] = None,
+    pair: Annotated[str | None, typer.Option("--pair", help="strong,weak for APGR/CPT (default: best single, cheapest).")] = None,
+    cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help="Cache prompt embeddings here (npz) across runs.")] = None,
+    overhead_n: Annotated[int, typer.Option("--overhead-n", help="Prompts timed for decision overhead (0: skip).")] = 256,
+) -> None:
+    """Fit on train, evaluate on test: AIQ, budgets, APGR/CPT, overhead and every baseline."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .bench import run_bench
+    from .bench_report import write_outputs
+
+    pair_names = _names(pair)
+    if pair_names is not None and len(pair_names) != 2:
+        err.print("[bold red]error:[/] --pair takes exactly two names: strong,weak")
+        raise typer.Exit(code=2)
+    try:
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                      TimeElapsedColumn(), console=console, transient=True) as progress:
+            result, decisions, ids = run_bench(
+                data, pool=_names(pool), predictor=predictor,
+                pair=None if pair_names is None else (pair_names[0], pair_names[1]),
+                cache_dir=cache_dir, overhead_n=overhead_n, progress=progress,
+            )
+        paths = write_outputs(result, decisions, ids, out)
+    except OptiRouteError as exc:
+        err.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(code=2) from None
+    router = next(s for s in result.summaries if s.method == "router")
+    console.print(
+        f"router AIQ [bold]{router.aiq:.3f}[/] (predictor: {result.predictor}); best single "
+        f"{result.best_single} {result.singles[result.best_single][0]:.3f}"
+    )
+    console.print(f"wrote {', '.join(str(p) for p in paths)}")

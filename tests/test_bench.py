@@ -1,0 +1,223 @@
+"""``optiroute bench`` end to end on a tiny cut of the MMLU-Pro slice (real MiniLM, ~100 prompts).
+
+The bench run is done once per module (embeddings cached in a temporary directory, which the CLI
+tests reuse through ``--cache-dir``), then its outputs, its numbers and every CLI path are checked.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from optiroute import bench_baselines as bl
+from optiroute.bench import LookupEmbedder, cached_encode, run_bench
+from optiroute.bench_report import markdown, write_outputs
+from optiroute.cli import app
+from optiroute.errors import DataFormatError, InvalidInputError
+
+SLICE = Path(__file__).parent / "fixtures" / "mmlu_slice"
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """80 train + 20 test prompts of the slice, with their outcomes and prices."""
+    d = tmp_path_factory.mktemp("tiny")
+    p = pd.read_csv(SLICE / "prompts.csv.gz", dtype={"prompt_id": str})
+    p = pd.concat([p[p["split"] == "train"].head(80), p[p["split"] == "test"]])
+    o = pd.read_csv(SLICE / "outcomes.csv.gz", dtype={"prompt_id": str})
+    o = o[o["prompt_id"].isin(set(p["prompt_id"]))]
+    # One missing cell on a test prompt, to exercise "missing = unknown".
+    test_id = p.loc[p["split"] == "test", "prompt_id"].iloc[0]
+    o = o[~((o["prompt_id"] == test_id) & (o["model"] == o["model"].iloc[0]))]
+    p.to_csv(d / "prompts.csv.gz", index=False)
+    o.to_csv(d / "outcomes.csv.gz", index=False)
+    (d / "prices.csv").write_text((SLICE / "prices.csv").read_text())
+    return d
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("embcache")
+
+
+@pytest.fixture(scope="module")
+def run(tiny: Path, cache: Path):
+    return run_bench(tiny, cache_dir=cache, overhead_n=8)
+
+
+def test_bench_result_numbers_are_consistent_with_the_data(run, tiny: Path) -> None:
+    result, decisions, ids = run
+    assert result.n_train == 80 and result.n_test == 20 and len(ids) == 20
+    assert decisions.shape == (len(result.router), 20)
+    assert result.missing_cells == 1
+    # Best single and cheapest follow from the singles table.
+    assert result.best_single == max(result.singles, key=lambda m: result.singles[m][0])
+    assert result.c_lo == min(c for _, c in result.singles.values())
+    # Each operating point's mean is recomputable from its decisions and the raw outcomes.
+    o = pd.read_csv(tiny / "outcomes.csv.gz", dtype={"prompt_id": str}).set_index(["prompt_id", "model"])
+    for pt, row in zip(result.router, decisions, strict=True):
+        s = [o["score"].get((pid, result.models[j]), np.nan) for pid, j in zip(ids, row, strict=True)]
+        s = np.array(s, dtype=float)
+        assert pt.left_out == int(np.isnan(s).sum())
+        assert pt.mean_score == pytest.approx(float(np.nanmean(s)), abs=1e-6)
+    names = [s.method for s in result.summaries]
+    assert names[0] == "router" and any(n.startswith("per-task best") for n in names)
+    assert any(n.startswith("plain kNN") for n in names) and any(n.startswith("random mix") for n in names)
+    router = result.summaries[0]
+    assert 0.0 <= router.aiq <= 1.0
+    # The oracle is at least as good as any single model.
+    assert result.oracle[0] >= max(q for q, _ in result.singles.values()) - 1e-9
+    assert result.pair is not None
+    assert {r.method for r in result.pair.rows} == {"router", "plain kNN (MiniLM, k=100, no cards)", "random mix"}
+    random_row = next(r for r in result.pair.rows if r.method == "random mix")
+    assert random_row.apgr == pytest.approx(0.5)
+    assert result.overhead is not None and result.overhead.decisions_per_s > 0
+    assert result.predictor
+
+
+def test_outputs_are_written_in_the_documented_format(run, tmp_path: Path) -> None:
+    result, decisions, ids = run
+    paths = write_outputs(result, decisions, ids, tmp_path / "out")
+    names = {p.name for p in paths}
+    assert {"report.md", "curve.csv", "decisions.csv.gz"} <= names
+    with (tmp_path / "out" / "curve.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["point", "cost_weight", "mean_cost_usd", "mean_score"]
+    assert len(rows) == len(result.router)
+    with gzip.open(tmp_path / "out" / "decisions.csv.gz", "rt") as f:
+        d = list(csv.DictReader(f))
+    assert list(d[0]) == ["prompt_id", "point", "model"]
+    assert len(d) == len(result.router) * len(ids)
+    assert {r["model"] for r in d} <= set(result.models)
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "AIQ" in report and "APGR" in report and "decisions/s" in report
+    if "cost_quality.png" in names:
+        assert (tmp_path / "out" / "cost_quality.png").read_bytes()[:4] == b"\x89PNG"
+    assert markdown(result).count("| router") >= 1
+
+
+def test_cli_bench_writes_outputs(tiny: Path, cache: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cli"
+    res = runner.invoke(app, ["bench", "--data", str(tiny), "--out", str(out), "--cache-dir", str(cache),
+                              "--overhead-n", "0"])
+    assert res.exit_code == 0, res.output
+    assert "router AIQ" in res.output
+    assert (out / "report.md").exists() and (out / "curve.csv").exists() and (out / "decisions.csv.gz").exists()
+
+
+def test_cli_bench_pool_and_pair(tiny: Path, cache: Path, tmp_path: Path, run) -> None:
+    result = run[0]
+    strong, weak = result.best_single, result.cheapest
+    other = next(m for m in result.models if m not in (strong, weak))
+    out = tmp_path / "pool"
+    res = runner.invoke(app, ["bench", "--data", str(tiny), "--out", str(out), "--cache-dir", str(cache),
+                              "--overhead-n", "0", "--pool", f"{strong},{weak},{other}",
+                              "--pair", f"{other},{weak}"])
+    assert res.exit_code == 0, res.output
+    with gzip.open(out / "decisions.csv.gz", "rt") as f:
+        assert {r["model"] for r in csv.DictReader(f)} <= {strong, weak, other}
+    report = (out / "report.md").read_text()
+    assert f"strong {other}" in report and "3 models" in report
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--pool", "no-such-model,other"], "no outcomes"),
+        (["--pair", "only-one"], "exactly two"),
+        (["--predictor", "no-such-predictor"], "predictor"),
+    ],
+)
+def test_cli_bench_errors_exit_2_with_a_message(tiny: Path, cache: Path, tmp_path: Path, args, needle) -> None:
+    res = runner.invoke(app, ["bench", "--data", str(tiny), "--out", str(tmp_path), "--cache-dir", str(cache),
+                              "--overhead-n", "0", *args])
+    assert res.exit_code == 2
+    assert needle in res.output
+
+
+def test_bench_needs_train_and_test_splits(tmp_path: Path, tiny: Path) -> None:
+    p = pd.read_csv(tiny / "prompts.csv.gz", dtype={"prompt_id": str})
+    p["split"] = "train"
+    p.to_csv(tmp_path / "prompts.csv.gz", index=False)
+    (tmp_path / "outcomes.csv.gz").write_bytes((tiny / "outcomes.csv.gz").read_bytes())
+    with pytest.raises(DataFormatError, match="split 'train' and 'test'"):
+        run_bench(tmp_path)
+
+
+def test_bench_needs_a_cost_for_every_model(tmp_path: Path, tiny: Path) -> None:
+    (tmp_path / "prompts.csv.gz").write_bytes((tiny / "prompts.csv.gz").read_bytes())
+    o = pd.read_csv(tiny / "outcomes.csv.gz", dtype={"prompt_id": str})
+    o["cost_usd"] = np.nan
+    o.to_csv(tmp_path / "outcomes.csv.gz", index=False)  # and no prices.csv
+    with pytest.raises(DataFormatError, match="prices.csv"):
+        run_bench(tmp_path)
+
+
+def test_bench_pool_of_one_is_refused(tiny: Path, run) -> None:
+    with pytest.raises(InvalidInputError, match="two models"):
+        run_bench(tiny, pool=[run[0].models[0]])
+
+
+class _Counting:
+    """A deterministic embedder that counts what it is asked to encode."""
+
+    dim, name = 4, "counting"
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def encode(self, texts, *, batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
+        self.seen += list(texts)
+        v = np.array([[len(t), t.count("a"), t.count("e"), 1.0] for t in texts], dtype=np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_cached_encode_reuses_rows_across_calls(tmp_path: Path) -> None:
+    e = _Counting()
+    a = cached_encode(e, ["alpha", "beta"], tmp_path)
+    b = cached_encode(e, ["beta", "gamma", "alpha"], tmp_path)
+    assert e.seen == ["alpha", "beta", "gamma"]  # beta and alpha came from the cache file
+    np.testing.assert_allclose(b[[2, 0]], a, atol=1e-3)  # float16 storage
+    assert cached_encode(e, ["gamma"], None).shape == (1, 4)
+
+
+def test_lookup_embedder_serves_known_texts_and_encodes_the_rest() -> None:
+    e = _Counting()
+    vecs = np.eye(4, dtype=np.float32)[:2]
+    lk = LookupEmbedder(e, ["known one", "known two"], vecs)
+    out = lk.encode(["known two", "fresh"])
+    np.testing.assert_array_equal(out[0], vecs[1])
+    assert e.seen == ["fresh"]
+    lk.clear()
+    lk.encode(["known one"])
+    assert e.seen == ["fresh", "known one"]
+
+
+def test_baselines_on_a_hand_made_matrix() -> None:
+    scores = np.array([[1, 0], [0, 1], [1, np.nan]], dtype=np.float32)
+    costs = np.array([[2, 1], [2, 1], [2, 1]], dtype=np.float32)
+    # Prompt 3 to model 1 is a missing cell: left out of the mean (1 + 1) / 2.
+    assert bl.realise(np.array([0, 1, 1]), scores, costs) == (pytest.approx(1.0), pytest.approx(1.5), 1)
+    # Oracle: prompt 1 -> model 0, prompt 2 -> model 1 (cheaper and right), prompt 3 -> model 0.
+    assert bl.oracle_choice(scores, costs).tolist() == [0, 1, 0]
+    assert bl.single_models(scores, costs)[1] == (pytest.approx(0.5), pytest.approx(1.0))
+    mix = bl.random_mix(1.0, 2.0, 0.0, 1.0, [0.0, 0.5, 1.0])
+    assert mix == [(1.0, 0.0), (1.5, 0.5), (2.0, 1.0)]
+    table = bl.per_task_table(["a", "a", "b"], scores, ["b", "c"])
+    np.testing.assert_allclose(table[0], [1.0, 0.5])  # task b has no model-1 outcome: overall mean
+    np.testing.assert_allclose(table[1], [2 / 3, 0.5])  # unseen task: overall means
+    curve = bl.threshold_pair_curve(np.array([0.9, -0.5, 0.1]), scores, 0, 1, [0.0, 1 / 3, 1.0])
+    assert curve[0] == (0.0, pytest.approx(0.5))  # all weak: (0 + 1) / 2, the missing cell left out
+    assert curve[1] == (pytest.approx(1 / 3), pytest.approx(1.0))  # prompt 1 (largest gap) to strong: 1, 1, (nan)
+    assert curve[2][1] == pytest.approx(2 / 3)
+    choices = bl.sweep_choices(np.array([[0.9, 0.8]]), np.array([10.0, 1.0]), [0.0, 1.0])
+    assert [c.tolist() for _, c in choices] == [[0], [1]]
+    assert math.isnan(bl.realise(np.array([1]), np.array([[1, np.nan]]), np.array([[1, 1]]))[0])
