@@ -29,29 +29,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from embed_cache import load_or_embed  # noqa: E402
 
 from optiroute import Router  # noqa: E402
+from optiroute.metrics import aiq as hull_auc  # noqa: E402  (RouterBench AIQ, exact hull integral)
 from optiroute.training import outcome_matrices  # noqa: E402
-
-
-def hull_auc(points: list[tuple[float, float]], c_lo: float, c_hi: float) -> float:
-    """AIQ: area under the non-decreasing upper convex hull, cost normalised to [c_lo, c_hi]."""
-    pts = sorted(points)
-    hull: list[tuple[float, float]] = []
-    for c, q in pts:
-        if hull and q <= hull[-1][1]:
-            continue  # non-decreasing: a costlier point must be better to count
-        while len(hull) >= 2:
-            (c1, q1), (c2, q2) = hull[-2], hull[-1]
-            if (q2 - q1) * (c - c1) <= (q - q1) * (c2 - c1):  # hull[-1] under the chord: drop it
-                hull.pop()
-            else:
-                break
-        hull.append((c, q))
-    xs = np.array([(c - c_lo) / (c_hi - c_lo) for c, _ in hull])
-    ys = np.array([q for _, q in hull])
-    grid = np.linspace(0, 1, 20001)
-    curve = np.interp(grid, xs, ys, left=0.0, right=ys[-1])
-    curve[grid < xs[0]] = 0.0
-    return float(np.trapezoid(curve, grid))
 
 
 def main() -> None:

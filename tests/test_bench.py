@@ -17,7 +17,8 @@ import pytest
 from typer.testing import CliRunner
 
 from optiroute import bench_baselines as bl
-from optiroute.bench import LookupEmbedder, cached_encode, run_bench
+from optiroute.bench import run_bench
+from optiroute.bench_embed import LookupEmbedder, cached_encode
 from optiroute.bench_report import markdown, write_outputs
 from optiroute.cli import app
 from optiroute.errors import DataFormatError, InvalidInputError
