@@ -22,6 +22,7 @@ from . import policy as pol
 from .batch import BatchDecisions, RouteArrays
 from .errors import InvalidInputError, NoEligibleModelError, RoutingFallbackWarning
 from .feedback import DecisionRecord, FeedbackStore, MemoryFeedbackStore
+from .latency import LatencyTracker
 from .profiles import Preferences, PreferencesLike, coerce_preferences
 from .prompts import RoutableText, to_routable
 from .scorer import card_matrix, score
@@ -101,7 +102,7 @@ class Router:
         self._state: _State | None = None
         self._lock = threading.RLock()
         self._cand_cache: dict[tuple[str, ...], tuple[list[ModelCard], list[int | None]]] = {}
-        self._latency_ratio: dict[str, float] = {}
+        self._latency = LatencyTracker()
 
     # ---------------------------------------------------------------- construction
     @classmethod
@@ -263,7 +264,8 @@ class Router:
         cost = (in_tok[:, None] * pin + out_tok[:, None] * pout) / 1e6
         ttft = np.array([c.ttft_s for c in cards], dtype=np.float32)
         tps = np.array([max(c.tokens_per_s, 1e-3) for c in cards], dtype=np.float32)
-        ratio = np.array([self._latency_ratio.get(c.name, 1.0) for c in cards], dtype=np.float32)
+        ratio = np.array(self._latency.ratios([c.name for c in cards], [_group(c) for c in cards]),
+                         dtype=np.float32)
         latency = (ttft + out_tok[:, None] / tps) * ratio
         hard = pol.hard_mask(cards, constraints, in_tok + out_tok, cost, latency)
         dom = _domain_matrix(cards, domains)
@@ -421,20 +423,23 @@ class Router:
         input_tokens: int | None = None, output_tokens: int | None = None,
         cost_usd: float | None = None, ok: bool = True,
     ) -> None:
-        """Record an observed call; observed latency replaces the card estimate (EWMA of the
-        observed / estimated ratio per model)."""
+        """Record an observed call; observed latency progressively replaces the card estimate
+        (a damped running mean of the observed / estimated ratio per model)."""
         if not ok or latency_s is None or not np.isfinite(latency_s) or latency_s <= 0:
             return
         card = self.registry.resolve(model)
         est = card.latency_s(output_tokens if output_tokens is not None else 256)
-        ratio = float(latency_s) / max(est, 1e-6)
-        with self._lock:
-            prev = self._latency_ratio.get(card.name)
-            self._latency_ratio[card.name] = ratio if prev is None else 0.8 * prev + 0.2 * ratio
+        self._latency.observe(card.name, float(latency_s), est, group=_group(card))
 
     def latency_ratio(self, model: str) -> float | None:
-        """Observed / estimated latency of ``model`` so far (``None`` before any observation)."""
-        return self._latency_ratio.get(self.registry.resolve(model).name)
+        """The multiplier observed calls apply to ``model``'s card latency (``None`` before any
+        observation); see :class:`~optiroute.latency.LatencyTracker` for how one slow call is damped."""
+        return self._latency.ratio(self.registry.resolve(model).name)
+
+
+def _group(card: ModelCard) -> str | None:
+    """Latency group of a card: its provider, unless nothing is known about it."""
+    return None if card.provider in ("", "unknown") else card.provider
 
 
 def _domain_matrix(cards: Sequence[ModelCard], domains: Sequence[str]) -> np.ndarray:

@@ -40,14 +40,16 @@ def llm(router, openai_chat, local_models):
 
 
 def test_invoke_real_model_in_an_lcel_chain(llm):
+    # First call, before any observed latency: latency-first picks the faster card (SmolLM2).
+    # Later calls may legitimately move as observed latencies replace the card estimates.
+    msg = llm.invoke("What is the capital of France?")
+    meta = msg.response_metadata
+    assert meta["optiroute"]["model"] == SMOL
+    assert meta["model_name"]  # from the server, untouched
+    assert msg.usage_metadata["input_tokens"] > 0
     chain = ChatPromptTemplate.from_messages([("user", "Say hello to {name}.")]) | llm | StrOutputParser()
     text = chain.invoke({"name": "Ada"})
     assert isinstance(text, str) and text.strip()
-    msg = llm.invoke("What is the capital of France?")
-    meta = msg.response_metadata
-    assert meta["optiroute"]["model"] == SMOL  # latency-first: SmolLM2 is the faster card
-    assert meta["model_name"]  # from the server, untouched
-    assert msg.usage_metadata["input_tokens"] > 0
 
 
 def test_usage_is_counted_once(llm):

@@ -28,6 +28,11 @@ STREAM_NAME = (
 #: Only the Pydantic variant streams tool-call chunks through the parser that trips on the name.
 SCHEMA_TYPES = ["pydantic", "typeddict", "json_schema"]
 SMALL_MODEL = "SmolLM2-135M's JSON-mode output does not follow the requested schema's keys"
+RAMBLES = (
+    "SmolLM2-135M keeps writing inside the grammar-constrained 'setup' string until the token limit, "
+    "so the tool arguments arrive as truncated JSON and the parser returns None (the schema-only "
+    "structured-output cases above pass)"
+)
 
 
 class TestChatOptiRouteStandardIntegration(ChatModelIntegrationTests):
@@ -129,6 +134,10 @@ class TestChatOptiRouteStandardIntegration(ChatModelIntegrationTests):
     @pytest.mark.xfail(reason=STREAM_NAME)
     def test_structured_output_pydantic_2_v1(self, model: Any) -> None:
         super().test_structured_output_pydantic_2_v1(model)
+
+    @pytest.mark.xfail(reason=RAMBLES, strict=False)
+    def test_structured_output_optional_param(self, model: Any) -> None:
+        super().test_structured_output_optional_param(model)
 
     @pytest.mark.xfail(reason=SMALL_MODEL)
     def test_json_mode(self, model: Any) -> None:
