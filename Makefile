@@ -25,6 +25,12 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 install: $(VENV)/.installed
+	# PostgreSQL server binaries for the store's integration tests (Debian): installed only when no
+	# pg_ctl exists and we run as root; a no-op where PostgreSQL is already present.
+	@if ! command -v pg_ctl >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 \
+	    && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; fi
 
 test: install
 	$(PY) -m pytest -q -p no:cacheprovider

@@ -1,35 +1,72 @@
-"""Durable feedback: decisions, thumbs up/down or scores, and observed call outcomes.
+"""The store interface: decisions, feedback, observed calls and the spend ledger, with two backends.
 
 Routing learns from feedback through *residuals*: for each (model, task type), the mean of
 ``feedback score - predicted quality at decision time``. A model that keeps disappointing on math
 prompts gets its math predictions lowered, with shrinkage so one vote moves little
-(:meth:`FeedbackStore.corrections`).
+(:meth:`FeedbackStore.corrections`). Residuals are aggregated in memory and rebuilt from the
+database when a durable store opens.
 
-Two stores share one interface: :class:`MemoryFeedbackStore` (the default; bounded, lost at exit) and
-:class:`SQLiteFeedbackStore` (one file, WAL mode, created on first use). Prompt text is never stored.
+Backends share :class:`FeedbackStore`: :class:`MemoryFeedbackStore` (the default; bounded, lost at
+exit) and the SQL stores of :mod:`optiroute.store_sql` (``SQLStore`` for any SQLAlchemy URL,
+``SQLiteFeedbackStore`` for one file, ``open_store`` for either), re-exported here lazily so that
+``import optiroute`` never imports SQLAlchemy.
+
+Prompt text is dropped before writing unless the store was created with ``keep_prompts=True``.
+
+The spend ledger (:meth:`FeedbackStore.reserve_spend`) admits a reservation only while every scope
+it touches is under its limit, atomically, so concurrent callers overshoot a limit by at most one
+call's reserved amount: see :mod:`optiroute.spend` for how the router uses it.
 """
 
 from __future__ import annotations
 
 import math
-import sqlite3
 import threading
-from collections import OrderedDict
+import uuid
+from collections import OrderedDict, deque
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
-from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from .errors import FeedbackError, StoreError
+from .errors import FeedbackError, InvalidConstraintsError
 
-__all__ = ["DecisionRecord", "FeedbackStore", "MemoryFeedbackStore", "SQLiteFeedbackStore"]
+if TYPE_CHECKING:
+    from .store_sql import SQLiteFeedbackStore, SQLStore, open_store
+
+__all__ = [
+    "DecisionRecord",
+    "FeedbackRecord",
+    "FeedbackStore",
+    "MemoryFeedbackStore",
+    "ObservationRecord",
+    "SQLStore",
+    "SQLiteFeedbackStore",
+    "open_store",
+]
 
 #: Pseudo-count of the shrinkage applied to feedback residuals.
 FEEDBACK_PRIOR = 5.0
+#: Stored error messages are cut to this many characters (provider errors can be long).
+MAX_ERROR_CHARS = 2000
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _utc(dt: datetime) -> datetime:
+    """Naive datetimes are taken as UTC, so naive and aware timestamps compare."""
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt
 
 
 class DecisionRecord(BaseModel):
-    """What must be remembered of a decision to learn from feedback on it (no prompt text)."""
+    """What must be remembered of a decision to learn from feedback on it.
+
+    ``prompt`` is kept only by stores created with ``keep_prompts=True``; other stores drop it
+    before writing, so passing it is always safe.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -39,6 +76,38 @@ class DecisionRecord(BaseModel):
     domain: str
     predicted_quality: float
     created_at: datetime
+    run_id: str | None = None
+    user: str | None = None
+    prompt: str | None = None
+
+
+class FeedbackRecord(BaseModel):
+    """One feedback event as stored: a score in 0..1 on a decision, with an optional comment."""
+
+    model_config = ConfigDict(frozen=True)
+
+    decision_id: str
+    score: float
+    comment: str | None = None
+    created_at: datetime
+
+
+class ObservationRecord(BaseModel):
+    """One routed call as observed: latency, tokens, cost and outcome (no prompt or answer text)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    decision_id: str | None = None
+    model: str
+    latency_s: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+    ok: bool = True
+    error: str | None = None
+    user: str | None = None
+    run_id: str | None = None
+    created_at: datetime = Field(default_factory=_now)
 
 
 def _check_score(score: float) -> float:
@@ -51,10 +120,35 @@ def _check_score(score: float) -> float:
     return float(score)
 
 
-class FeedbackStore:
-    """Base class: keeps residual aggregates in memory; subclasses add persistence."""
+def _check_usd(value: float, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise InvalidConstraintsError(f"{what} must be a finite, non-negative USD amount, got {value!r}.")
+    return float(value)
 
-    def __init__(self) -> None:
+
+def _check_scopes(scopes: Mapping[str, float]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for key, limit in scopes.items():
+        if not isinstance(key, str) or not key:
+            raise InvalidConstraintsError(f"Spend scope keys must be non-empty strings, got {key!r}.")
+        if isinstance(limit, bool) or not isinstance(limit, (int, float)) or math.isnan(limit):
+            raise InvalidConstraintsError(f"The limit of spend scope {key!r} must be a number, got {limit!r}.")
+        out[key] = float(limit)
+    return out
+
+
+class FeedbackStore:
+    """Base class of every store: residual aggregates in memory, validation, the common API.
+
+    Subclasses implement the ``_put_*`` hooks and the readers; the public writers validate first.
+    All methods are thread-safe.
+
+    Args:
+        keep_prompts: store ``DecisionRecord.prompt``; by default it is dropped before writing.
+    """
+
+    def __init__(self, *, keep_prompts: bool = False) -> None:
+        self.keep_prompts = keep_prompts
         self._lock = threading.RLock()
         self._resid: dict[tuple[str, str], list[float]] = {}
 
@@ -69,9 +163,55 @@ class FeedbackStore:
     def _put_feedback(self, decision_id: str, score: float, comment: str | None) -> None:
         raise NotImplementedError
 
+    def decision_for_run(self, run_id: str) -> DecisionRecord | None:
+        """The latest decision (by ``created_at``) recorded with ``run_id``, or ``None``."""
+        raise NotImplementedError(f"{type(self).__name__} does not index decisions by run id.")
+
+    def feedback(self, decision_id: str | None = None) -> list[FeedbackRecord]:
+        """Stored feedback, oldest first; only that of ``decision_id`` when given."""
+        raise NotImplementedError(f"{type(self).__name__} cannot read feedback back.")
+
+    def _put_observation(self, rec: ObservationRecord) -> None:
+        raise NotImplementedError(f"{type(self).__name__} does not record observations.")
+
+    def observations(
+        self, *, model: str | None = None, decision_id: str | None = None, limit: int | None = None
+    ) -> list[ObservationRecord]:
+        """Recorded observations matching the filters, oldest first; with ``limit``, the latest
+        ``limit`` of them (still oldest first)."""
+        raise NotImplementedError(f"{type(self).__name__} does not record observations.")
+
+    def _reserve(self, scopes: dict[str, float], amount: float) -> str | None:
+        raise NotImplementedError(f"{type(self).__name__} has no spend ledger.")
+
+    def _settle(self, reservation_id: str, cost_usd: float) -> bool:
+        raise NotImplementedError(f"{type(self).__name__} has no spend ledger.")
+
+    def spent(self, scope: str) -> float:
+        """USD charged to ``scope``: settled costs plus outstanding reservations (0.0 if unknown)."""
+        raise NotImplementedError(f"{type(self).__name__} has no spend ledger.")
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version of the data behind this store (see :mod:`optiroute.store_schema`)."""
+        from .store_schema import SCHEMA_VERSION
+
+        return SCHEMA_VERSION
+
+    def close(self) -> None:
+        """Release connections; a durable store reopens on its next use."""
+
+    def __enter__(self) -> FeedbackStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # --- shared -------------------------------------------------------------------------
     def record_decision(self, rec: DecisionRecord) -> None:
-        """Remember a decision so feedback can reach it later."""
+        """Remember a decision so feedback (by decision id or run id) can reach it later."""
+        if rec.prompt is not None and not getattr(self, "keep_prompts", False):
+            rec = rec.model_copy(update={"prompt": None})
         self._put_decision(rec)
 
     def record_feedback(self, decision_id: str, score: float, comment: str | None = None) -> None:
@@ -90,11 +230,56 @@ class FeedbackStore:
         self._put_feedback(decision_id, value, comment)
         self._add_residual(rec.model, rec.task_type, value - rec.predicted_quality)
 
+    def record_observation(self, rec: ObservationRecord) -> None:
+        """Record one observed call (its error message is cut to ``MAX_ERROR_CHARS``)."""
+        if rec.error is not None and len(rec.error) > MAX_ERROR_CHARS:
+            rec = rec.model_copy(update={"error": rec.error[:MAX_ERROR_CHARS]})
+        self._put_observation(rec)
+
+    def reserve_spend(self, scopes: Mapping[str, float], amount: float) -> str | None:
+        """Atomically reserve ``amount`` USD in every scope, if every scope has room.
+
+        A scope has room while ``settled + outstanding reservations < limit`` (``scopes`` maps
+        scope key -> limit). Either one reservation is recorded against all scopes and its id is
+        returned, or nothing is recorded and ``None`` is returned. Because admission is atomic
+        (across threads, and across processes sharing a database), a scope's final spend exceeds
+        its limit by at most one reserved amount, provided calls cost no more than they reserved.
+        With no scopes there is nothing to limit: an id is returned and nothing is recorded.
+
+        Raises:
+            InvalidConstraintsError: a negative or non-finite amount, a NaN limit, an empty key.
+            StoreError: the ledger cannot be read or written (durable stores).
+        """
+        checked = _check_scopes(scopes)
+        value = _check_usd(amount, "The reserved amount")
+        if not checked:
+            return uuid.uuid4().hex
+        return self._reserve(checked, value)
+
+    def settle_spend(self, reservation_id: str, cost_usd: float) -> bool:
+        """Replace a reservation by the call's actual cost (``0.0`` releases it).
+
+        Idempotent: returns ``True`` when this call settled the reservation, ``False`` when it was
+        already settled or is unknown (e.g. made with no scopes); the ledger is then unchanged.
+
+        Raises:
+            InvalidConstraintsError: a negative or non-finite cost.
+            StoreError: the ledger cannot be written (durable stores).
+        """
+        return self._settle(reservation_id, _check_usd(cost_usd, "The settled cost"))
+
     def _add_residual(self, model: str, task: str, residual: float) -> None:
         with self._lock:
             agg = self._resid.setdefault((model, task), [0.0, 0.0])
             agg[0] += residual
             agg[1] += 1.0
+
+    def _load_residuals(self, rows: Iterable[tuple[Any, Any, Any]]) -> None:
+        """Replace the aggregates by ``(model, task_type, residual)`` rows read from a database."""
+        with self._lock:
+            self._resid = {}
+            for model, task, resid in rows:
+                self._add_residual(str(model), str(task), float(resid))
 
     def corrections(self) -> dict[tuple[str, str], float]:
         """Shrunk mean residual per (model, task type): ``sum / (count + FEEDBACK_PRIOR)``."""
@@ -108,120 +293,109 @@ class FeedbackStore:
 
 
 class MemoryFeedbackStore(FeedbackStore):
-    """In-process store keeping the last ``max_decisions`` decisions (oldest evicted first)."""
+    """In-process store: the last ``max_decisions`` decisions (oldest evicted first) and feedback
+    events, the last ``max_observations`` observations, and a spend ledger guarded by a lock.
 
-    def __init__(self, max_decisions: int = 100_000) -> None:
-        super().__init__()
+    Nothing survives the process, and the ledger is not shared with other processes: use a SQL
+    store for budgets shared by several replicas.
+    """
+
+    def __init__(
+        self, max_decisions: int = 100_000, *, keep_prompts: bool = False,
+        max_observations: int = 100_000,
+    ) -> None:
+        super().__init__(keep_prompts=keep_prompts)
         self.max_decisions = max_decisions
         self._decisions: OrderedDict[str, DecisionRecord] = OrderedDict()
-        self.feedback: list[tuple[str, float, str | None]] = []
+        self._runs: dict[str, str] = {}
+        self._feedback: deque[FeedbackRecord] = deque(maxlen=max_decisions)
+        self._observations: deque[ObservationRecord] = deque(maxlen=max_observations)
+        self._ledger: dict[str, list[float]] = {}  # scope -> [settled, reserved]
+        self._open: dict[str, tuple[float, tuple[str, ...]]] = {}  # reservation -> (amount, scopes)
 
     def _put_decision(self, rec: DecisionRecord) -> None:
         with self._lock:
             self._decisions[rec.decision_id] = rec
+            self._decisions.move_to_end(rec.decision_id)
+            if rec.run_id is not None:
+                latest = self._decisions.get(self._runs.get(rec.run_id, ""))
+                if latest is None or _utc(latest.created_at) <= _utc(rec.created_at):
+                    self._runs[rec.run_id] = rec.decision_id
             while len(self._decisions) > self.max_decisions:
-                self._decisions.popitem(last=False)
+                _, old = self._decisions.popitem(last=False)
+                if old.run_id is not None and self._runs.get(old.run_id) == old.decision_id:
+                    del self._runs[old.run_id]
 
     def get_decision(self, decision_id: str) -> DecisionRecord | None:
         with self._lock:
             return self._decisions.get(decision_id)
 
+    def decision_for_run(self, run_id: str) -> DecisionRecord | None:
+        with self._lock:
+            return self._decisions.get(self._runs.get(run_id, ""))
+
     def _put_feedback(self, decision_id: str, score: float, comment: str | None) -> None:
         with self._lock:
-            self.feedback.append((decision_id, score, comment))
+            self._feedback.append(
+                FeedbackRecord(decision_id=decision_id, score=score, comment=comment, created_at=_now())
+            )
 
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS decisions (
-    decision_id TEXT PRIMARY KEY, model TEXT NOT NULL, task_type TEXT NOT NULL,
-    domain TEXT NOT NULL, predicted_quality REAL NOT NULL, created_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS feedback (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, decision_id TEXT NOT NULL REFERENCES decisions(decision_id),
-    score REAL NOT NULL, comment TEXT, created_at TEXT NOT NULL);
-"""
-
-
-class SQLiteFeedbackStore(FeedbackStore):
-    """One SQLite file (WAL mode), created on first use; residuals are rebuilt from it on open.
-
-    Args:
-        path: the database file; its parent directory is created if missing.
-    """
-
-    def __init__(self, path: str | Path) -> None:
-        super().__init__()
-        self.path = Path(path)
-        self._conn: sqlite3.Connection | None = None
-
-    def _db(self) -> sqlite3.Connection:
-        if self._conn is not None:
-            return self._conn
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, check_same_thread=False, timeout=10)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(_SCHEMA)
-            rows = conn.execute(
-                "SELECT d.model, d.task_type, f.score - d.predicted_quality FROM feedback f "
-                "JOIN decisions d USING (decision_id)"
-            ).fetchall()
-        except (sqlite3.Error, OSError) as exc:
-            raise StoreError(
-                f"Cannot open the feedback store {str(self.path)!r} ({exc}); check that the path "
-                "is writable and is an SQLite database."
-            ) from None
-        for model, task, resid in rows:
-            self._add_residual(model, task, float(resid))
-        self._conn = conn
-        return conn
-
-    def _exec(self, sql: str, args: tuple[object, ...]) -> list[tuple[object, ...]]:
+    def feedback(self, decision_id: str | None = None) -> list[FeedbackRecord]:
         with self._lock:
-            conn = self._db() if self._conn is None else self._conn
-        try:
-            with self._lock, conn:
-                return conn.execute(sql, args).fetchall()
-        except sqlite3.Error as exc:
-            raise StoreError(f"Feedback store {str(self.path)!r} failed: {exc}.") from None
+            return [f for f in self._feedback if decision_id is None or f.decision_id == decision_id]
 
-    def _put_decision(self, rec: DecisionRecord) -> None:
-        self._exec(
-            "INSERT OR REPLACE INTO decisions VALUES (?, ?, ?, ?, ?, ?)",
-            (rec.decision_id, rec.model, rec.task_type, rec.domain, rec.predicted_quality,
-             rec.created_at.isoformat()),
-        )
-
-    def get_decision(self, decision_id: str) -> DecisionRecord | None:
-        rows = self._exec(
-            "SELECT decision_id, model, task_type, domain, predicted_quality, created_at "
-            "FROM decisions WHERE decision_id = ?",
-            (decision_id,),
-        )
-        if not rows:
-            return None
-        d, m, t, dom, q, c = rows[0]
-        return DecisionRecord(
-            decision_id=str(d), model=str(m), task_type=str(t), domain=str(dom),
-            predicted_quality=float(q),  # type: ignore[arg-type]
-            created_at=datetime.fromisoformat(str(c)),
-        )
-
-    def _put_feedback(self, decision_id: str, score: float, comment: str | None) -> None:
-        self._exec(
-            "INSERT INTO feedback (decision_id, score, comment, created_at) VALUES (?, ?, ?, ?)",
-            (decision_id, score, comment, datetime.now(timezone.utc).isoformat()),
-        )
-
-    def corrections(self) -> dict[tuple[str, str], float]:
+    def _put_observation(self, rec: ObservationRecord) -> None:
         with self._lock:
-            opened = self._conn is not None
-        if not opened:
-            self._exec("SELECT 1", ())  # opens the file and loads residuals
-        return super().corrections()
+            self._observations.append(rec)
 
-    def close(self) -> None:
-        """Close the database connection."""
+    def observations(
+        self, *, model: str | None = None, decision_id: str | None = None, limit: int | None = None
+    ) -> list[ObservationRecord]:
         with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+            rows = [
+                o for o in self._observations
+                if (model is None or o.model == model)
+                and (decision_id is None or o.decision_id == decision_id)
+            ]
+        return rows if limit is None else rows[max(len(rows) - limit, 0):]
+
+    def _reserve(self, scopes: dict[str, float], amount: float) -> str | None:
+        keys = tuple(sorted(scopes))
+        with self._lock:
+            rows = [self._ledger.get(k, [0.0, 0.0]) for k in keys]
+            if any(settled + reserved >= scopes[k] for k, (settled, reserved) in zip(keys, rows)):
+                return None
+            for k in keys:
+                self._ledger.setdefault(k, [0.0, 0.0])[1] += amount
+            rid = uuid.uuid4().hex
+            self._open[rid] = (amount, keys)
+            return rid
+
+    def _settle(self, reservation_id: str, cost_usd: float) -> bool:
+        with self._lock:
+            entry = self._open.pop(reservation_id, None)
+            if entry is None:
+                return False
+            amount, keys = entry
+            for k in keys:
+                row = self._ledger[k]
+                row[0] += cost_usd
+                row[1] -= amount
+            return True
+
+    def spent(self, scope: str) -> float:
+        with self._lock:
+            settled, reserved = self._ledger.get(scope, (0.0, 0.0))
+            return settled + reserved
+
+
+_SQL_NAMES = frozenset({"SQLStore", "SQLiteFeedbackStore", "open_store"})
+
+
+def __getattr__(name: str) -> Any:
+    """Lazy re-export of the SQL stores (PEP 562), so importing this module stays light."""
+    if name in _SQL_NAMES:
+        from . import store_sql
+
+        return getattr(store_sql, name)
+    raise AttributeError(f"module 'optiroute.feedback' has no attribute {name!r}")

@@ -3,7 +3,7 @@ from datetime import datetime, timezone
 import pytest
 
 from optiroute import FeedbackError, StoreError
-from optiroute.feedback import DecisionRecord, MemoryFeedbackStore, SQLiteFeedbackStore
+from optiroute.feedback import DecisionRecord, FeedbackStore, MemoryFeedbackStore, SQLiteFeedbackStore
 
 
 def _rec(i, model="m", q=0.8):
@@ -55,3 +55,26 @@ def test_unopenable_store_gives_store_error(tmp_path):
     junk.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StoreError):
         SQLiteFeedbackStore(junk).record_decision(_rec(1))
+
+
+def test_memory_run_index_follows_eviction_and_mixed_timestamps():
+    s = MemoryFeedbackStore(max_decisions=2)
+    naive = datetime(2026, 1, 1, 12, 0)
+    aware = datetime(2026, 1, 1, 12, 0, 1, tzinfo=timezone.utc)
+    s.record_decision(DecisionRecord(decision_id="a", model="m", task_type="t", domain="d",
+                                     predicted_quality=0.5, created_at=aware, run_id="r"))
+    s.record_decision(DecisionRecord(decision_id="b", model="m", task_type="t", domain="d",
+                                     predicted_quality=0.5, created_at=naive, run_id="r"))
+    assert s.decision_for_run("r").decision_id == "a"  # later timestamp wins, naive read as UTC
+    s.record_decision(_rec(1))
+    s.record_decision(_rec(2))  # evicts a and b
+    assert s.decision_for_run("r") is None
+
+
+def test_public_names_stay_exported():
+    import optiroute
+
+    assert optiroute.FeedbackStore is FeedbackStore
+    assert optiroute.MemoryFeedbackStore is MemoryFeedbackStore
+    assert optiroute.SQLiteFeedbackStore is SQLiteFeedbackStore
+    assert issubclass(SQLiteFeedbackStore, FeedbackStore)

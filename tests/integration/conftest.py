@@ -55,3 +55,31 @@ def openai_chat(llama_server):
         return ChatOpenAI(model=alias, base_url=llama_server.base_url, api_key="not-needed", **kw)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL server (Debian's binaries) on 127.0.0.1 for the session: yields the
+    SQLAlchemy URL of an empty database; the server is stopped and its directory deleted at the end.
+    Missing binaries or psycopg skip the tests locally and fail them when the CI env var is set."""
+    import os
+
+    from tests.pg_server import PostgresServer, create_database, find_pg_bin
+
+    missing = None
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        missing = "psycopg is not installed (pip install 'optiroute[postgres]'; make install does it)"
+    if missing is None and find_pg_bin() is None:
+        missing = ("PostgreSQL server binaries not found (/usr/lib/postgresql/*/bin); install them "
+                   "with: apt-get install postgresql (make install does it when run as root)")
+    if missing is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set, so PostgreSQL tests must run: {missing}")
+        pytest.skip(missing)
+    server = PostgresServer().start()
+    try:
+        yield create_database(server.url(), "optiroute_test")
+    finally:
+        server.stop()
