@@ -59,6 +59,30 @@ def find_local_models(*, assemble: bool = True) -> dict[str, LocalModel]:
     return {m.name: m for m in found}
 
 
+def disable_repacked_weights() -> None:
+    """Load GGUF models without llama.cpp's "extra buffer types" (AMX / repacked weights).
+
+    On Xeons with AMX, llama-cpp-python 0.3.x built with GGML_NATIVE crashes with a general
+    protection fault in libggml-cpu on the first multi-token prompt of a Q4_1 model (SmolLM2); the
+    tiny local models gain nothing from repacking, so every load here turns it off. Idempotent;
+    patches llama-cpp-python's default model parameters for this process.
+    """
+    import llama_cpp.llama_cpp as C
+
+    if getattr(C.llama_model_default_params, "_optiroute", False):
+        return
+    default = C.llama_model_default_params
+
+    def params() -> object:
+        p = default()
+        if hasattr(p, "use_extra_bufts"):
+            p.use_extra_bufts = False
+        return p
+
+    params._optiroute = True  # type: ignore[attr-defined]
+    C.llama_model_default_params = params
+
+
 def run_local(model: LocalModel, prompt: str, *, max_tokens: int = 96, seed: int = 0) -> str:
     """Answer ``prompt`` with a local model through llama-cpp-python (chat or completion)."""
     try:
@@ -67,6 +91,7 @@ def run_local(model: LocalModel, prompt: str, *, max_tokens: int = 96, seed: int
         raise DependencyError(
             "Running a local model needs llama-cpp-python: pip install 'optiroute[local]'."
         ) from exc
+    disable_repacked_weights()
     llm = Llama(model_path=str(model.path), n_ctx=2048, n_threads=2, seed=seed, verbose=False)
     try:
         if model.chat:

@@ -20,6 +20,17 @@ import urllib.request
 from pathlib import Path
 
 
+# Runs llama_cpp.server with llama.cpp's repacked (AMX) weight buffers turned off; see
+# optiroute.local_models.disable_repacked_weights for the crash this avoids.
+_LAUNCH = """
+import runpy, sys
+from optiroute.local_models import disable_repacked_weights
+disable_repacked_weights()
+sys.argv = ["llama_cpp.server", *sys.argv[1:]]
+runpy.run_module("llama_cpp.server", run_name="__main__", alter_sys=True)
+"""
+
+
 def free_port() -> int:
     """A free TCP port on 127.0.0.1."""
     with socket.socket() as s:
@@ -51,7 +62,7 @@ class LlamaServer:
         """Launch the server and wait until ``/v1/models`` answers."""
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "llama_cpp.server", "--config_file", str(self.config)],
+                [sys.executable, "-c", _LAUNCH, "--config_file", str(self.config)],
                 stdout=log, stderr=subprocess.STDOUT,
             )
         atexit.register(self.stop)
