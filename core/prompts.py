@@ -70,6 +70,12 @@ def _role_and_content(message: Any) -> tuple[str, str]:
 def _check_text(value: str) -> str:
     if "\x00" in value:
         value = value.replace("\x00", " ")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        # Lone surrogates (bytes decoded with errors="surrogateescape", broken JSON escapes) are
+        # not text the tokenizer accepts; route on the rest, with U+FFFD where they were.
+        value = value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
     return value
 
 
