@@ -8,6 +8,11 @@ A saved router directory holds::
     analyzer.json
     index.npz       the evaluation store (int8 embeddings, outcomes, costs)
     index.ann       its Annoy index (memory-mapped on load)
+    predictor.npz   learned quality-predictor weights (kinds other than kNN; arrays only)
+    predictor.json  their kind, model columns and hyper-parameters
+
+The manifest's ``predictor`` entry names the kind, how it was chosen and its files; a manifest
+without one (the bundled default, routers saved before learned predictors) means kNN.
 
 Loading verifies the manifest's format and every checksum, so a truncated or edited file gives a
 :class:`CorruptArtifactError` that names it instead of a traceback from inside numpy or annoy.
@@ -22,7 +27,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ArtifactNotFoundError, CorruptArtifactError, UnsupportedFormatError
+from .errors import ArtifactNotFoundError, CorruptArtifactError, InvalidInputError, UnsupportedFormatError
 
 if TYPE_CHECKING:
     from .router import Router
@@ -51,6 +56,11 @@ def save_router(router: Router, directory: Path) -> Path:
     index = router.index
     if index is not None:
         index.save(directory)
+    predictor = router._ensure().predictor
+    kind = getattr(predictor, "kind", "knn") or "knn"
+    for stale in ("predictor.npz", "predictor.json"):
+        (directory / stale).unlink(missing_ok=True)
+    pred_files = predictor.save(directory) if kind != "knn" else []
     files = sorted(
         f.name for f in directory.iterdir()
         if f.is_file() and f.name != "manifest.json" and f.suffix in (".json", ".npz", ".ann")
@@ -62,6 +72,7 @@ def save_router(router: Router, directory: Path) -> Path:
         "k": router.k,
         "lam": router.lam,
         "policy": router.policy.model_dump(),
+        "predictor": {"kind": kind, "files": pred_files, "selection": getattr(predictor, "selection", None)},
         "files": {name: _sha256(directory / name) for name in files},
     }
     (directory / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
@@ -129,6 +140,24 @@ def load_router_parts(directory: Path) -> dict[str, Any]:
     }
     if (directory / "index.npz").exists():
         parts["index"] = OutcomeIndex.load(directory)
+    entry = manifest.get("predictor") or {"kind": "knn"}
+    kind = str(entry.get("kind", "knn"))
+    if kind != "knn":
+        from .predictor_base import predictor_class
+
+        try:
+            cls = predictor_class(kind)
+        except InvalidInputError:
+            raise UnsupportedFormatError(
+                f"{str(directory)!r} uses quality predictor {kind!r}, which this OptiRoute does not "
+                "know; upgrade OptiRoute or re-save the router."
+            ) from None
+        parts["predictor"] = cls.load(directory, parts.get("index"))
+    else:
+        from .predictors import QualityPredictor
+
+        parts["predictor"] = QualityPredictor(None)  # rebuilt on the store with the router's k, lam
+    parts["predictor"].selection = entry.get("selection")
     return parts
 
 

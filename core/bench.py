@@ -6,8 +6,10 @@ One run on any directory in the documented format (``prompts.csv[.gz]``, ``outco
 1. embed every prompt once (the caller's ``embed`` function, else the default embedder in batches,
    cached under ``cache_dir`` as npz when given);
 2. fit :meth:`Router.fit` on the train split (the cached vectors are served to it, so nothing is
-   embedded twice), with ``predictor=`` passed through when the installed ``Router.fit`` has it;
-3. sweep the router's accuracy/cost weight on the test split with ``decide_batch(embeddings=...)``;
+   embedded twice) with ``predictor=`` (default ``auto``: chosen on a validation split of train);
+3. sweep the router's accuracy/cost weight on the test split with ``decide_batch(embeddings=...)``,
+   and do the same for a router fitted with every other predictor kind (``compare``), so each kind
+   is reported as its own method in the same run;
 4. measure the baselines (:mod:`optiroute.bench_baselines`), the metrics (:mod:`optiroute.metrics`)
    and the decision overhead, and return a :class:`BenchResult` that
    :mod:`optiroute.bench_report` writes out.
@@ -19,7 +21,6 @@ of the operating point's mean, and the number left out is reported.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -38,9 +39,10 @@ __all__ = ["BenchResult", "COST_WEIGHTS", "run_bench"]
 
 log = logging.getLogger(__name__)
 
-#: Router sweep: preferences ``{"accuracy": 1 - w, "cost": w}`` for each cost weight ``w``.
-COST_WEIGHTS: tuple[float, ...] = (0.0, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3,
-                                   0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+#: Router sweep: preferences ``{"accuracy": 1 - w, "cost": w}`` for each cost weight ``w``; denser
+#: between 0.1 and 0.5, where the routers trade most of their quality for cost.
+COST_WEIGHTS: tuple[float, ...] = (0.0, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.125, 0.15, 0.175, 0.2,
+                                   0.225, 0.25, 0.275, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 #: Strong-call fractions of the RouteLLM threshold protocol (APGR / CPT).
 PAIR_FRACTIONS: tuple[float, ...] = tuple(round(f, 2) for f in np.linspace(0, 1, 21))
 #: Mixing rates of the random best/cheapest baseline.
@@ -120,6 +122,8 @@ class BenchResult(BaseModel):
     oracle: tuple[float, float]
     router: list[OperatingPoint]
     baselines: dict[str, list[tuple[float, float]]] = Field(description="name -> [(cost, score)]")
+    predictors: dict[str, list[tuple[float, float]]] = Field(
+        default_factory=dict, description="predictor kind -> its router's [(cost, score)] sweep")
     summaries: list[MethodSummary]
     pair: PairSummary | None
     overhead: Overhead | None
@@ -162,37 +166,53 @@ def _load(data: Path, pool: Sequence[str] | None) -> tuple[Any, Any, Any, list[s
 
 
 def _fit(train_p: Any, o: Any, prices: Any, models: list[str], embedder: LookupEmbedder,
-         predictor: str | None) -> tuple[Any, str]:
-    """Fit the router on train; returns it and the name of the quality predictor it uses."""
+         predictor: str) -> tuple[Any, str]:
+    """Fit the router on train only; returns it and a description of its quality predictor."""
     from .router import Router
-    from .training import fit_parts
 
-    kw: dict[str, Any] = {"embedder": embedder, "models": models}
-    if predictor is not None:
-        if "predictor" not in inspect.signature(fit_parts).parameters:
-            raise InvalidInputError(
-                f"--predictor {predictor!r}: this version's Router.fit has no predictor option; "
-                "leave --predictor out to use the default kNN store."
-            )
-        kw["predictor"] = predictor
-    router = Router.fit(train_p, o, prices, **kw)
-    learned = getattr(router._ensure().predictor, "learned", None)
-    name = getattr(learned, "name", None) if learned is not None else None
-    used = str(name) if name else "knn store + card prior (default)"
-    selection = getattr(learned, "selection", None)
-    if isinstance(selection, dict) and selection.get("requested") == "auto":
+    router = Router.fit(train_p, o, prices, embedder=embedder, models=models, predictor=predictor)
+    used = _kind(router)
+    selection = getattr(router._ensure().predictor, "selection", None) or {}
+    if selection.get("requested") == "auto":
         table = selection.get("validation_aiq")
         if isinstance(table, dict):
             table = ", ".join(f"{k} {float(v):.3f}" for k, v in table.items())
-        used = f"auto -> {selection.get('chosen', name)}" + (f" (validation AIQ: {table})" if table else "")
+            folds = selection.get("n_folds", 1)
+            where = f"{folds} x {selection.get('n_validation')}" if folds > 1 else str(selection.get("n_validation"))
+            used = f"auto -> {used} (validation AIQ on {where} train prompts: {table})"
+        else:
+            used = f"auto -> {used} ({selection.get('note', '')})"
     return router, used
+
+
+def _kind(router: Any) -> str:
+    return str(getattr(router._ensure().predictor, "kind", "") or "knn")
+
+
+def _sweep(router: Any, texts: list[str], emb: np.ndarray, models: list[str], col: dict[str, int],
+           te_s: np.ndarray, te_c: np.ndarray, cost_weights: Sequence[float], progress: Any,
+           label: str) -> tuple[list[OperatingPoint], list[np.ndarray]]:
+    """The router's operating points over ``cost_weights``, realised on the test outcomes."""
+    task = progress.add_task(label, total=len(cost_weights)) if progress else None
+    points, decisions = [], []
+    for i, w in enumerate(cost_weights):
+        prefs = {"accuracy": 1 - w, "cost": w} if w < 1 else {"cost": 1.0}
+        res = router.decide_batch(texts, preferences=prefs, candidates=models, embeddings=emb)
+        choice = np.array([col[n] for n in res.model_names])
+        q, c, left = bl.realise(choice, te_s, te_c)
+        points.append(OperatingPoint(point=i, cost_weight=float(w), mean_cost_usd=c, mean_score=q, left_out=left))
+        decisions.append(choice)
+        if progress:
+            progress.advance(task)
+    return points, decisions
 
 
 def run_bench(
     data: str | Path,
     *,
     pool: Sequence[str] | None = None,
-    predictor: str | None = None,
+    predictor: str = "auto",
+    compare: Sequence[str] | None = None,
     pair: tuple[str, str] | None = None,
     embed: EmbedFn | None = None,
     cache_dir: Path | None = None,
@@ -205,7 +225,10 @@ def run_bench(
     Args:
         data: directory in the documented format.
         pool: model names to route among (default: every model with outcomes).
-        predictor: passed to ``Router.fit(predictor=...)`` (``None``: the router's default).
+        predictor: passed to ``Router.fit(predictor=...)``: a kind or ``auto`` (validation AIQ on
+            a split of train).
+        compare: predictor kinds to fit and sweep beside it, each reported as a method
+            (default: every kind; ``()``: none).
         pair: ``(strong, weak)`` for APGR/CPT (default: best single model and cheapest).
         embed: ``embed(prompt_ids, texts) -> (n, dim)`` unit vectors matching the router's embedder
             (the repo's benchmarks pass their shared cache); default: the router's embedder.
@@ -219,8 +242,13 @@ def run_bench(
         into ``result.models``, one row per operating point.
     """
     from .embedding import get_default_embedder
+    from .predictor_base import KINDS, predictor_class
     from .training import outcome_matrices
 
+    kinds = list(KINDS) if compare is None else list(compare)
+    for k in [predictor, *kinds]:  # a typo fails before any embedding
+        if k != "auto":
+            predictor_class(k)
     data = Path(data)
     p, o, prices, models = _load(data, pool)
     texts = p["text"].tolist()
@@ -238,6 +266,10 @@ def run_bench(
 
     lookup = LookupEmbedder(base, texts, emb)
     router, used = _fit(train_p, o, prices, models, lookup, predictor)
+    routers = {_kind(router): router}
+    for k in kinds:  # the chosen kind's refit on all train is the router itself (same seed)
+        if k not in routers:
+            routers[k] = _fit(train_p, o, prices, models, lookup, k)[0]
     lookup.clear()
     card = {m: router.registry.resolve(m).name for m in models}
     col = {card[m]: j for j, m in enumerate(models)}
@@ -256,19 +288,16 @@ def run_bench(
     c_hi = max(c for _, c in singles)
     b_q, b_c = single[best]
 
-    # Router sweep.
+    # Router sweep, then one sweep per compared predictor kind (the router's own kind is reused).
     test_texts = test_p["text"].tolist()
-    task = progress.add_task("router sweep", total=len(cost_weights)) if progress else None
-    points, decisions = [], []
-    for i, w in enumerate(cost_weights):
-        prefs = {"accuracy": 1 - w, "cost": w} if w < 1 else {"cost": 1.0}
-        res = router.decide_batch(test_texts, preferences=prefs, candidates=models, embeddings=emb_test)
-        choice = np.array([col[n] for n in res.model_names])
-        q, c, left = bl.realise(choice, te_s, te_c)
-        points.append(OperatingPoint(point=i, cost_weight=float(w), mean_cost_usd=c, mean_score=q, left_out=left))
-        decisions.append(choice)
-        if progress:
-            progress.advance(task)
+    sweep = (test_texts, emb_test, models, col, te_s, te_c, cost_weights, progress)
+    points, decisions = _sweep(router, *sweep, "router sweep")
+    pred_curves: dict[str, list[tuple[float, float]]] = {}
+    for k, r_k in routers.items():
+        if k not in kinds:
+            continue
+        pts = points if r_k is router else _sweep(r_k, *sweep, f"predictor {k} sweep")[0]
+        pred_curves[k] = [(pt.mean_cost_usd, pt.mean_score) for pt in pts]
 
     # Baselines.
     base_curves: dict[str, list[tuple[float, float]]] = {
@@ -282,19 +311,28 @@ def run_bench(
     task_pred = bl.per_task_table(train_p["task"].tolist(), tr_s, test_p["task"].tolist())
     knn_pred = bl.knn_predictions(emb_train, tr_s, emb_test)
     for name, pred in (("per-task best (given task label)", task_pred), ("plain kNN (MiniLM, k=100, no cards)", knn_pred)):
-        curve = []
-        for _, choice in bl.sweep_choices(pred, cost_est):
-            q, c, _ = bl.realise(choice, te_s, te_c)
-            curve.append((c, q))
-        base_curves[name] = sorted(set(curve))
+        base_curves[name] = bl.sweep_curve(pred, cost_est, te_s, te_c)
     oq, oc, _ = bl.realise(bl.oracle_choice(te_s, te_c), te_s, te_c)
 
     router_pts = [(pt.mean_cost_usd, pt.mean_score) for pt in points]
     summaries = [_summary("router", router_pts, c_lo, c_hi, b_q, b_c)]
+    summaries += [_summary(f"predictor {k}", pts, c_lo, c_hi, b_q, b_c) for k, pts in pred_curves.items()]
     summaries += [_summary(n, pts, c_lo, c_hi, b_q, b_c) for n, pts in base_curves.items()]
 
-    pair_summary = _pair(router, models, card, te_s, test_texts, emb_test, knn_pred, single,
-                         pair or (best, cheapest))
+    # Each router's quality matrix alone: the pair's gap threshold, and a linear cost sweep like the
+    # baselines' (separates what the predictor knows from what the scorer and policy make of it).
+    quals = {"router": _quality(router, test_texts, emb_test, models, card)}
+    lin = []
+    for k in pred_curves:
+        r_k = routers[k]
+        quals[f"predictor {k}"] = quals["router"] if r_k is router else _quality(
+            r_k, test_texts, emb_test, models, card)
+        lin.append(_summary(f"predictor {k}: quality matrix, linear cost sweep (no scorer/policy)",
+                            bl.sweep_curve(quals[f"predictor {k}"], cost_est, te_s, te_c),
+                            c_lo, c_hi, b_q, b_c))
+    summaries[1 + len(pred_curves) : 1 + len(pred_curves)] = lin
+    quals["plain kNN (MiniLM, k=100, no cards)"] = knn_pred
+    pair_summary = _pair(quals, models, te_s, single, pair or (best, cheapest))
     overhead = _overhead(router, test_texts, overhead_n, models) if overhead_n > 0 else None
     notes = []
     if (~keep).any():
@@ -302,7 +340,7 @@ def run_bench(
     result = BenchResult(
         data=str(data), n_train=len(train_p), n_test=len(test_p), models=models, predictor=used,
         best_single=best, cheapest=cheapest, c_lo=c_lo, c_hi=c_hi, singles=single, oracle=(oq, oc),
-        router=points, baselines=base_curves, summaries=summaries, pair=pair_summary,
+        router=points, baselines=base_curves, predictors=pred_curves, summaries=summaries, pair=pair_summary,
         overhead=overhead, missing_cells=missing, notes=notes,
     )
     return result, np.stack(decisions), test_p["prompt_id"].tolist()
@@ -319,10 +357,18 @@ def _summary(name: str, pts: list[tuple[float, float]], c_lo: float, c_hi: float
     )
 
 
-def _pair(router: Any, models: list[str], card: dict[str, str], te_s: np.ndarray, texts: list[str],
-          emb: np.ndarray, knn_pred: np.ndarray, single: dict[str, tuple[float, float]],
-          pair: tuple[str, str]) -> PairSummary | None:
-    """APGR/CPT of the router (threshold on its predicted gap), plain kNN and the random mix."""
+def _quality(router: Any, texts: list[str], emb: np.ndarray, models: list[str],
+             card: dict[str, str]) -> np.ndarray:
+    """The router's predicted quality on the test prompts, (n_test, n_models) in ``models`` order."""
+    res = router.decide_batch(texts, preferences="quality-first", candidates=models, embeddings=emb)
+    names = res.parts[0].names
+    quality = np.concatenate([part.quality for part in res.parts])
+    return quality[:, [names.index(card[m]) for m in models]]
+
+
+def _pair(quals: dict[str, np.ndarray], models: list[str], te_s: np.ndarray,
+          single: dict[str, tuple[float, float]], pair: tuple[str, str]) -> PairSummary | None:
+    """APGR/CPT of each method (threshold on its predicted strong-weak gap) and the random mix."""
     strong, weak = pair
     for m in pair:
         if m not in models:
@@ -331,16 +377,9 @@ def _pair(router: Any, models: list[str], card: dict[str, str], te_s: np.ndarray
     if strong == weak or qs == qw:
         return None
     js, jw = models.index(strong), models.index(weak)
-    res = router.decide_batch(texts, preferences="quality-first", candidates=[strong, weak], embeddings=emb)
-    names = res.parts[0].names
-    quality = np.concatenate([part.quality for part in res.parts])
-    gap = quality[:, names.index(card[strong])] - quality[:, names.index(card[weak])]
-    curves = {
-        "router": bl.threshold_pair_curve(gap, te_s, js, jw, PAIR_FRACTIONS),
-        "plain kNN (MiniLM, k=100, no cards)": bl.threshold_pair_curve(
-            knn_pred[:, js] - knn_pred[:, jw], te_s, js, jw, PAIR_FRACTIONS),
-        "random mix": [(f, f * qs + (1 - f) * qw) for f in PAIR_FRACTIONS],
-    }
+    curves = {n: bl.threshold_pair_curve(q[:, js] - q[:, jw], te_s, js, jw, PAIR_FRACTIONS)
+              for n, q in quals.items()}
+    curves["random mix"] = [(f, f * qs + (1 - f) * qw) for f in PAIR_FRACTIONS]
     rows = [
         PairRow(method=n, apgr=metrics.apgr(c, qw, qs), cpt50=metrics.cpt(c, qw, qs, 0.5),
                 cpt80=metrics.cpt(c, qw, qs, 0.8))

@@ -24,6 +24,7 @@ __all__ = [
     "realise",
     "single_models",
     "sweep_choices",
+    "sweep_curve",
     "threshold_pair_curve",
 ]
 
@@ -136,6 +137,21 @@ def sweep_choices(
     norm = cost_per_model / max(float(np.nanmax(cost_per_model)), 1e-12)
     pred = np.nan_to_num(predicted, nan=-1.0)
     return [(float(lam), (pred - lam * norm[None, :]).argmax(axis=1)) for lam in lambdas]
+
+
+def sweep_curve(
+    predicted: np.ndarray, cost_per_model: np.ndarray, scores: np.ndarray, costs: np.ndarray
+) -> list[tuple[float, float]]:
+    """Realised ``(mean_cost, mean_score)`` of every :func:`sweep_choices` choice, sorted, unique.
+
+    Used for the baselines and for ``Router.fit(predictor="auto")``'s validation AIQ, so both
+    trace a predictor's frontier the same way.
+    """
+    curve = []
+    for _, choice in sweep_choices(predicted, cost_per_model):
+        q, c, _ = realise(choice, scores, costs)
+        curve.append((c, q))
+    return sorted(set(curve))
 
 
 def threshold_pair_curve(

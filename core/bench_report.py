@@ -43,7 +43,11 @@ def markdown(r: BenchResult) -> str:
         f"AIQ: RouterBench area under the non-decreasing convex hull, cost normalised to "
         f"[${r.c_lo:.6f}, ${r.c_hi:.6f}] (cheapest, most expensive single model). Quality at x % is the "
         f"best measured operating point at <= x % of {r.best_single}'s cost; the match fraction is read "
-        "on the hull.",
+        "on the hull. `predictor <kind>` rows are routers fitted on the same train split with that "
+        "quality predictor and swept the same way; **router** is the one `--predictor` chose. "
+        "`predictor <kind>: quality matrix, linear cost sweep` rows take that router's predicted quality "
+        "alone and trace argmax(quality - lambda x mean train cost) like the baselines, so the gap to the "
+        "`predictor <kind>` row is what the scorer (log-cost scale) and the policy filters add or lose.",
         "",
         "| method | points | AIQ | quality at 25 % cost | quality at 50 % cost | cost fraction to match best |",
         "|---|---|---|---|---|---|",
@@ -143,6 +147,10 @@ def _plot(r: BenchResult, path: Path) -> Path | None:
         color, ls = next((v for k, v in style.items() if name.startswith(k)), ("tab:purple", "--"))
         pts = sorted(pts)
         ax.plot([c for c, _ in pts], [q for _, q in pts], ls, color=color, lw=1, marker=".", ms=3, label=name)
+    for i, (kind, pts) in enumerate(sorted(r.predictors.items())):
+        pts = sorted(pts)
+        ax.plot([c for c, _ in pts], [q for _, q in pts], "-", color=f"C{5 + i}", lw=1, alpha=0.8,
+                label=f"predictor {kind}")
     rp = sorted((p.mean_cost_usd, p.mean_score) for p in r.router)
     ax.plot([c for c, _ in rp], [q for _, q in rp], "-o", color="tab:blue", ms=4, lw=1.8, label="router", zorder=3)
     ax.scatter([r.oracle[1]], [r.oracle[0]], marker="*", s=120, color="gold", edgecolor="k", label="oracle", zorder=4)

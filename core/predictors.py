@@ -14,14 +14,20 @@ across data sets scored on different scales), shrunk by ``support``, the similar
 neighbours that have an outcome for the model. A model with no stored outcomes falls back to its card
 smoothly instead of through a hard switch. Feedback
 then moves the estimate by the mean residual (observed - predicted) per model and task type.
+
+This is the ``knn`` kind of the predictor interface (:mod:`optiroute.predictor_base`), beside the
+learned ``routoo`` and ``mlp`` kinds; :func:`card_prior` is every kind's fallback for models
+without outcomes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
+
+from .predictor_base import Predictor, TrainData, match_columns
 
 if TYPE_CHECKING:
     from .index import KNNResult, OutcomeIndex
@@ -66,8 +72,8 @@ def card_prior(
     return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
 
 
-class QualityPredictor:
-    """Blends kNN outcomes with card priors, then applies feedback corrections.
+class QualityPredictor(Predictor):
+    """Blends kNN outcomes with card priors, then applies feedback corrections (kind ``knn``).
 
     Args:
         index: the evaluation store (may be ``None`` for card-only routing).
@@ -75,6 +81,8 @@ class QualityPredictor:
         k: neighbours per query.
         tau: similarity temperature for neighbour weights.
     """
+
+    kind: ClassVar[str] = "knn"
 
     def __init__(
         self,
@@ -91,20 +99,25 @@ class QualityPredictor:
         self.tau = tau
         self.mean_complexity = mean_complexity
 
+    @classmethod
+    def fit(cls, data: TrainData, **kwargs: Any) -> QualityPredictor:
+        """The kNN kind "fits" by storing the outcomes: it predicts from ``data.index``."""
+        if data.index is None:
+            from .index import OutcomeIndex
+
+            data.index = OutcomeIndex(
+                data.embeddings, [str(i) for i in range(len(data.embeddings))],
+                [""] * len(data.embeddings), data.models, data.scores,
+            )
+        keep = {k: kwargs[k] for k in ("lam", "k", "tau", "mean_complexity") if k in kwargs}
+        return cls(data.index, **keep)
+
     def columns(self, cards: Sequence[ModelCard]) -> list[int | None]:
-        """Index columns holding each card's outcomes (by name, then by alias)."""
+        """Index columns holding each card's outcomes (by name, then by alias, then by the
+        registry's normalised spelling: see :func:`optiroute.predictor_base.match_columns`)."""
         if self.index is None:
             return [None] * len(cards)
-        out: list[int | None] = []
-        for card in cards:
-            col = self.index.column(card.name)
-            if col is None:
-                for alias in card.aliases:
-                    col = self.index.column(alias)
-                    if col is not None:
-                        break
-            out.append(col)
-        return out
+        return match_columns(cards, self.index.models)
 
     def neighbours(self, embeddings: np.ndarray, *, exact: bool) -> KNNResult | None:
         """kNN of the queries (Annoy for one prompt, an exact matrix product for batches)."""

@@ -1,7 +1,8 @@
-"""Fitting a router's evaluation store from per-prompt outcomes (``Router.fit``).
+"""Fitting a router's evaluation store and quality predictor from per-prompt outcomes (``Router.fit``).
 
-Fitting embeds the training prompts, stacks their outcomes into a (prompts x models) matrix and
-builds the kNN store. Models the registry knows keep their cards (with prices from the given price
+Fitting embeds the training prompts, stacks their outcomes into a (prompts x models) matrix, builds
+the kNN store and fits the quality predictor (:mod:`optiroute.predictor_base`): a named kind, or with
+``predictor="auto"`` the kind with the best validation AIQ (:func:`select_predictor`). Models the registry knows keep their cards (with prices from the given price
 table); models it does not know get a card derived from the data: accuracy = mean training score,
 price from the price table or the observed costs, the other metrics neutral and marked imputed.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -17,7 +19,7 @@ import numpy as np
 from .datasets import fill_costs, load_outcomes, load_prices, load_prompts
 from .errors import DataFormatError, ModelNotFoundError
 
-__all__ = ["fit_parts", "outcome_matrices", "card_from_data"]
+__all__ = ["fit_parts", "outcome_matrices", "card_from_data", "select_predictor", "validation_aiq"]
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +89,9 @@ def fit_parts(
     split: str | None = "train",
     show_progress: bool = False,
     n_trees: int = 16,
+    predictor: str = "auto",
+    val_frac: float = 0.15,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """Build the parts of a fitted router (see :meth:`Router.fit`).
 
@@ -96,10 +101,19 @@ def fit_parts(
         embedder, analyzer: defaults are the bundled MiniLM and heads.
         split: keep only prompts of this split when the data has splits (``None``: all).
         show_progress: show a progress bar while embedding.
+        predictor: quality predictor kind (``knn``, ``routoo``, ``mlp``) or ``auto``: each kind is
+            fitted on a seeded ``1 - val_frac`` of the *training* prompts, the one with the best
+            AIQ on the remaining ``val_frac`` wins and is refitted on all training prompts.
+        val_frac, seed: the validation share and the seed of every random choice.
 
     Raises:
         DataFormatError: malformed files, or no outcome matching a training prompt.
+        InvalidInputError: unknown predictor kind.
     """
+    from .predictor_base import predictor_class
+
+    if predictor != "auto":
+        predictor_class(predictor)  # fail on a typo before embedding anything
     from .embedding import get_default_embedder, prune_text
     from .index import OutcomeIndex
     from .registry import Registry
@@ -144,6 +158,128 @@ def fit_parts(
                 output_usd_per_mtok=float(row["output_usd_per_mtok"]),
             )
     parts: dict[str, Any] = {"registry": reg, "index": index, "models": models, "embedder": embedder}
+    parts["predictor"] = select_predictor(
+        predictor, emb, scores, costs, models, index, [reg.resolve(m) for m in models],
+        analyzer, val_frac=val_frac, seed=seed,
+    )
     if analyzer is not None:
         parts["analyzer"] = analyzer
     return parts
+
+
+#: Fewer validation prompts than this make a validation AIQ noise: ``auto`` then keeps kNN.
+MIN_VALIDATION = 50
+
+
+def validation_aiq(pred: np.ndarray, scores: np.ndarray, costs: np.ndarray, cost_est: np.ndarray) -> float:
+    """RouterBench AIQ of ``argmax(pred - lambda * cost)`` swept over lambda, realised on outcomes.
+
+    The same sweep the bench's baselines use (:func:`optiroute.bench_baselines.sweep_choices`): the
+    cost estimate per model is its mean cost on the fitting rows, realised quality and cost come from
+    the validation outcomes (missing cells left out), and cost is normalised between the cheapest
+    and dearest single model on the validation rows. Returns NaN when costs do not differ.
+    """
+    from . import bench_baselines as bl
+    from .metrics import aiq
+
+    singles = bl.single_models(scores, costs)
+    cs = [c for _, c in singles if np.isfinite(c)]
+    if len(cs) < 2 or not max(cs) > min(cs) or not np.isfinite(cost_est).all():
+        return float("nan")
+    return aiq(bl.sweep_curve(pred, cost_est, scores, costs), min(cs), max(cs))
+
+
+def _logloss(pred: np.ndarray, scores: np.ndarray) -> float:
+    p = np.clip(pred, 1e-4, 1 - 1e-4)
+    ok = ~np.isnan(scores)
+    y = scores[ok]
+    return float(-(y * np.log(p[ok]) + (1 - y) * np.log(1 - p[ok])).mean())
+
+
+def select_predictor(
+    kind: str,
+    emb: np.ndarray,
+    scores: np.ndarray,
+    costs: np.ndarray,
+    models: list[str],
+    index: Any,
+    cards: list[Any],
+    analyzer: Any = None,
+    *,
+    val_frac: float = 0.15,
+    seed: int = 0,
+) -> Any:
+    """Fit the quality predictor ``kind``, or with ``"auto"`` choose it on validation splits of train.
+
+    Everything passed in is *training* data (``fit_parts`` keeps only ``split == "train"``), so the
+    test split is never seen. A validation split is a seeded ``val_frac`` of these rows; each kind
+    is fitted on the other rows and scored by :func:`validation_aiq` (validation log-loss is
+    recorded too, and decides when costs do not differ). When one split has fewer than
+    :data:`VALIDATION_TARGET` prompts, up to :data:`MAX_FOLDS` disjoint splits are used and their
+    numbers averaged (on a thousand-prompt set one 15 % split is too noisy to tell kinds apart).
+    The winner is refitted on all rows. The choice and every kind's numbers are kept on the
+    predictor as ``selection`` (saved in the manifest and shown by ``optiroute bench``).
+    """
+    from .predictor_base import KINDS, TrainData, predictor_class
+
+    if kind != "auto":
+        pred = predictor_class(kind).fit(TrainData(emb, scores, models, index, seed))
+        pred.selection = {"requested": kind, "chosen": kind}
+        return pred
+    n_val = int(round(val_frac * len(emb)))
+    if n_val < MIN_VALIDATION:
+        pred = predictor_class("knn").fit(TrainData(emb, scores, models, index, seed))
+        pred.selection = {"requested": "auto", "chosen": "knn",
+                          "note": f"{n_val} validation prompts (< {MIN_VALIDATION}): kept kNN"}
+        return pred
+    n_folds = int(min(MAX_FOLDS, max(1, -(-VALIDATION_TARGET // n_val)), len(emb) // n_val))
+    perm = np.random.default_rng(seed + 1).permutation(len(emb))
+    per_fold = [_score_kinds(perm[f * n_val : (f + 1) * n_val], emb, scores, costs, models, index,
+                             cards, analyzer, seed) for f in range(n_folds)]
+    aiqs = {k: round(float(np.mean([a[k] for a, _ in per_fold])), 5) for k in KINDS}
+    losses = {k: round(float(np.mean([lo[k] for _, lo in per_fold])), 5) for k in KINDS}
+    by_aiq = all(np.isfinite(v) for v in aiqs.values())
+    chosen = max(aiqs, key=aiqs.__getitem__) if by_aiq else min(losses, key=losses.__getitem__)
+    pred = predictor_class(chosen).fit(TrainData(emb, scores, models, index, seed))
+    pred.selection = {
+        "requested": "auto", "chosen": chosen, "criterion": "validation AIQ" if by_aiq else "validation log-loss",
+        "n_validation": n_val, "n_folds": n_folds, "validation_aiq": aiqs, "validation_logloss": losses,
+    }
+    return pred
+
+
+#: ``auto`` averages disjoint validation splits until about this many prompts are scored ...
+VALIDATION_TARGET = 1000
+#: ... using at most this many splits.
+MAX_FOLDS = 5
+
+
+def _score_kinds(val_rows: np.ndarray, emb: np.ndarray, scores: np.ndarray, costs: np.ndarray,
+                 models: list[str], index: Any, cards: list[Any], analyzer: Any,
+                 seed: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Validation AIQ and log-loss of every kind fitted on the rows outside ``val_rows``."""
+    from .analyzer import TaskAnalyzer
+    from .index import OutcomeIndex
+    from .predictor_base import KINDS, TrainData, predictor_class
+
+    analyzer = analyzer or TaskAnalyzer.default()
+    val = np.zeros(len(emb), dtype=bool)
+    val[val_rows] = True
+    rows = np.flatnonzero(~val)
+    sub = OutcomeIndex(emb[rows], [index.prompt_ids[i] for i in rows], [index.tasks[i] for i in rows],
+                       models, scores[rows], costs[rows])
+    out = analyzer.predict(emb[val])
+    domains = [analyzer.domains[i] for i in out.domain_probs.argmax(axis=1)]
+    tasks = [analyzer.task_types[i] for i in out.task_probs.argmax(axis=1)]
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        cost_est = np.nanmean(costs[rows], axis=0)
+    aiqs: dict[str, float] = {}
+    losses: dict[str, float] = {}
+    for name in KINDS:
+        p = predictor_class(name).fit(TrainData(emb[rows], scores[rows], models, sub, seed))
+        q, _ = p.predict_matrix(emb[val], cards, domains, tasks, out.complexity)
+        aiqs[name] = validation_aiq(q, scores[val], costs[val], cost_est)
+        losses[name] = _logloss(q, scores[val])
+        log.info("auto predictor: %s validation AIQ %.4f log-loss %.4f", name, aiqs[name], losses[name])
+    return aiqs, losses

@@ -22,6 +22,7 @@ from optiroute.bench_embed import LookupEmbedder, cached_encode
 from optiroute.bench_report import markdown, write_outputs
 from optiroute.cli import app
 from optiroute.errors import DataFormatError, InvalidInputError
+from optiroute.predictor_base import KINDS
 
 SLICE = Path(__file__).parent / "fixtures" / "mmlu_slice"
 runner = CliRunner()
@@ -77,11 +78,35 @@ def test_bench_result_numbers_are_consistent_with_the_data(run, tiny: Path) -> N
     # The oracle is at least as good as any single model.
     assert result.oracle[0] >= max(q for q, _ in result.singles.values()) - 1e-9
     assert result.pair is not None
-    assert {r.method for r in result.pair.rows} == {"router", "plain kNN (MiniLM, k=100, no cards)", "random mix"}
+    assert {r.method for r in result.pair.rows} == {
+        "router", "plain kNN (MiniLM, k=100, no cards)", "random mix",
+        *(f"predictor {k}" for k in KINDS)}
     random_row = next(r for r in result.pair.rows if r.method == "random mix")
     assert random_row.apgr == pytest.approx(0.5)
     assert result.overhead is not None and result.overhead.decisions_per_s > 0
-    assert result.predictor
+    # 80 train prompts leave 12 for validation: too few, so auto keeps kNN and says why.
+    assert result.predictor.startswith("auto -> knn") and "validation prompts" in result.predictor
+
+
+def test_every_predictor_kind_is_a_method_of_the_same_run(run) -> None:
+    result = run[0]
+    assert set(result.predictors) == set(KINDS)
+    by_name = {s.method: s for s in result.summaries}
+    for k in KINDS:
+        assert 0.0 <= by_name[f"predictor {k}"].aiq <= 1.0
+        assert 0.0 <= by_name[f"predictor {k}: quality matrix, linear cost sweep (no scorer/policy)"].aiq <= 1.0
+    # The chosen kind's refit on all train is the router itself: the same curve, not a second fit.
+    router_pts = [(p.mean_cost_usd, p.mean_score) for p in result.router]
+    assert result.predictors["knn"] == router_pts
+    assert by_name["predictor knn"].aiq == by_name["router"].aiq
+    assert "predictor mlp" in markdown(result)
+
+
+def test_bench_with_a_named_predictor_and_no_comparison(tiny: Path, cache: Path) -> None:
+    result, _, _ = run_bench(tiny, cache_dir=cache, overhead_n=0, predictor="mlp", compare=["routoo"])
+    assert result.predictor == "mlp"
+    assert set(result.predictors) == {"routoo"}
+    assert [s.method for s in result.summaries][:2] == ["router", "predictor routoo"]
 
 
 def test_outputs_are_written_in_the_documented_format(run, tmp_path: Path) -> None:
@@ -112,6 +137,14 @@ def test_cli_bench_writes_outputs(tiny: Path, cache: Path, tmp_path: Path) -> No
     assert res.exit_code == 0, res.output
     assert "router AIQ" in res.output
     assert (out / "report.md").exists() and (out / "curve.csv").exists() and (out / "decisions.csv.gz").exists()
+
+
+def test_cli_bench_named_predictor_without_comparison(tiny: Path, cache: Path, tmp_path: Path) -> None:
+    res = runner.invoke(app, ["bench", "--data", str(tiny), "--out", str(tmp_path / "r"), "--cache-dir",
+                              str(cache), "--overhead-n", "0", "--predictor", "routoo", "--compare", "none"])
+    assert res.exit_code == 0, res.output
+    assert "predictor: routoo" in res.output
+    assert "| predictor " not in (tmp_path / "r" / "report.md").read_text()
 
 
 def test_cli_bench_pool_and_pair(tiny: Path, cache: Path, tmp_path: Path, run) -> None:
