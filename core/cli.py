@@ -240,6 +240,11 @@ from .cli_bench import bench as _bench  # noqa: E402 - optiroute bench (fit on t
 
 app.command("bench")(_bench)
 
+from .cli_batch import route_batch as _route_batch, select_models as _select_models  # noqa: E402 - pools, streamed files
+
+app.command("select-models")(_select_models)
+app.command("route-batch")(_route_batch)
+
 
 def main() -> None:
     """Console-script entry point."""
