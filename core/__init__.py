@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import (
     ArtifactError,
     ArtifactNotFoundError,
+    BudgetExceededError,
     CorruptArtifactError,
     DataFormatError,
     DependencyError,
@@ -26,6 +27,7 @@ from .errors import (
     OptiRouteWarning,
     RegistryError,
     RoutingFallbackWarning,
+    StoreDegradedWarning,
     StoreError,
     UnknownModelWarning,
     UnknownProfileError,
@@ -34,8 +36,9 @@ from .errors import (
 
 if TYPE_CHECKING:
     from .batch import BatchDecisions
-    from .feedback import FeedbackStore, MemoryFeedbackStore, SQLiteFeedbackStore
+    from .feedback import FeedbackStore, MemoryFeedbackStore, SQLiteFeedbackStore, SQLStore, open_store
     from .policy import PolicyConfig
+    from .spend import Budget, CallTicket
     from .profiles import DIMENSIONS, PROFILES, Preferences, preferences
     from .registry import ModelCard, Registry
     from .router import Router
@@ -58,9 +61,13 @@ _LAZY = {
     "ModelCard": "registry",
     "Registry": "registry",
     "PolicyConfig": "policy",
+    "Budget": "spend",
+    "CallTicket": "spend",
     "FeedbackStore": "feedback",
     "MemoryFeedbackStore": "feedback",
     "SQLiteFeedbackStore": "feedback",
+    "SQLStore": "feedback",
+    "open_store": "feedback",
 }
 
 __all__ = sorted(
@@ -68,6 +75,7 @@ __all__ = sorted(
         *_LAZY,
         "ArtifactError",
         "ArtifactNotFoundError",
+        "BudgetExceededError",
         "CorruptArtifactError",
         "DataFormatError",
         "DependencyError",
@@ -82,6 +90,7 @@ __all__ = sorted(
         "OptiRouteWarning",
         "RegistryError",
         "RoutingFallbackWarning",
+        "StoreDegradedWarning",
         "StoreError",
         "UnknownModelWarning",
         "UnknownProfileError",

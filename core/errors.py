@@ -14,6 +14,7 @@ Tree::
     │   └── UnknownProfileError                 a profile name we do not know
     ├── InvalidConstraintsError (ValueError)
     ├── NoEligibleModelError                    every candidate was excluded (reasons attached)
+    ├── BudgetExceededError                     a spend budget has no room for the call / batch
     ├── ModelNotFoundError (KeyError)           registry lookup / remove of an unknown model
     ├── RegistryError (ValueError)              a malformed card or registry file
     ├── DataFormatError (ValueError)            malformed prompts/outcomes/prices for ``fit``
@@ -33,6 +34,7 @@ from collections.abc import Mapping
 
 __all__ = [
     "ArtifactError",
+    "BudgetExceededError",
     "ArtifactNotFoundError",
     "CorruptArtifactError",
     "DataFormatError",
@@ -51,6 +53,7 @@ __all__ = [
     "UnknownProfileError",
     "OptiRouteWarning",
     "RoutingFallbackWarning",
+    "StoreDegradedWarning",
 ]
 
 
@@ -85,6 +88,10 @@ class NoEligibleModelError(OptiRouteError):
     def __init__(self, message: str, exclusions: Mapping[str, str] | None = None) -> None:
         super().__init__(message)
         self.exclusions: dict[str, str] = dict(exclusions or {})
+
+
+class BudgetExceededError(OptiRouteError):
+    """A spend budget (router, caller key or batch) has no room left for the call or batch."""
 
 
 class ModelNotFoundError(OptiRouteError, KeyError):
@@ -156,3 +163,7 @@ class UnknownModelWarning(OptiRouteWarning):
 
 class RoutingFallbackWarning(OptiRouteWarning):
     """Routing fell back to the generalist model or widened its search."""
+
+
+class StoreDegradedWarning(OptiRouteWarning):
+    """The feedback/observation store failed; routing continues with rows kept in memory."""

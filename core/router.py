@@ -20,45 +20,30 @@ import numpy as np
 
 from . import policy as pol
 from .batch import BatchDecisions, RouteArrays
-from .errors import InvalidInputError, NoEligibleModelError, RoutingFallbackWarning
+from .errors import (
+    InvalidInputError,
+    NoEligibleModelError,
+    RoutingFallbackWarning,
+)
 from .feedback import DecisionRecord, FeedbackStore, MemoryFeedbackStore
 from .latency import LatencyTracker
+from .router_state import _State, build_state
+from .router_store import StoreMixin
 from .profiles import Preferences, PreferencesLike, coerce_preferences
 from .prompts import RoutableText, to_routable
-from .scorer import card_matrix, score
+from .spend import Budget
 from .types import Constraints, ConstraintsLike, Neighbour, RoutingDecision
 
 if TYPE_CHECKING:
     from .analyzer import TaskAnalyzer
     from .embedding import Embedder
     from .index import OutcomeIndex
-    from .predictors import QualityPredictor
     from .registry import ModelCard, Registry
 
 __all__ = ["Router"]
 
 
-class _State:
-    """Everything heavy, loaded once."""
-
-    def __init__(
-        self,
-        registry: Registry,
-        analyzer: TaskAnalyzer,
-        index: OutcomeIndex | None,
-        embedder: Embedder,
-        pool: list[str],
-        predictor: QualityPredictor,
-    ) -> None:
-        self.registry = registry
-        self.analyzer = analyzer
-        self.index = index
-        self.embedder = embedder
-        self.pool = pool
-        self.predictor = predictor
-
-
-class Router:
+class Router(StoreMixin):
     """Routes prompts to the best model for the caller's preferences.
 
     Args:
@@ -70,9 +55,18 @@ class Router:
             outcomes for, else every chat/API card of the registry.
         preferences: the router's default preferences (a profile name, weights or Preferences).
         constraints: hard constraints applied to every decision (merged with per-call ones).
-        store: where decisions and feedback go (default: in memory).
+        store: where decisions, feedback, observed calls and spend go (default: in memory; pass
+            ``SQLiteFeedbackStore(path)`` or any SQLAlchemy URL through ``open_store``). If the store
+            fails (locked, read-only, unreachable) routing keeps working in a degraded mode: a
+            :class:`~optiroute.errors.StoreDegradedWarning` is issued once and rows are kept in memory.
+        budget: spend limits (router total, per caller key, per period) enforced by
+            :meth:`begin_call`; decisions are made under the remaining amount.
         policy: thresholds of the task/domain filters and the generalist fallback.
         k: neighbours for kNN prediction; lam: prior strength of card predictions.
+        keep_prompts: opt in to keeping prompt embeddings in memory (int8, bounded; see
+            :mod:`optiroute.online`), so feedback also corrects predictions for *similar* prompts;
+            off by default: then no prompt embedding or text is kept and feedback corrects by task
+            type, domain and complexity (shared and per model) only.
     """
 
     def __init__(
@@ -86,17 +80,29 @@ class Router:
         preferences: PreferencesLike = None,
         constraints: ConstraintsLike = None,
         store: FeedbackStore | None = None,
+        budget: Budget | None = None,
         policy: pol.PolicyConfig | None = None,
         k: int = 50,
         lam: float = 3.0,
+        predictor: Any = None,
+        keep_prompts: bool = False,
         _loader: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
+        from .online import FeedbackMemory
+
+        self._memory = FeedbackMemory(keep_embeddings=keep_prompts)
+        # predictor: a fitted optiroute.predictor_base.Predictor (Router.fit / Router.load pass it);
+        # None (or a kNN one) means the kNN store + card priors with this router's k and lam.
         self._given = {"registry": registry, "index": index, "analyzer": analyzer,
-                       "embedder": embedder, "models": list(models) if models else None}
+                       "embedder": embedder, "models": list(models) if models else None,
+                       "predictor": predictor}
         self._loader = _loader
         self.preferences = coerce_preferences(preferences)
         self.constraints = Constraints.coerce(constraints)
         self.store = store if store is not None else MemoryFeedbackStore()
+        self.budget = budget
+        self._degraded: MemoryFeedbackStore | None = None
+        self._store_error: str | None = None
         self.policy = policy or pol.PolicyConfig()
         self.k, self.lam = k, lam
         self._state: _State | None = None
@@ -157,31 +163,7 @@ class Router:
         return self._state
 
     def _build_state(self) -> _State:
-        from .analyzer import TaskAnalyzer
-        from .embedding import get_default_embedder
-        from .predictors import QualityPredictor
-        from .registry import Registry
-
-        parts = dict(self._loader()) if self._loader else {}
-        for key, value in self._given.items():
-            if value is not None:
-                parts[key] = value
-        registry = parts.get("registry") or Registry.default()
-        index = parts.get("index")
-        pool = parts.get("models")
-        if not pool:
-            pool = list(index.models) if index is not None else [
-                c.name for c in registry if c.kind in ("api", "chat")
-            ]
-        predictor = QualityPredictor(index, lam=self.lam, k=self.k)
-        return _State(
-            registry=registry,
-            analyzer=parts.get("analyzer") or TaskAnalyzer.default(),
-            index=index,
-            embedder=parts.get("embedder") or get_default_embedder(),
-            pool=[registry.resolve(m).name for m in pool],
-            predictor=predictor,
-        )
+        return build_state(self, self._loader, self._given)
 
     # -------------------------------------------------------------------- accessors
     @property
@@ -211,14 +193,18 @@ class Router:
 
     def _candidates(self, names: Sequence[str] | None) -> tuple[list[ModelCard], list[int | None]]:
         st = self._ensure()
-        key = tuple(names) if names else tuple(st.pool)
-        hit = self._cand_cache.get(key)
-        if hit is not None:
-            return hit
+        # Checked before the cache: [] must not hit the default pool's entry (key () -> pool).
         if isinstance(names, str):
             raise InvalidInputError("candidates must be a list of model names, not one string.")
         if names is not None and len(names) == 0:
             raise InvalidInputError("candidates is empty; pass at least one model name or None.")
+        key = tuple(names) if names else tuple(st.pool)
+        hit = self._cand_cache.get(key)
+        if hit is not None:
+            return hit
+        bad = [n for n in key if not isinstance(n, str) or not n.strip()]
+        if bad:
+            raise InvalidInputError(f"candidates must be non-empty model names (strings), got {bad[0]!r}.")
         cards = list({c.name: c for c in (st.registry.resolve(n) for n in key)}.values())
         entry = (cards, st.predictor.columns(cards))
         self._cand_cache[key] = entry
@@ -226,84 +212,29 @@ class Router:
 
     # ---------------------------------------------------------------------- routing
     def _arrays(
-        self,
-        items: list[RoutableText],
-        prefs: Preferences,
-        constraints: Constraints,
-        candidates: Sequence[str] | None,
-        *,
-        batch: bool,
-        show_progress: bool = False,
+        self, items: list[RoutableText], prefs: Preferences, constraints: Constraints,
+        candidates: Sequence[str] | None, *, batch: bool, show_progress: bool = False,
         embeddings: np.ndarray | None = None,
     ) -> RouteArrays:
-        from .embedding import prune_text
+        from .pipeline import route_arrays
 
-        st = self._ensure()
-        cards, columns = self._candidates(candidates)
-        pruned = [prune_text(it.text) for it in items]
-        if embeddings is None:
-            emb = st.embedder.encode([p for p, _ in pruned], show_progress=show_progress)
-        else:
-            emb = np.asarray(embeddings, dtype=np.float32)
-            if emb.shape != (len(items), st.embedder.dim):
-                raise InvalidInputError(
-                    f"embeddings must have shape ({len(items)}, {st.embedder.dim}), got {emb.shape}."
-                )
-        out = st.analyzer.predict(emb)
-        tasks = [st.analyzer.task_types[i] for i in out.task_probs.argmax(axis=1)]
-        domains = [st.analyzer.domains[i] for i in out.domain_probs.argmax(axis=1)]
-        in_tok = np.array([max(1, it.total_chars // 4) for it in items], dtype=np.float32)
-        out_tok = st.analyzer.output_tokens(out.task_probs)
-        knn = st.predictor.neighbours(emb, exact=batch)
-        corr = self._corrections(cards, tasks)
-        quality, support = st.predictor.predict(
-            knn, cards, domains, tasks, out.complexity, columns=columns, corrections=corr
-        )
-        pin = np.array([c.input_usd_per_mtok for c in cards], dtype=np.float32)
-        pout = np.array([c.output_usd_per_mtok for c in cards], dtype=np.float32)
-        cost = (in_tok[:, None] * pin + out_tok[:, None] * pout) / 1e6
-        ttft = np.array([c.ttft_s for c in cards], dtype=np.float32)
-        tps = np.array([max(c.tokens_per_s, 1e-3) for c in cards], dtype=np.float32)
-        ratio = np.array(self._latency.ratios([c.name for c in cards], [_group(c) for c in cards]),
-                         dtype=np.float32)
-        latency = (ttft + out_tok[:, None] / tps) * ratio
-        hard = pol.hard_mask(cards, constraints, in_tok + out_tok, cost, latency)
-        dom = _domain_matrix(cards, domains)
-        codes, nothing = pol.soft_mask(hard, quality, dom, self.policy)
-        empty = ~(hard == 0).any(axis=1)
-        if empty.any():
-            i = int(empty.argmax())
-            reasons = {c.name: pol.EXCLUSION_TEXT[int(hard[i, j])] for j, c in enumerate(cards)}
-            raise NoEligibleModelError(
-                f"No candidate passes the hard constraints ({int(empty.sum())} of {len(items)} "
-                f"prompt(s)); relax one of them: " + "; ".join(f"{m}: {r}" for m, r in reasons.items()),
-                exclusions=reasons,
-            )
-        table = score(prefs.normalized(), quality, cost, latency, card_matrix(cards), codes == 0)
-        winner = table.total.argmax(axis=1)
-        conf = pol.confidence(out.task_probs.max(axis=1), support, winner, self.lam)
-        low = conf < self.policy.min_confidence
-        general = nothing | low
-        if general.any():
-            gidx = pol.generalist_index(cards, hard == 0, self.policy.generalist)
-            winner = np.where(general, gidx, winner)
-            codes = np.where(general[:, None], hard, codes)
-        return RouteArrays(
-            names=[c.name for c in cards], winner=winner, total=table.total, sub=table.sub,
-            quality=quality, cost=cost, latency=latency, codes=codes, support=support,
-            confidence=conf, nothing_fits=nothing, low_confidence=low, tasks=tasks,
-            domains=domains, out=out, in_tok=in_tok, out_tok=out_tok, pruned=[p for _, p in pruned],
-            knn=knn, prefs=prefs, task_types=list(st.analyzer.task_types),
-        )
+        return route_arrays(self, items, prefs, constraints, candidates, batch=batch,
+                            show_progress=show_progress, embeddings=embeddings)
 
-    def _corrections(self, cards: list[ModelCard], tasks: list[str]) -> np.ndarray | None:
-        corr = self.store.corrections()
-        if not corr:
-            return None
-        ut = sorted(set(tasks))
-        table = np.array([[corr.get((c.name, t), 0.0) for c in cards] for t in ut], dtype=np.float32)
-        pos = {t: i for i, t in enumerate(ut)}
-        return table[[pos[t] for t in tasks]]
+    def _corrections(
+        self, cards: list[ModelCard], tasks: list[str], domains: list[str], emb: np.ndarray,
+        complexity: np.ndarray,
+    ) -> np.ndarray | None:
+        """Feedback corrections (n, m) from :mod:`optiroute.online` (pooled task/domain residuals,
+        rated neighbours with ``keep_prompts``), staged for :meth:`_materialise`."""
+        if not self._memory.history_loaded:  # feedback a durable store kept from earlier runs
+            from .online import store_history
+
+            self._memory.load_history(store_history(self.store))
+        corr = self._memory.corrections([c.name for c in cards], tasks, domains, emb,
+                                        self._store_corrections(), complexity)
+        self._memory.stage(tasks, emb, corr)  # ``tasks`` is the RouteArrays' own list: its key
+        return corr
 
     def decide(
         self,
@@ -312,6 +243,8 @@ class Router:
         preferences: PreferencesLike = None,
         constraints: ConstraintsLike = None,
         candidates: Sequence[str] | None = None,
+        user: str | None = None,
+        run_id: str | None = None,
     ) -> RoutingDecision:
         """Choose a model for one prompt (a string or a chat history).
 
@@ -322,6 +255,9 @@ class Router:
                 :func:`optiroute.preferences` scope, else the router's default).
             constraints: hard constraints for this call (merged with the router's).
             candidates: model names or aliases to choose among (default: :attr:`models`).
+            user: the caller's key, for per-user budgets and the stored record.
+            run_id: the framework run id (LangChain run, LlamaIndex span), so feedback given on a
+                run id finds this decision, also from another process sharing the store.
 
         Raises:
             InvalidInputError: empty, non-text or malformed prompt.
@@ -331,11 +267,32 @@ class Router:
         item = to_routable(prompt_or_messages)
         prefs = coerce_preferences(preferences, default=self.preferences)
         cons = self.constraints.merged(Constraints.coerce(constraints))
-        arrays = self._arrays([item], prefs, cons, candidates, batch=False)
-        decision = self._materialise(arrays, 0, uuid.uuid4().hex)
+        arrays = self._budgeted_arrays(item, prefs, cons, candidates, user)
+        decision = self._materialise(arrays, 0, uuid.uuid4().hex, run_id=run_id, user=user)
         if decision.warnings:
             warnings.warn(decision.warnings[0], RoutingFallbackWarning, stacklevel=2)
         return decision
+
+    def _budgeted_arrays(
+        self, item: RoutableText, prefs: Preferences, cons: Constraints,
+        candidates: Sequence[str] | None, user: str | None,
+    ) -> RouteArrays:
+        """Route one prompt under the room left in its budget scopes (``max_cost_usd``).
+
+        Budgets steer here and are enforced at admission (:meth:`begin_call`): when no candidate
+        fits the room left, the decision is made without the cap and admission refuses the call,
+        so the refusal is recorded against a decision id like every other call.
+        """
+        from .calls import remaining_usd
+
+        remaining = remaining_usd(self, user)
+        if remaining is not None and remaining > 0:
+            try:
+                return self._arrays([item], prefs, cons.merged(Constraints(max_cost_usd=remaining)),
+                                    candidates, batch=False)
+            except NoEligibleModelError:
+                pass
+        return self._arrays([item], prefs, cons, candidates, batch=False)
 
     def decide_batch(
         self,
@@ -347,6 +304,8 @@ class Router:
         batch_size: int = 4096,
         show_progress: bool = False,
         embeddings: np.ndarray | None = None,
+        budget_usd: float | None = None,
+        alpha: float | None = None,
     ) -> BatchDecisions:
         """Route many prompts at once, vectorised (one encode batch, one matrix, one argmax).
 
@@ -354,6 +313,14 @@ class Router:
             embeddings: optional precomputed (n, dim) unit embeddings of the same texts (made with
                 this router's embedder and pruning), to skip encoding when routing the same prompts
                 under many preferences.
+            budget_usd: a total budget for the whole batch: the models are then chosen to maximise
+                total predicted quality with total predicted cost within it (hard constraints still
+                apply; preferences only shape the explanations), and a
+                :class:`~optiroute.budgeted.BudgetedBatch` is returned. Raises
+                :class:`~optiroute.errors.BudgetExceededError` (with the minimum budget) when even
+                every prompt's cheapest eligible model costs more. See :mod:`optiroute.budgeted`.
+            alpha: with ``budget_usd``, use Routoo's ``quality / cost**alpha`` selector instead of
+                the default marginal-quality-per-dollar greedy.
 
         Returns a :class:`BatchDecisions`: ``.model_names`` (one per prompt) and arrays are ready at
         once; indexing it (``batch[i]``) materialises a full :class:`RoutingDecision`.
@@ -371,7 +338,23 @@ class Router:
                          embeddings=None if embeddings is None else embeddings[s : s + batch_size])
             for s in range(0, len(items), batch_size)
         ]
+        if budget_usd is not None:
+            from .budgeted import allocate_batch
+
+            return allocate_batch(parts, self._materialise, budget_usd, alpha=alpha)
         return BatchDecisions(parts, self._materialise)
+
+    def choose_batch_model(self, texts: Sequence[Any], *, sample: float = 0.05, **kwargs: Any) -> Any:
+        """Batch mode: route a seeded ``sample`` of a batch and pick ONE model for all of it.
+
+        Returns a :class:`~optiroute.budgeted.BatchModelChoice` (the model, and ``agreement``: the
+        share of sampled prompts whose own routing chose it). Keyword arguments (``preferences``,
+        ``constraints``, ``candidates``, ``seed``, ``min_sample``, ``embeddings``) are those of
+        :func:`optiroute.budgeted.choose_batch_model`.
+        """
+        from .budgeted import choose_batch_model
+
+        return choose_batch_model(self, texts, sample=sample, **kwargs)
 
     def predict_quality(self, texts: Sequence[Any], *, candidates: Sequence[str] | None = None) -> np.ndarray:
         """Predicted quality, shape (n_prompts, n_models); columns follow :attr:`models` (or
@@ -383,14 +366,26 @@ class Router:
         )
         return np.concatenate([p.quality for p in batch.parts], axis=0)
 
-    def _materialise(self, arrays: RouteArrays, i: int, decision_id: str) -> RoutingDecision:
+    def _materialise(
+        self, arrays: RouteArrays, i: int, decision_id: str, *, run_id: str | None = None,
+        user: str | None = None,
+    ) -> RoutingDecision:
         decision = arrays.decision(i, decision_id, self.policy.max_fallbacks, self._neighbours)
-        self.store.record_decision(
+        # Feedback residuals are taken against the quality predicted *before* feedback corrections
+        # (see optiroute.online: against the corrected one they settle at half the real gap).
+        w = arrays.names.index(decision.model)
+        emb_row, corr_row = self._memory.take(arrays.tasks, i)
+        base = float(arrays.quality[i, w]) - (0.0 if corr_row is None else float(corr_row[w]))
+        base = min(max(base, 0.0), 1.0)
+        self._memory.remember(decision_id, emb_row, float(arrays.out.complexity[i]))
+        self._store_write(
+            "record_decision",
             DecisionRecord.model_construct(
                 decision_id=decision_id, model=decision.model,
                 task_type=decision.profile.task_type, domain=decision.profile.domain,
-                predicted_quality=decision.chosen.predicted_quality, created_at=decision.created_at,
-            )
+                predicted_quality=base, created_at=decision.created_at,
+                run_id=None if run_id is None else str(run_id), user=user, prompt=None,
+            ),
         )
         return decision
 
@@ -406,49 +401,6 @@ class Router:
             for j, s in zip(ids[:5], sims[:5])
         ]
 
-    # --------------------------------------------------------------------- feedback
-    def record_feedback(self, decision_id: str, score: float, *, comment: str | None = None) -> None:
-        """Attach feedback (1.0 = thumbs up, 0.0 = thumbs down, or any score in 0..1).
 
-        Later decisions shift the chosen model's predicted quality for that task type by the shrunk
-        mean residual of its feedback.
-
-        Raises:
-            FeedbackError: unknown decision id or score outside 0..1.
-        """
-        self.store.record_feedback(decision_id, score, comment)
-
-    def record_observation(
-        self, decision_id: str | None = None, *, model: str, latency_s: float,
-        input_tokens: int | None = None, output_tokens: int | None = None,
-        cost_usd: float | None = None, ok: bool = True,
-    ) -> None:
-        """Record an observed call; observed latency progressively replaces the card estimate
-        (a damped running mean of the observed / estimated ratio per model)."""
-        if not ok or latency_s is None or not np.isfinite(latency_s) or latency_s <= 0:
-            return
-        card = self.registry.resolve(model)
-        est = card.latency_s(output_tokens if output_tokens is not None else 256)
-        self._latency.observe(card.name, float(latency_s), est, group=_group(card))
-
-    def latency_ratio(self, model: str) -> float | None:
-        """The multiplier observed calls apply to ``model``'s card latency (``None`` before any
-        observation); see :class:`~optiroute.latency.LatencyTracker` for how one slow call is damped."""
-        return self._latency.ratio(self.registry.resolve(model).name)
-
-
-def _group(card: ModelCard) -> str | None:
-    """Latency group of a card: its provider, unless nothing is known about it."""
-    return None if card.provider in ("", "unknown") else card.provider
-
-
-def _domain_matrix(cards: Sequence[ModelCard], domains: Sequence[str]) -> np.ndarray:
-    uniq, inv = np.unique(np.asarray(domains, dtype=str), return_inverse=True)
-    table = np.array(
-        [[c.accuracy_by_domain.get(d, np.nan) for c in cards] for d in uniq.tolist()],
-        dtype=np.float32,
-    )
-    return table[inv.reshape(-1)]
-
-
-_ROUTER_KW = {"preferences", "constraints", "store", "policy", "k", "lam", "models"}
+_ROUTER_KW = {"preferences", "constraints", "store", "budget", "policy", "k", "lam", "models",
+              "keep_prompts"}

@@ -32,14 +32,21 @@ def shared_default_router() -> Any:
 
 
 class Plan:
-    """A decision and the ordered (name, candidate) chain to try."""
+    """A decision, the ordered (name, candidate) chain to try, and the call's accounting.
 
-    def __init__(self, decision: Any, chain: list[tuple[str, Any]], router: Any) -> None:
+    The accounting (:class:`optiroute.calls.CallAccount`) has already admitted the call under the
+    router's budget; exactly one of :meth:`observe` / :meth:`failed` closes it, and every failed
+    fallback attempt leaves a row through :meth:`attempt_failed`.
+    """
+
+    def __init__(self, decision: Any, chain: list[tuple[str, Any]], router: Any, account: Any = None) -> None:
         self.decision = decision
         self.chain = chain
         self.router = router
+        self.account = account
         self.names = [n for n, _ in chain]
         self.models = dict(chain)
+        self.errors: dict[str, BaseException] = {}
 
     def summary(self, used: str, errors: dict[str, BaseException]) -> dict[str, Any]:
         """The decision summary for response metadata, plus which model answered and why."""
@@ -49,16 +56,27 @@ class Plan:
             out["fell_back_from"] = {m: type(e).__name__ for m, e in errors.items()}
         return out
 
-    def observe(self, used: str, seconds: float, message: BaseMessage) -> None:
-        """Feed the observed latency (and token counts) back to the router."""
-        usage = getattr(message, "usage_metadata", None) or {}
-        try:
-            self.router.record_observation(
-                self.decision.decision_id, model=used, latency_s=seconds,
-                input_tokens=usage.get("input_tokens"), output_tokens=usage.get("output_tokens"),
-            )
-        except Exception:  # observation is best effort: never fail the user's call over it
-            pass
+    def observe(self, used: str, seconds: float, message: BaseMessage | None) -> None:
+        """Close the call as answered by ``used``: settle its cost, record latency and tokens."""
+        usage = (getattr(message, "usage_metadata", None) or {}) if message is not None else {}
+        if self.account is not None:
+            self.account.succeeded(used, seconds, usage.get("input_tokens"), usage.get("output_tokens"))
+
+    def attempt_failed(self, name: str, exc: BaseException) -> None:
+        """A candidate failed with a retryable error; the call moves down the chain."""
+        self.errors[name] = exc
+        if self.account is not None:
+            self.account.attempt_failed(name, exc)
+
+    def failed(self, exc: BaseException | None) -> None:
+        """Close a call that produced no answer (releases its budget reservation)."""
+        if self.account is not None:
+            self.account.failed(exc)
+
+    @property
+    def closed(self) -> bool:
+        """True once the call was closed by :meth:`observe` or :meth:`failed`."""
+        return self.account is None or self.account.closed
 
 
 def stamp_message(message: BaseMessage, summary: dict[str, Any]) -> None:

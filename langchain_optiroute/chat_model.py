@@ -25,10 +25,11 @@ from langchain_core.runnables import Runnable
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, field_validator
 
-from optiroute.errors import FallbackExhaustedError, FeedbackError, InvalidInputError
-from optiroute.fallback import acall_with_fallbacks, call_with_fallbacks, is_retryable
+from optiroute.errors import FeedbackError, InvalidInputError
+from optiroute.fallback import acall_with_fallbacks, call_with_fallbacks
 
 from ._routing import Call, Plan, aemit_decision, emit_decision, shared_default_router, stamp_message, with_run_id
+from ._streaming import astream_chain, stream_chain
 from .structured import structured_runnable
 
 __all__ = ["ChatOptiRoute"]
@@ -36,6 +37,7 @@ __all__ = ["ChatOptiRoute"]
 METADATA_KEY = "optiroute"
 CALL_KWARG = "optiroute_call"
 PREFERENCES_METADATA_KEY = "optiroute_preferences"
+USER_METADATA_KEY = "optiroute_user_key"
 
 
 def _name_of(model: BaseChatModel) -> str:
@@ -58,6 +60,9 @@ class ChatOptiRoute(BaseChatModel):
             ``invoke(..., preferences=...)`` > ``.bind(preferences=...)`` > config metadata
             ``{"optiroute_preferences": ...}`` > this field > the router's default.
         constraints: default hard constraints (merged with per-call ``constraints=``).
+        user_key: the caller key charged for per-user spend budgets (see ``Router(budget=...)``);
+            per call: ``invoke(..., user_key=...)`` or config metadata ``{"optiroute_user_key": ...}``.
+            A call refused by a budget raises :class:`optiroute.BudgetExceededError`.
         temperature, max_tokens: forwarded to the chosen candidate when set.
 
     Example:
@@ -75,6 +80,7 @@ class ChatOptiRoute(BaseChatModel):
     router: Any = None
     preferences: Any = None
     constraints: Any = None
+    user_key: str | None = None
     model_name: str = Field(default="optiroute", alias="model")
     temperature: float | None = None
     max_tokens: int | None = None
@@ -159,6 +165,8 @@ class ChatOptiRoute(BaseChatModel):
         if prefs is None:
             prefs = metadata.get(PREFERENCES_METADATA_KEY, self.preferences)
         constraints = kwargs.pop("constraints", None) or self.constraints
+        user = kwargs.pop("user_key", None) or metadata.get(USER_METADATA_KEY) or self.user_key
+        run_id = getattr(run_manager, "run_id", None) or (call.run_id if call else None)
         kwargs.pop("model", None)  # a per-call model= override names the trace only
         names = self._name_map()
         pool = list(names)
@@ -170,9 +178,30 @@ class ChatOptiRoute(BaseChatModel):
                     "add a tool-capable candidate."
                 )
         router = self._router()
-        decision = router.decide(messages, preferences=prefs, constraints=constraints, candidates=pool)
+        decision = router.decide(messages, preferences=prefs, constraints=constraints, candidates=pool,
+                                 user=user, run_id=None if run_id is None else str(run_id))
         chain = [decision.model, *[m for m in decision.fallbacks if m in names]]
-        return Plan(decision, [(n, self.models[names[n]]) for n in chain], router)
+        from optiroute.calls import CallAccount
+
+        account = CallAccount(router, decision, chain=chain, user=user,
+                              run_id=None if run_id is None else str(run_id),
+                              max_tokens=self._max_tokens(kwargs, [self.models[names[n]] for n in chain]))
+        return Plan(decision, [(n, self.models[names[n]]) for n in chain], router, account)
+
+    def _max_tokens(self, kwargs: dict[str, Any], chain: list[BaseChatModel]) -> int | None:
+        """The output-token cap of this call, if one is known for every model it may reach (it
+        makes the budget reservation a true upper bound)."""
+        cap = kwargs.get("max_tokens") or self.max_tokens
+        if isinstance(cap, int):
+            return cap
+        caps = []
+        for model in chain:
+            value = getattr(model, "max_tokens", None)
+            extra = getattr(model, "extra_body", None)
+            if not isinstance(value, int) and isinstance(extra, Mapping):
+                value = extra.get("max_tokens")
+            caps.append(value if isinstance(value, int) else None)
+        return max(caps) if caps and all(c is not None for c in caps) else None  # type: ignore[type-var]
 
     def _call_kwargs(self, model: BaseChatModel, kwargs: dict[str, Any]) -> dict[str, Any]:
         out = dict(kwargs)
@@ -226,7 +255,7 @@ class ChatOptiRoute(BaseChatModel):
         plan = self._plan(messages, run_manager, kwargs)
         emit_decision(run_manager, plan.decision)
         self._remember(run_manager, plan.decision.decision_id)
-        errors: dict[str, BaseException] = {}
+        errors = plan.errors
 
         def call(name: str) -> ChatResult:
             model = plan.models[name]
@@ -238,7 +267,11 @@ class ChatOptiRoute(BaseChatModel):
             plan.observe(name, time.perf_counter() - start, result.generations[0].message)
             return result
 
-        name, result = call_with_fallbacks(plan.names, call, on_error=errors.__setitem__)
+        try:
+            name, result = call_with_fallbacks(plan.names, call, on_error=plan.attempt_failed)
+        except BaseException as exc:
+            plan.failed(exc)
+            raise
         for gen in result.generations:
             stamp_message(gen.message, plan.summary(name, errors))
         return result
@@ -254,35 +287,11 @@ class ChatOptiRoute(BaseChatModel):
         plan = self._plan(messages, run_manager, kwargs, call)
         emit_decision(run_manager, plan.decision, call)
         self._remember(run_manager, plan.decision.decision_id, call)
-        errors: dict[str, BaseException] = {}
-        for name, model in plan.chain:
-            if model.rate_limiter is not None:
-                model.rate_limiter.acquire(blocking=True)
-            start = time.perf_counter()
-            call_kwargs = self._call_kwargs(model, kwargs)
-            try:
-                if type(model)._stream is BaseChatModel._stream:  # no native streaming: one chunk
-                    res = model._generate(messages, stop=stop or self.stop, run_manager=run_manager, **call_kwargs)
-                    chunks: Iterator[ChatGenerationChunk] = iter([_as_chunk(res)])
-                else:
-                    chunks = model._stream(messages, stop=stop or self.stop, run_manager=run_manager, **call_kwargs)
-                first = next(chunks, None)
-            except Exception as exc:  # failed before the first token: fall back
-                if not is_retryable(exc):
-                    raise
-                errors[name] = exc
-                continue
-            if first is None:
-                first = ChatGenerationChunk(message=_empty_chunk())
-            stamp_message(first.message, plan.summary(name, errors))  # metadata on one chunk only
-            yield first
-            last = first
-            for chunk in chunks:
-                last = chunk
-                yield chunk
-            plan.observe(name, time.perf_counter() - start, last.message)
-            return
-        raise FallbackExhaustedError(errors) from list(errors.values())[-1]
+        try:
+            yield from stream_chain(self, plan, messages, stop, run_manager, kwargs)
+        except BaseException as exc:
+            plan.failed(exc)
+            raise
 
     # ------------------------------------------------------------------ async
     async def _agenerate(
@@ -296,7 +305,7 @@ class ChatOptiRoute(BaseChatModel):
         plan = self._plan(messages, run_manager, kwargs)
         await aemit_decision(run_manager, plan.decision)
         self._remember(run_manager, plan.decision.decision_id)
-        errors: dict[str, BaseException] = {}
+        errors = plan.errors
 
         async def call(name: str) -> ChatResult:
             model = plan.models[name]
@@ -308,7 +317,11 @@ class ChatOptiRoute(BaseChatModel):
             plan.observe(name, time.perf_counter() - start, result.generations[0].message)
             return result
 
-        name, result = await acall_with_fallbacks(plan.names, call, on_error=errors.__setitem__)
+        try:
+            name, result = await acall_with_fallbacks(plan.names, call, on_error=plan.attempt_failed)
+        except BaseException as exc:
+            plan.failed(exc)
+            raise
         for gen in result.generations:
             stamp_message(gen.message, plan.summary(name, errors))
         return result
@@ -324,35 +337,12 @@ class ChatOptiRoute(BaseChatModel):
         plan = self._plan(messages, run_manager, kwargs, call)
         await aemit_decision(run_manager, plan.decision, call)
         self._remember(run_manager, plan.decision.decision_id, call)
-        errors: dict[str, BaseException] = {}
-        for name, model in plan.chain:
-            if model.rate_limiter is not None:
-                await model.rate_limiter.aacquire(blocking=True)
-            start = time.perf_counter()
-            call_kwargs = self._call_kwargs(model, kwargs)
-            try:
-                if type(model)._astream is BaseChatModel._astream and type(model)._stream is BaseChatModel._stream:
-                    res = await model._agenerate(messages, stop=stop or self.stop, run_manager=run_manager, **call_kwargs)
-                    agen: AsyncIterator[ChatGenerationChunk] = _aiter_one(_as_chunk(res))
-                else:
-                    agen = model._astream(messages, stop=stop or self.stop, run_manager=run_manager, **call_kwargs)
-                first = await anext(agen, None)
-            except Exception as exc:
-                if not is_retryable(exc):
-                    raise
-                errors[name] = exc
-                continue
-            if first is None:
-                first = ChatGenerationChunk(message=_empty_chunk())
-            stamp_message(first.message, plan.summary(name, errors))
-            yield first
-            last = first
-            async for chunk in agen:
-                last = chunk
+        try:
+            async for chunk in astream_chain(self, plan, messages, stop, run_manager, kwargs):
                 yield chunk
-            plan.observe(name, time.perf_counter() - start, last.message)
-            return
-        raise FallbackExhaustedError(errors) from list(errors.values())[-1]
+        except BaseException as exc:
+            plan.failed(exc)
+            raise
 
     # ------------------------------------------------------------------ tools & structure
     def bind_tools(
@@ -401,24 +391,3 @@ class ChatOptiRoute(BaseChatModel):
 
 def _supports_tools(model: BaseChatModel) -> bool:
     return type(model).bind_tools is not BaseChatModel.bind_tools
-
-
-def _empty_chunk() -> Any:
-    from langchain_core.messages import AIMessageChunk
-
-    return AIMessageChunk(content="")
-
-
-def _as_chunk(result: ChatResult) -> ChatGenerationChunk:
-    from langchain_core.messages import AIMessageChunk
-
-    msg = result.generations[0].message
-    chunk = AIMessageChunk(
-        content=msg.content, additional_kwargs=msg.additional_kwargs, response_metadata=msg.response_metadata,
-        tool_calls=getattr(msg, "tool_calls", []), usage_metadata=getattr(msg, "usage_metadata", None), id=msg.id,
-    )
-    return ChatGenerationChunk(message=chunk, generation_info=result.generations[0].generation_info)
-
-
-async def _aiter_one(chunk: ChatGenerationChunk) -> AsyncIterator[ChatGenerationChunk]:
-    yield chunk

@@ -32,7 +32,9 @@ from llama_index.core.llms.llm import LLM
 from pydantic import ConfigDict, Field
 
 from optiroute.errors import FallbackExhaustedError, FeedbackError, InvalidInputError
-from optiroute.fallback import acall_with_fallbacks, call_with_fallbacks, is_retryable
+from optiroute.fallback import is_retryable
+
+from ._calls import _Route, _usage, arun_chain, run_chain
 
 __all__ = ["OptiRoute", "RoutingDecisionEvent"]
 
@@ -63,6 +65,8 @@ class OptiRoute(FunctionCallingLLM):
         preferences: default preferences. Per call: ``chat(..., preferences=...)`` >
             :meth:`with_preferences` > an ``optiroute.preferences(...)`` scope > this field.
         constraints: default hard constraints.
+        user_key: the caller key charged for per-user spend budgets (``Router(budget=...)``); per
+            call ``chat(..., user_key=...)``. A refused call raises ``optiroute.BudgetExceededError``.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, protected_namespaces=())
@@ -72,6 +76,7 @@ class OptiRoute(FunctionCallingLLM):
     preferences: Any = None
     bound_preferences: Any = None
     constraints: Any = None
+    user_key: str | None = None
 
     def __init__(self, models: Any = None, **kwargs: Any) -> None:
         if models is not None and not isinstance(models, dict):
@@ -106,12 +111,13 @@ class OptiRoute(FunctionCallingLLM):
         return self.model_copy(update={"bound_preferences": preferences})
 
     # ------------------------------------------------------------------ routing
-    def _plan(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any], *, tools: bool = False) -> tuple[Any, list[str]]:
+    def _plan(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any], *, tools: bool = False) -> _Route:
         from optiroute.profiles import current_preferences
 
         if not self.models:
             raise InvalidInputError("OptiRoute needs at least one candidate LLM in `models`.")
         prefs = kwargs.pop("preferences", None)
+        user = kwargs.pop("user_key", None) or self.user_key
         if prefs is None:
             prefs = self.bound_preferences
         if prefs is None:
@@ -124,27 +130,38 @@ class OptiRoute(FunctionCallingLLM):
             pool = [n for n in pool if self.models[names[n]].metadata.is_function_calling_model]
             if not pool:
                 raise InvalidInputError("Tools were given but no candidate is a function-calling model.")
-        decision = router.decide(_text(messages), preferences=prefs, constraints=self.constraints, candidates=pool)
+        decision = router.decide(_text(messages), preferences=prefs, constraints=self.constraints,
+                                 candidates=pool, user=user)
         dispatcher.event(RoutingDecisionEvent(decision=decision.summary()))
         chain = [names[m] for m in [decision.model, *decision.fallbacks] if m in names]
-        return decision, chain
+        return _Route(decision, chain, user)
 
-    def _timed(self, decision: Any, call: Any) -> Any:
-        """Wrap a per-candidate call so its observed latency reaches the router (best effort)."""
+    def _account(self, route: _Route, kwargs: dict[str, Any]) -> Any:
+        """Admit the call under the router's budget (raises BudgetExceededError when spent)."""
+        from optiroute.calls import CallAccount
+
+        router = _router_of(self)
+        names = [router.registry.resolve(k).name for k in route.chain]
+        caps = [kwargs.get("max_tokens") or getattr(self.models[k], "max_tokens", None) for k in route.chain]
+        cap = max(caps) if caps and all(isinstance(c, int) for c in caps) else None
+        return CallAccount(router, route.decision, chain=names, user=route.user, max_tokens=cap)
+
+    def _timed(self, account: Any, call: Any) -> Any:
+        """Wrap a per-candidate call so its latency, tokens and cost reach the router."""
 
         def run(name: str) -> Any:
             start = time.perf_counter()
             out = call(name)
-            _observe(self, decision, name, time.perf_counter() - start)
+            account.succeeded(name, time.perf_counter() - start, *_usage(out))
             return out
 
         return run
 
-    def _atimed(self, decision: Any, call: Any) -> Any:
+    def _atimed(self, account: Any, call: Any) -> Any:
         async def run(name: str) -> Any:
             start = time.perf_counter()
             out = await call(name)
-            _observe(self, decision, name, time.perf_counter() - start)
+            account.succeeded(name, time.perf_counter() - start, *_usage(out))
             return out
 
         return run
@@ -161,119 +178,126 @@ class OptiRoute(FunctionCallingLLM):
     # ------------------------------------------------------------------ chat / complete
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         pin = kwargs.pop(_PIN, None)
-        decision, chain = pin if pin else self._plan(messages, kwargs)
-        errors: dict[str, BaseException] = {}
-        name, resp = call_with_fallbacks(chain, self._timed(decision, lambda n: self.models[n].chat(messages, **kwargs)),
-                                         on_error=errors.__setitem__)
-        return self._stamp(resp, decision, name, errors)
+        route = pin if pin else self._plan(messages, kwargs)
+        account = self._account(route, kwargs)
+        name, resp, errors = run_chain(
+            account, route.chain, self._timed(account, lambda n: self.models[n].chat(messages, **kwargs)))
+        return self._stamp(resp, route.decision, name, errors)
 
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         pin = kwargs.pop(_PIN, None)
-        decision, chain = pin if pin else self._plan(messages, kwargs)
-        errors: dict[str, BaseException] = {}
-        name, resp = await acall_with_fallbacks(
-            chain, self._atimed(decision, lambda n: self.models[n].achat(messages, **kwargs)), on_error=errors.__setitem__
-        )
-        return self._stamp(resp, decision, name, errors)
+        route = pin if pin else self._plan(messages, kwargs)
+        account = self._account(route, kwargs)
+        name, resp, errors = await arun_chain(
+            account, route.chain, self._atimed(account, lambda n: self.models[n].achat(messages, **kwargs)))
+        return self._stamp(resp, route.decision, name, errors)
 
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        decision, chain = self._plan([ChatMessage(role=MessageRole.USER, content=prompt)], kwargs)
-        errors: dict[str, BaseException] = {}
-        name, resp = call_with_fallbacks(
-            chain, self._timed(decision, lambda n: self.models[n].complete(prompt, formatted=formatted, **kwargs)),
-            on_error=errors.__setitem__,
-        )
-        return self._stamp(resp, decision, name, errors)
+        route = self._plan([ChatMessage(role=MessageRole.USER, content=prompt)], kwargs)
+        account = self._account(route, kwargs)
+        name, resp, errors = run_chain(account, route.chain, self._timed(
+            account, lambda n: self.models[n].complete(prompt, formatted=formatted, **kwargs)))
+        return self._stamp(resp, route.decision, name, errors)
 
     async def acomplete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        decision, chain = self._plan([ChatMessage(role=MessageRole.USER, content=prompt)], kwargs)
-        errors: dict[str, BaseException] = {}
-        name, resp = await acall_with_fallbacks(
-            chain, self._atimed(decision, lambda n: self.models[n].acomplete(prompt, formatted=formatted, **kwargs)),
-            on_error=errors.__setitem__,
-        )
-        return self._stamp(resp, decision, name, errors)
+        route = self._plan([ChatMessage(role=MessageRole.USER, content=prompt)], kwargs)
+        account = self._account(route, kwargs)
+        name, resp, errors = await arun_chain(account, route.chain, self._atimed(
+            account, lambda n: self.models[n].acomplete(prompt, formatted=formatted, **kwargs)))
+        return self._stamp(resp, route.decision, name, errors)
 
     # ------------------------------------------------------------------ streaming
-    def _first(self, chain: list[str], start: Any) -> tuple[str, Any, Any, dict[str, BaseException]]:
+    def _first(self, account: Any, chain: list[str], start: Any) -> tuple[str, Any, Any, dict[str, BaseException]]:
         errors: dict[str, BaseException] = {}
-        for name in chain:
+        try:
+            for name in chain:
+                try:
+                    gen = start(name)
+                    first = next(gen, None)
+                    return name, gen, first, errors
+                except Exception as exc:  # failed before the first token: fall back
+                    if not is_retryable(exc):
+                        raise
+                    errors[name] = exc
+                    account.attempt_failed(name, exc)
+            raise FallbackExhaustedError(errors) from list(errors.values())[-1]
+        except BaseException as exc:
+            account.failed(exc)
+            raise
+
+    async def _afirst(self, account: Any, chain: list[str], start: Any) -> tuple[str, Any, Any, dict[str, BaseException]]:
+        errors: dict[str, BaseException] = {}
+        try:
+            for name in chain:
+                try:
+                    gen = await start(name)
+                    first = await anext(gen, None)
+                    return name, gen, first, errors
+                except Exception as exc:
+                    if not is_retryable(exc):
+                        raise
+                    errors[name] = exc
+                    account.attempt_failed(name, exc)
+            raise FallbackExhaustedError(errors) from list(errors.values())[-1]
+        except BaseException as exc:
+            account.failed(exc)
+            raise
+
+    def _stream(self, route: _Route, kwargs: dict[str, Any], start: Any) -> Any:
+        account = self._account(route, kwargs)
+        began = time.perf_counter()
+        name, gen, first, errors = self._first(account, route.chain, start)
+
+        def stream() -> Any:
+            last = first
             try:
-                gen = start(name)
-                first = next(gen, None)
-                return name, gen, first, errors
-            except Exception as exc:  # failed before the first token: fall back
-                if not is_retryable(exc):
-                    raise
-                errors[name] = exc
-        raise FallbackExhaustedError(errors) from list(errors.values())[-1]
+                if first is not None:
+                    yield self._stamp(first, route.decision, name, errors)
+                for item in gen:
+                    last = item
+                    yield self._stamp(item, route.decision, name, errors)
+            finally:  # also when the consumer stops early: what was streamed was paid for
+                account.succeeded(name, time.perf_counter() - began, *_usage(last))
+
+        return stream()
+
+    async def _astream(self, route: _Route, kwargs: dict[str, Any], start: Any) -> Any:
+        account = self._account(route, kwargs)
+        began = time.perf_counter()
+        name, gen, first, errors = await self._afirst(account, route.chain, start)
+
+        async def stream() -> Any:
+            last = first
+            try:
+                if first is not None:
+                    yield self._stamp(first, route.decision, name, errors)
+                async for item in gen:
+                    last = item
+                    yield self._stamp(item, route.decision, name, errors)
+            finally:
+                account.succeeded(name, time.perf_counter() - began, *_usage(last))
+
+        return stream()
 
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
         pin = kwargs.pop(_PIN, None)
-        decision, chain = pin if pin else self._plan(messages, kwargs)
-        name, gen, first, errors = self._first(chain, lambda n: self.models[n].stream_chat(messages, **kwargs))
-
-        def stream() -> ChatResponseGen:
-            if first is not None:
-                yield self._stamp(first, decision, name, errors)
-            for item in gen:
-                yield self._stamp(item, decision, name, errors)
-
-        return stream()
+        route = pin if pin else self._plan(messages, kwargs)
+        return self._stream(route, kwargs, lambda n: self.models[n].stream_chat(messages, **kwargs))
 
     def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
-        decision, chain = self._plan([ChatMessage(role=MessageRole.USER, content=prompt)], kwargs)
-        name, gen, first, errors = self._first(
-            chain, lambda n: self.models[n].stream_complete(prompt, formatted=formatted, **kwargs)
-        )
-
-        def stream() -> CompletionResponseGen:
-            if first is not None:
-                yield self._stamp(first, decision, name, errors)
-            for item in gen:
-                yield self._stamp(item, decision, name, errors)
-
-        return stream()
-
-    async def _afirst(self, chain: list[str], start: Any) -> tuple[str, Any, Any, dict[str, BaseException]]:
-        errors: dict[str, BaseException] = {}
-        for name in chain:
-            try:
-                gen = await start(name)
-                first = await anext(gen, None)
-                return name, gen, first, errors
-            except Exception as exc:
-                if not is_retryable(exc):
-                    raise
-                errors[name] = exc
-        raise FallbackExhaustedError(errors) from list(errors.values())[-1]
+        route = self._plan([ChatMessage(role=MessageRole.USER, content=prompt)], kwargs)
+        return self._stream(route, kwargs,
+                            lambda n: self.models[n].stream_complete(prompt, formatted=formatted, **kwargs))
 
     async def astream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseAsyncGen:
         pin = kwargs.pop(_PIN, None)
-        decision, chain = pin if pin else self._plan(messages, kwargs)
-        name, gen, first, errors = await self._afirst(chain, lambda n: self.models[n].astream_chat(messages, **kwargs))
-
-        async def stream() -> ChatResponseAsyncGen:
-            if first is not None:
-                yield self._stamp(first, decision, name, errors)
-            async for item in gen:
-                yield self._stamp(item, decision, name, errors)
-
-        return stream()
+        route = pin if pin else self._plan(messages, kwargs)
+        return await self._astream(route, kwargs, lambda n: self.models[n].astream_chat(messages, **kwargs))
 
     async def astream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseAsyncGen:
-        decision, chain = self._plan([ChatMessage(role=MessageRole.USER, content=prompt)], kwargs)
-        name, gen, first, errors = await self._afirst(
-            chain, lambda n: self.models[n].astream_complete(prompt, formatted=formatted, **kwargs)
-        )
-
-        async def stream() -> CompletionResponseAsyncGen:
-            if first is not None:
-                yield self._stamp(first, decision, name, errors)
-            async for item in gen:
-                yield self._stamp(item, decision, name, errors)
-
-        return stream()
+        route = self._plan([ChatMessage(role=MessageRole.USER, content=prompt)], kwargs)
+        return await self._astream(
+            route, kwargs, lambda n: self.models[n].astream_complete(prompt, formatted=formatted, **kwargs))
 
     # ------------------------------------------------------------------ tools
     def _prepare_chat_with_tools(
@@ -295,14 +319,14 @@ class OptiRoute(FunctionCallingLLM):
             # "Must call a tool" with exactly one tool is "call this tool"; naming it lets servers
             # that only constrain named tools (llama.cpp's function-calling formats) comply.
             kwargs["tool_choice"] = tools[0].metadata.name
-        route_kwargs = {"preferences": kwargs.pop("preferences", None)}
-        decision, chain = self._plan(msgs, route_kwargs, tools=True)
-        winner: LLM = self.models[chain[0]]
+        route_kwargs = {"preferences": kwargs.pop("preferences", None), "user_key": kwargs.pop("user_key", None)}
+        route = self._plan(msgs, route_kwargs, tools=True)
+        winner: LLM = self.models[route.chain[0]]
         prepared = winner._prepare_chat_with_tools_compat(  # type: ignore[attr-defined]
             tools, user_msg=user_msg, chat_history=chat_history, verbose=verbose,
             allow_parallel_tool_calls=allow_parallel_tool_calls, tool_required=tool_required, **kwargs,
         )
-        prepared[_PIN] = (decision, chain)
+        prepared[_PIN] = route
         return prepared
 
     def get_tool_calls_from_response(self, response: ChatResponse, error_on_no_tool_call: bool = True,
@@ -330,14 +354,6 @@ class OptiRoute(FunctionCallingLLM):
 
 
 _DEFAULT: Any = None
-
-
-def _observe(llm: OptiRoute, decision: Any, key: str, seconds: float) -> None:
-    try:
-        card = _router_of(llm).registry.resolve(key).name
-        _router_of(llm).record_observation(decision.decision_id, model=card, latency_s=seconds)
-    except Exception:  # observation is best effort: never fail the user's call over it
-        pass
 
 
 def _router_of(llm: OptiRoute) -> Any:

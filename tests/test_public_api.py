@@ -44,3 +44,9 @@ def test_router_construction_does_no_io(monkeypatch):
     optiroute.Router.default()
     optiroute.Router(preferences="cost-effective")
     assert opened == []
+
+
+def test_state_and_budget_names_are_public():
+    names = {"Budget", "BudgetExceededError", "CallTicket", "SQLStore", "StoreDegradedWarning", "open_store"}
+    assert names <= set(optiroute.__all__)
+    assert issubclass(optiroute.StoreDegradedWarning, optiroute.OptiRouteWarning)

@@ -1,0 +1,208 @@
+"""Accounting for one routed call: budget reservation before it, an observation row after it.
+
+Both adapters wrap every model call in :meth:`optiroute.Router.begin_call` /
+:meth:`optiroute.Router.end_call` (this module does the work, so the Router facade stays small):
+
+- ``begin_call`` reserves an upper bound of the call's cost in every budget scope the call belongs to
+  (see :mod:`optiroute.spend`) and raises :class:`~optiroute.errors.BudgetExceededError` when a scope
+  is spent; the refusal is recorded as an observation too, so every call leaves a row.
+- ``end_call`` settles the reservation with the actual cost (token usage x the answering model's card
+  prices, or the estimate when the provider reports no usage), records latency, tokens and cost in
+  the store, and feeds the latency tracker that rescales the card estimates.
+
+Store failures never fail the user's call here: they are handed to the router's degraded-mode hook,
+which warns once and keeps the rows in memory (see :meth:`optiroute.Router.store_status`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+from .errors import BudgetExceededError, StoreError
+from .spend import CallTicket, scope_keys
+
+if TYPE_CHECKING:
+    from .registry import ModelCard
+    from .router import Router
+    from .types import RoutingDecision
+
+__all__ = ["CallAccount", "begin_call", "end_call", "call_cost", "remaining_usd", "reservation_bound"]
+
+
+def call_cost(card: ModelCard, input_tokens: float, output_tokens: float) -> float:
+    """USD cost of a call from token counts and the card's prices."""
+    return (input_tokens * card.input_usd_per_mtok + output_tokens * card.output_usd_per_mtok) / 1e6
+
+
+def reservation_bound(
+    router: Router, decision: RoutingDecision, chain: Sequence[str], max_tokens: int | None
+) -> float:
+    """Upper bound of the call's cost over every model it may fall back to.
+
+    With ``max_tokens`` the bound holds unless the provider counts more input tokens than the padded
+    estimate (see :class:`~optiroute.spend.Budget`); without it, the expected output length times
+    the budget's ``output_margin`` stands in.
+    """
+    budget = router.budget
+    if budget is None:
+        from .spend import Budget
+
+        budget = Budget()
+    in_tok = decision.profile.est_input_tokens * budget.input_margin + budget.input_overhead_tokens
+    out_tok = float(max_tokens) if max_tokens else decision.profile.est_output_tokens * budget.output_margin
+    names = list(dict.fromkeys([decision.model, *chain]))
+    return max(call_cost(router.registry.resolve(n), in_tok, out_tok) for n in names)
+
+
+def remaining_usd(router: Router, user: str | None) -> float | None:
+    """Smallest remaining amount over the call's scopes (``None`` when nothing is limited)."""
+    if router.budget is None:
+        return None
+    scopes = scope_keys(router.budget, user)
+    if not scopes:
+        return None
+    try:
+        return min(limit - router.store.spent(key) for key, limit in scopes.items())
+    except StoreError as exc:
+        router._store_failed(exc)
+        return None
+
+
+def begin_call(
+    router: Router,
+    decision: RoutingDecision,
+    *,
+    chain: Sequence[str] = (),
+    user: str | None = None,
+    run_id: str | None = None,
+    max_tokens: int | None = None,
+) -> CallTicket:
+    """Reserve the call's cost bound; raise :class:`BudgetExceededError` when a scope is spent."""
+    ticket = CallTicket(decision_id=decision.decision_id, model=decision.model, user=user,
+                        run_id=run_id, started=time.perf_counter())
+    if router.budget is None:
+        return ticket
+    scopes = scope_keys(router.budget, user)
+    if not scopes:
+        return ticket
+    amount = reservation_bound(router, decision, chain, max_tokens)
+    try:
+        rid = router.store.reserve_spend(scopes, amount)
+    except StoreError as exc:
+        # A budget that cannot be checked is not silently ignored: refuse rather than overspend.
+        raise BudgetExceededError(
+            f"The spend ledger cannot be read ({exc}); calls are refused while a budget is set "
+            "and its store is unavailable. Fix the store or remove the budget."
+        ) from exc
+    if rid is None:
+        spent = {k: router.store.spent(k) for k in scopes}
+        detail = ", ".join(f"{k}: ${spent[k]:.6f} of ${v:.6f}" for k, v in scopes.items())
+        _record(router, ticket, model=decision.model, latency_s=None, ok=False,
+                error="BudgetExceededError")
+        raise BudgetExceededError(
+            f"Spend budget reached ({detail}); this call needs up to ${amount:.6f}. Raise the "
+            "limit, wait for the next budget period, or route with a cheaper candidate pool."
+        )
+    return ticket.model_copy(update={"reservation_id": rid, "reserved_usd": amount, "scopes": scopes})
+
+
+def end_call(
+    router: Router,
+    ticket: CallTicket,
+    *,
+    model: str,
+    input_tokens: int | None = None,
+    output_tokens: int | None = None,
+    ok: bool = True,
+    error: str | None = None,
+    latency_s: float | None = None,
+    decision: RoutingDecision | None = None,
+) -> float:
+    """Settle the reservation, store the observation, update latency; returns the cost charged.
+
+    When the provider reports no usage, tokens are estimated (input: characters / 4 from the
+    decision; output: the analyzer's expectation), so the ledger never records a free call.
+    """
+    if ticket.closed:
+        return 0.0
+    ticket.closed = True
+    seconds = latency_s if latency_s is not None else time.perf_counter() - ticket.started
+    card = router.registry.resolve(model)
+    in_tok = input_tokens
+    out_tok = output_tokens
+    if decision is not None:
+        in_tok = in_tok if in_tok is not None else decision.profile.est_input_tokens
+        out_tok = out_tok if out_tok is not None else decision.profile.est_output_tokens
+    cost = call_cost(card, in_tok or 0, out_tok or 0) if ok else 0.0
+    if ticket.reservation_id is not None:
+        try:
+            router.store.settle_spend(ticket.reservation_id, cost)
+        except StoreError as exc:
+            router._store_failed(exc)
+    _record(router, ticket, model=card.name, latency_s=seconds, ok=ok, error=error,
+            input_tokens=in_tok, output_tokens=out_tok, cost_usd=cost)
+    if ok:
+        router._observe_latency(card, seconds, out_tok)
+    return cost
+
+
+def _record(
+    router: Router, ticket: CallTicket, *, model: str, latency_s: float | None, ok: bool,
+    error: str | None, input_tokens: int | None = None, output_tokens: int | None = None,
+    cost_usd: float | None = None,
+) -> None:
+    from .feedback import ObservationRecord
+
+    rec = ObservationRecord(
+        decision_id=ticket.decision_id, model=model, latency_s=latency_s,
+        input_tokens=input_tokens, output_tokens=output_tokens, cost_usd=cost_usd, ok=ok,
+        error=error, user=ticket.user, run_id=ticket.run_id,
+        created_at=datetime.now(timezone.utc),
+    )
+    router._store_write("record_observation", rec)
+
+
+class CallAccount:
+    """One routed call's accounting, shared by the adapters: admit, then close exactly once.
+
+    ``attempt_failed`` records a failed fallback attempt (a row with ``ok=False``, nothing charged);
+    ``succeeded`` settles the budget with the answering model's usage; ``failed`` closes a call
+    that produced no answer (the reservation is released). Store trouble never escapes from here:
+    the router's degraded mode absorbs it.
+    """
+
+    def __init__(
+        self, router: Router, decision: RoutingDecision, *, chain: Sequence[str] = (),
+        user: str | None = None, run_id: str | None = None, max_tokens: int | None = None,
+    ) -> None:
+        self.router = router
+        self.decision = decision
+        self.ticket = begin_call(router, decision, chain=chain, user=user, run_id=run_id,
+                                 max_tokens=max_tokens)
+
+    @property
+    def closed(self) -> bool:
+        """True once the call was settled or released."""
+        return self.ticket.closed
+
+    def attempt_failed(self, model: str, exc: BaseException, seconds: float | None = None) -> None:
+        """A candidate failed and the call moves down the fallback chain."""
+        _record(self.router, self.ticket, model=self.router.registry.resolve(model).name,
+                latency_s=seconds, ok=False, error=type(exc).__name__)
+
+    def succeeded(
+        self, model: str, seconds: float, input_tokens: int | None, output_tokens: int | None
+    ) -> float:
+        """``model`` answered: settle at its actual (or estimated) cost and record the row."""
+        return end_call(self.router, self.ticket, model=model, input_tokens=input_tokens,
+                        output_tokens=output_tokens, latency_s=seconds, decision=self.decision)
+
+    def failed(self, exc: BaseException | None, model: str | None = None) -> None:
+        """No answer: release the reservation and record the failure (idempotent)."""
+        if self.ticket.closed:
+            return
+        end_call(self.router, self.ticket, model=model or self.decision.model, ok=False,
+                 error=type(exc).__name__ if exc is not None else "cancelled", decision=self.decision)
