@@ -31,7 +31,22 @@ SCRIPTS = [
      "Single-threaded; decide() vs the raw MiniLM encode of the same prompt, interleaved in one run."),
     ("langchain_overhead.md", "langchain_overhead.py", "LangChain: routed vs direct local-model call",
      "ChatOptiRoute vs ChatOpenAI on the same llama.cpp-served SmolLM2-135M, interleaved."),
+    ("goals.md", "bench_goals.py", "Issue 6 goals: `optiroute bench` on every data set",
+     "Fit on train (predictor chosen on a validation split carved from train), swept on test; the "
+     "per-set reports with every predictor and baseline are in benchmarks/results/bench_<set>.md."),
+    ("cold_start.md", "cold_start.py", "Cold start: predicting a model from its card",
+     "Each MMLU-Pro model's outcomes left out in turn; its per-category accuracy predicted from its "
+     "model-level card metrics through a regression fitted on the other models."),
+    ("batch_modes.md", "batch_modes.py", "Budgets, batch mode, pool design and streaming route-batch",
+     "MMLU-Pro test split, router fitted on train; each mode against its obvious baseline."),
+    ("feedback_learning.md", "feedback_learning.py", "Feedback that learns (held-out simulation)",
+     "Feedback simulated from real outcomes on one half of the MMLU-Pro test split; routing measured "
+     "on the other half, never fed back."),
+    ("load.md", "load.py", "Load: routing overhead under concurrent callers",
+     "Loopback only, bounded in calls and seconds."),
 ]
+#: Scripts that take no --data argument (they use the bundled default or local models only).
+NO_DATA = {"overhead.py", "langchain_overhead.py", "load.py"}
 
 
 def main() -> None:
@@ -43,7 +58,7 @@ def main() -> None:
     if not args.skip_run:
         for _, script, *_ in SCRIPTS:
             cmd = [sys.executable, str(ROOT / "benchmarks" / script)]
-            if script not in ("overhead.py", "langchain_overhead.py"):
+            if script not in NO_DATA:
                 cmd += ["--data", str(args.data)]
             print("running", " ".join(cmd), flush=True)
             subprocess.run(cmd, check=True, env=env)
