@@ -268,7 +268,9 @@ class Router(StoreMixin):
         prefs = coerce_preferences(preferences, default=self.preferences)
         cons = self.constraints.merged(Constraints.coerce(constraints))
         arrays = self._budgeted_arrays(item, prefs, cons, candidates, user)
-        decision = self._materialise(arrays, 0, uuid.uuid4().hex, run_id=run_id, user=user)
+        keep = getattr(self.store, "keep_prompts", False)  # the store drops it otherwise, too
+        decision = self._materialise(arrays, 0, uuid.uuid4().hex, run_id=run_id, user=user,
+                                     prompt=item.text if keep else None)
         if decision.warnings:
             warnings.warn(decision.warnings[0], RoutingFallbackWarning, stacklevel=2)
         return decision
@@ -368,7 +370,7 @@ class Router(StoreMixin):
 
     def _materialise(
         self, arrays: RouteArrays, i: int, decision_id: str, *, run_id: str | None = None,
-        user: str | None = None,
+        user: str | None = None, prompt: str | None = None,
     ) -> RoutingDecision:
         decision = arrays.decision(i, decision_id, self.policy.max_fallbacks, self._neighbours)
         # Feedback residuals are taken against the quality predicted *before* feedback corrections
@@ -384,7 +386,7 @@ class Router(StoreMixin):
                 decision_id=decision_id, model=decision.model,
                 task_type=decision.profile.task_type, domain=decision.profile.domain,
                 predicted_quality=base, created_at=decision.created_at,
-                run_id=None if run_id is None else str(run_id), user=user, prompt=None,
+                run_id=None if run_id is None else str(run_id), user=user, prompt=prompt,
             ),
         )
         return decision

@@ -176,3 +176,38 @@ def test_a_budget_with_an_unreadable_ledger_refuses_rather_than_overspends(share
     d = router.decide(TEXT, candidates=CANDS)
     with pytest.raises(BudgetExceededError, match="refused while a budget is set"):
         router.begin_call(d)
+
+
+def test_prompt_text_is_stored_only_when_the_store_opts_in(shared_router, tmp_path):
+    from optiroute.feedback import SQLiteFeedbackStore
+
+    for keep in (False, True):
+        store = SQLiteFeedbackStore(tmp_path / f"keep-{keep}.db", keep_prompts=keep)
+        router = make(shared_router, store=store)
+        d = router.decide(TEXT, candidates=CANDS)
+        assert store.get_decision(d.decision_id).prompt == (TEXT if keep else None)
+        store.close()
+
+
+def test_a_really_locked_sqlite_store_degrades_and_recovers(shared_router, tmp_path):
+    import sqlite3
+
+    from optiroute.feedback import SQLiteFeedbackStore
+
+    path = tmp_path / "locked.db"
+    store = SQLiteFeedbackStore(path, timeout_s=0.2)
+    store.corrections()  # create the file and schema
+    holder = sqlite3.connect(path, timeout=0.1, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # another process holds the write lock
+    router = make(shared_router, store=store)
+    try:
+        with pytest.warns(StoreDegradedWarning, match="locked"):
+            d = router.decide(TEXT, candidates=CANDS)
+        router.record_feedback(d.decision_id, 1.0)  # kept in memory meanwhile
+        assert router.store_status()["degraded"]
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    d2 = router.decide(TEXT, candidates=CANDS)  # the lock is gone: writes reach the file again
+    assert store.get_decision(d2.decision_id) is not None
+    store.close()

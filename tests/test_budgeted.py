@@ -6,7 +6,6 @@ fitted on the MMLU-Pro slice with a deterministic hash embedder (fast, no model 
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 from pathlib import Path
 
@@ -17,23 +16,9 @@ import pytest
 from optiroute import BudgetExceededError, OptiRouteError, Router
 from optiroute.budgeted import BatchModelChoice, BudgetedBatch, allocate
 from optiroute.errors import InvalidConstraintsError, InvalidInputError, NoEligibleModelError
+from tests.fakes import HashEmbedder
 
 SLICE = Path(__file__).parent / "fixtures" / "mmlu_slice"
-
-
-class HashEmbedder:
-    """Deterministic unit vectors from a text hash: the same text always gets the same vector."""
-
-    dim = 384
-    name = "hash-test"
-
-    def encode(self, texts, *, batch_size=64, show_progress=False):
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
-        for i, t in enumerate(texts):
-            seed = int.from_bytes(hashlib.blake2b(t.encode(), digest_size=8).digest(), "little")
-            v = np.random.default_rng(seed).standard_normal(self.dim)
-            out[i] = v / np.linalg.norm(v)
-        return out
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import hashlib
 import tracemalloc
 from pathlib import Path
 
@@ -21,24 +20,10 @@ from optiroute import Router
 from optiroute.cli import app
 from optiroute.errors import DataFormatError
 from optiroute.route_stream import OUTPUT_COLUMNS, iter_prompt_chunks, route_file
+from tests.fakes import HashEmbedder
 
 SLICE = Path(__file__).parent / "fixtures" / "mmlu_slice"
 runner = CliRunner()
-
-
-class HashEmbedder:
-    """Deterministic unit vectors from a text hash: the same text always gets the same vector."""
-
-    dim = 384
-    name = "hash-test"
-
-    def encode(self, texts, *, batch_size=64, show_progress=False):
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
-        for i, t in enumerate(texts):
-            seed = int.from_bytes(hashlib.blake2b(t.encode(), digest_size=8).digest(), "little")
-            v = np.random.default_rng(seed).standard_normal(self.dim)
-            out[i] = v / np.linalg.norm(v)
-        return out
 
 
 @pytest.fixture(scope="module")
