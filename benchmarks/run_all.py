@@ -37,6 +37,10 @@ SCRIPTS = [
     ("cold_start.md", "cold_start.py", "Cold start: predicting a model from its card",
      "Each MMLU-Pro model's outcomes left out in turn; its per-category accuracy predicted from its "
      "model-level card metrics through a regression fitted on the other models."),
+    ("onboarding.md", "onboarding.py", "Onboarding a new model on K-Means representatives",
+     "Each of the five models the full MMLU-Pro router uses most is removed from the train store and "
+     "brought back from its real outcomes on 0.5/1/2 % of train prompts (K-Means representatives vs "
+     "random); test-split AIQ against the full-data and card-only routers."),
     ("batch_modes.md", "batch_modes.py", "Budgets, batch mode, pool design and streaming route-batch",
      "MMLU-Pro test split, router fitted on train; each mode against its obvious baseline."),
     ("feedback_learning.md", "feedback_learning.py", "Feedback that learns (held-out simulation)",

@@ -245,6 +245,10 @@ from .cli_batch import route_batch as _route_batch, select_models as _select_mod
 app.command("select-models")(_select_models)
 app.command("route-batch")(_route_batch)
 
+from .cli_onboard import onboard_cmd as _onboard  # noqa: E402 - optiroute onboard (new models)
+
+app.command("onboard")(_onboard)
+
 
 def main() -> None:
     """Console-script entry point."""

@@ -119,6 +119,34 @@ class OutcomeIndex:
             self._mat = mat
         return self._mat
 
+    def add_model(self, model: str, scores: np.ndarray, costs: np.ndarray | None = None) -> int:
+        """Add (or replace) ``model``'s outcome column in place; returns its column.
+
+        Onboarding (:mod:`optiroute.onboard`) evaluates a new model on a few stored prompts and adds
+        them here, NaN elsewhere. Only the outcome matrices change: the Annoy index depends on the
+        embeddings alone and stays valid. ``scores``/``costs`` have one value per stored prompt.
+        """
+        from .errors import InvalidInputError
+
+        s = np.asarray(scores, dtype=np.float32).reshape(-1)
+        c = np.full_like(s, np.nan) if costs is None else np.asarray(costs, dtype=np.float32).reshape(-1)
+        if s.shape != (len(self),) or c.shape != (len(self),):
+            raise InvalidInputError(f"add_model needs {len(self)} scores and costs (one per stored prompt), "
+                                    f"got {s.shape[0]} and {c.shape[0]}; use NaN for prompts not evaluated.")
+        j = self._col.get(str(model))
+        if j is None:
+            self.models.append(str(model))
+            j = self._col[str(model)] = len(self.models) - 1
+            self.scores = np.concatenate([self.scores, s[:, None]], axis=1)
+            self.costs = np.concatenate([self.costs, c[:, None]], axis=1)
+        else:
+            self.scores[:, j], self.costs[:, j] = s, c
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            self.model_means = np.nan_to_num(np.nanmean(self.scores, axis=0), nan=0.5)
+            self.row_means = np.nan_to_num(np.nanmean(self.scores, axis=1), nan=0.5).astype(np.float32)
+        return j
+
     # ------------------------------------------------------------------ search
     def _annoy(self) -> Any:
         if self._ann is not None:

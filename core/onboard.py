@@ -1,0 +1,384 @@
+"""Onboarding a new model cheaply: evaluate it only on K-Means representatives of the store.
+
+A new candidate (a fresh API model, a local fine-tune) has no per-prompt outcomes, so routing knows
+it only from its card. Running it on every stored prompt costs as much as the original evaluation;
+the Wisconsin seed's answer is to cluster the stored prompts and evaluate the model only on one
+*representative* per cluster (the stored prompt nearest each K-Means centre): a few percent of the
+prompts cover every region of the embedding space.
+
+:func:`onboard` does that end to end on a router: K-Means (scikit-learn, seeded) over the store's
+prompt embeddings, the candidate's answers on the representatives (``answer_fn``), a score per
+answer, and a new outcome column in the store (NaN elsewhere). Scores come from, in order:
+
+- a caller's ``scorer``;
+- a reference answer (``references``): for multiple choice (a reference that is one letter A-J, as in
+  MMLU-Pro) the answer's letter is extracted and compared, otherwise a normalised exact match;
+- an LLM judge that is itself a routed candidate: the router picks the judge among its own models
+  under ``quality-first`` (never the model being onboarded), the judge grades 0..10 and the grade is
+  scaled to 0..1; an unparseable grade leaves the cell unknown.
+
+How the predictors use the new column:
+
+- ``knn`` (the default kind) reads the store directly: a test prompt near a representative inherits
+  its outcome, blended with the card prior by support. With ``propagate > 0`` each representative's
+  residual (its score minus the other models' mean on it) is also written, times ``propagate``, onto
+  the members of its cluster (relative to each member's own mean), so every prompt of the cluster
+  carries evidence; ``benchmarks/onboarding.py`` measures both (see :data:`DEFAULT_PROPAGATE`).
+- learned kinds (``routoo``, ``mlp``) have no head for the new model, so they are refitted on the
+  updated store (their masked loss ignores the NaN cells); ``refit=False`` keeps them as they are and
+  the new model is then routed from its card only.
+
+Cards: on data like MMLU-Pro the kNN predictor's per-domain card prior carries most of the routing
+signal (per-prompt residuals are shrunk by their small neighbour support), so outcomes that only
+entered the store would leave a cold-start card's level wrong everywhere the representatives do not
+reach. Onboarding therefore also estimates the model's accuracy over the store, overall and per
+domain (difficulty-adjusted: relative to the other models on the same prompts, each representative
+weighted by its cluster's size; :func:`calibrate_card`) and moves a card whose accuracy is imputed
+towards it; a model without a card gets one built from these estimates (prices as given). A card
+with sourced accuracy is left alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from .errors import InvalidInputError
+from .onboard_scoring import JudgeFn, _judge, choice_letter, parse_grade, reference_score
+
+if TYPE_CHECKING:
+    from .registry import ModelCard
+    from .router import Router
+
+__all__ = ["DEFAULT_FRAC", "DEFAULT_PROPAGATE", "OnboardResult", "Representatives", "calibrate_card", "choice_letter",
+           "onboard", "parse_grade", "reference_score", "representatives"]
+
+log = logging.getLogger(__name__)
+
+#: Share of the stored prompts evaluated when ``k`` is not given (the Wisconsin seed's budget).
+DEFAULT_FRAC = 0.02
+#: Weight of a representative's residual on its cluster members (0 = representatives only);
+#: chosen on MMLU-Pro by ``benchmarks/onboarding.py`` (see benchmarks/results/onboarding.md).
+DEFAULT_PROPAGATE = 0.0
+
+AnswerFn = Callable[[str], str]
+Scorer = Callable[[str, str, str], "float | None"]
+
+
+class Representatives(BaseModel):
+    """K-Means clusters of stored prompts: row of each cluster's representative and each row's cluster."""
+
+    model_config = {"arbitrary_types_allowed": True}
+
+    rows: list[int] = Field(description="store row of the prompt nearest each centre, one per cluster")
+    labels: list[int] = Field(description="cluster of every candidate row (aligned with ``candidates``)")
+    candidates: list[int] = Field(description="store rows that were clustered")
+
+
+class OnboardResult(BaseModel):
+    """What :func:`onboard` did."""
+
+    model: str
+    k: int
+    n_store: int
+    prompt_ids: list[str]
+    scores: list[float | None] = Field(description="score per representative (None: could not be scored)")
+    sources: list[str] = Field(description="per representative: 'scorer', 'reference' or 'judge:<model>'")
+    mean_score: float | None
+    accuracy_estimate: float = Field(description="difficulty-adjusted accuracy over the store (cluster-weighted)")
+    propagated: int = Field(description="cluster members that received a propagated value")
+    card_added: bool
+    predictor: str = Field(description="what happened to the quality predictor")
+
+
+def representatives(embeddings: np.ndarray, k: int, *, seed: int = 0,
+                    rows: Sequence[int] | None = None) -> Representatives:
+    """Seeded K-Means over ``embeddings[rows]``; per cluster, the member nearest its centre.
+
+    Args:
+        embeddings: (n, dim) unit vectors (the store's).
+        k: number of clusters (capped at the number of rows).
+        rows: the rows eligible (default: all), e.g. those whose text the caller has.
+    """
+    from sklearn.cluster import KMeans
+
+    cand = np.arange(len(embeddings)) if rows is None else np.asarray(sorted({int(r) for r in rows}))
+    if len(cand) == 0:
+        raise InvalidInputError("No stored prompt to cluster: pass the texts of the router's stored prompts.")
+    k = int(max(1, min(k, len(cand))))
+    x = np.asarray(embeddings[cand], dtype=np.float32)
+    km = KMeans(n_clusters=k, random_state=seed, n_init=3).fit(x)
+    d = ((x - km.cluster_centers_[km.labels_]) ** 2).sum(axis=1)
+    reps = []
+    for c in range(k):
+        members = np.flatnonzero(km.labels_ == c)
+        if len(members):
+            reps.append(int(cand[members[np.argmin(d[members])]]))
+    return Representatives(rows=reps, labels=km.labels_.astype(int).tolist(), candidates=cand.tolist())
+
+
+# ------------------------------------------------------------------------------------ onboarding
+def onboard(
+    router: Router,
+    model_name: str,
+    answer_fn: AnswerFn,
+    *,
+    prompts: Mapping[str, str],
+    k: int | None = None,
+    frac: float = DEFAULT_FRAC,
+    references: Mapping[str, str] | None = None,
+    judge_fn: JudgeFn | None = None,
+    scorer: Scorer | None = None,
+    card: ModelCard | None = None,
+    price: tuple[float, float] | None = None,
+    propagate: float = DEFAULT_PROPAGATE,
+    refit: bool = True,
+    seed: int = 0,
+    reps: Representatives | None = None,
+    calibrate: bool = True,
+) -> OnboardResult:
+    """Evaluate ``model_name`` on cluster representatives of the router's store and add the outcomes.
+
+    Args:
+        router: a router with an evaluation store (``Router.fit``/``load``/``default``); changed in place.
+        model_name: the new candidate's name (also its outcome column).
+        answer_fn: ``answer_fn(prompt_text) -> answer_text``, the candidate itself.
+        prompts: ``prompt_id -> text`` of the stored prompts (the store keeps embeddings, not texts);
+            only stored prompts found here can be representatives.
+        k: representatives to evaluate (default: ``frac`` of the eligible stored prompts, at least 1).
+        references: ``prompt_id -> reference answer`` where the data has one.
+        judge_fn: ``judge_fn(judge_model, judge_prompt) -> text``, calls the judge the router picks.
+        scorer: ``scorer(prompt_id, text, answer) -> score in 0..1 or None``; overrides the others.
+        card: the new model's card, if the registry has none (default: built from these outcomes).
+        price: ``(input, output)`` USD per million tokens for a built card and the outcome costs.
+        propagate: weight of each representative's residual on its cluster members (0: none).
+        refit: refit a learned quality predictor so it has a head for the new model.
+        seed: K-Means seed.
+        calibrate: set the level of a card whose accuracy is imputed (a cold-start or neutral
+            card, or the one built here) from these outcomes; see :func:`calibrate_card`.
+        reps: precomputed :func:`representatives` of this store (reused across models; also lets
+            a caller evaluate rows of its own choosing).
+
+    Raises:
+        InvalidInputError: no store, no eligible prompt, or an answer that cannot be scored because
+            neither a reference, a judge nor a scorer is available.
+    """
+    from .training import card_from_data
+
+    st = router._ensure()
+    index = st.index
+    if index is None:
+        raise InvalidInputError("This router has no evaluation store to add outcomes to; fit one with "
+                                "Router.fit(prompts, outcomes) or load a saved router.")
+    if not 0.0 <= propagate <= 1.0:
+        raise InvalidInputError(f"propagate must be in 0..1, got {propagate}.")
+    index = _private_store(st)
+    eligible = [i for i, p in enumerate(index.prompt_ids) if p in prompts]
+    n_k = k if k is not None else max(1, round(frac * len(eligible)))
+    if reps is None:
+        reps = representatives(index.matrix, n_k, seed=seed, rows=eligible)
+    missing = [index.prompt_ids[r] for r in reps.rows if index.prompt_ids[r] not in prompts]
+    if missing:
+        raise InvalidInputError(f"No text for stored prompt(s) {missing[:3]}; pass them in prompts.")
+    known = model_name in st.registry
+    the_card = st.registry.get(model_name) if known else card
+    prices = price if price is not None else (
+        (the_card.input_usd_per_mtok, the_card.output_usd_per_mtok) if the_card is not None else None)
+
+    n = len(index)
+    col = np.full(n, np.nan, dtype=np.float32)
+    cost = np.full(n, np.nan, dtype=np.float32)
+    scores: list[float | None] = []
+    sources: list[str] = []
+    for row in reps.rows:
+        pid = index.prompt_ids[row]
+        text = prompts[pid]
+        answer = answer_fn(text)
+        s, src = _score(router, model_name, pid, text, answer, references, judge_fn, scorer)
+        scores.append(s)
+        sources.append(src)
+        if s is not None:
+            col[row] = min(max(float(s), 0.0), 1.0)
+            if prices is not None:
+                cost[row] = (len(text) / 4 * prices[0] + len(answer) / 4 * prices[1]) / 1e6
+    got = [s for s in scores if s is not None]
+    if not got:
+        raise InvalidInputError(f"None of the {len(scores)} answers of {model_name!r} could be scored; "
+                                "check the endpoint's answers and the judge's replies.")
+    level, n_obs, by_domain = _levels(index, reps, col, st.analyzer.domains)
+    spread = _propagate(index, reps, col, propagate) if propagate > 0 else 0
+    index.add_model(model_name, col, cost)
+
+    added = False
+    if not known:
+        if the_card is None:
+            in_tok = np.array([len(t) / 4 for t in prompts.values()], dtype=np.float64)
+            p = None if prices is None else {"input_usd_per_mtok": prices[0], "output_usd_per_mtok": prices[1],
+                                             "source": "given at onboarding"}
+            the_card = card_from_data(model_name, col, cost, in_tok, p)
+            the_card = calibrate_card(the_card.model_copy(update={"metrics": {**the_card.metrics, "accuracy": level}}),
+                                      level, n_obs, by_domain)
+        elif calibrate and "accuracy" in the_card.imputed:
+            the_card = calibrate_card(the_card, level, n_obs, by_domain)
+        st.registry.add(the_card.model_copy(update={"name": model_name}) if the_card.name != model_name else the_card)
+        added = True
+    elif calibrate and "accuracy" in st.registry.get(model_name).imputed:
+        st.registry.add(calibrate_card(st.registry.get(model_name), level, n_obs, by_domain), replace=True)
+    name = st.registry.resolve(model_name).name
+    if name not in st.pool:
+        st.pool.append(name)
+    router._cand_cache.clear()
+    how = _update_predictor(router, refit, seed)
+    log.info("onboarded %s on %d representatives (mean score %.3f)", model_name, len(got), float(np.mean(got)))
+    return OnboardResult(
+        model=model_name, k=len(reps.rows), n_store=n, prompt_ids=[index.prompt_ids[r] for r in reps.rows],
+        scores=scores, sources=sources, mean_score=float(np.mean(got)), accuracy_estimate=level, propagated=spread,
+        card_added=added, predictor=how,
+    )
+
+
+def _score(router: Router, model: str, pid: str, text: str, answer: str,
+           references: Mapping[str, str] | None, judge_fn: JudgeFn | None,
+           scorer: Scorer | None) -> tuple[float | None, str]:
+    if scorer is not None:
+        return scorer(pid, text, answer), "scorer"
+    ref = None if references is None else references.get(pid)
+    if ref is not None and not (isinstance(ref, float) and math.isnan(ref)) and str(ref).strip():
+        return reference_score(answer, str(ref)), "reference"
+    if judge_fn is not None:
+        return _judge(router, model, text, answer, judge_fn)
+    raise InvalidInputError(f"Prompt {pid!r} has no reference answer and no judge was given; pass "
+                            "references, a judge_fn (optiroute onboard --judge-base-url) or a scorer.")
+
+
+def _levels(index: Any, reps: Representatives, col: np.ndarray,
+            domains: Sequence[str]) -> tuple[float, int, dict[str, tuple[float, int]]]:
+    """The new model's accuracy over the whole store, and per domain, from the representatives.
+
+    Each representative stands for its cluster (weight = cluster size), and its outcome is taken
+    relative to the other models' mean on the same prompt, then added to their mean over the store
+    (or over the store's prompts of that domain: the store's task labels, where they name one of the
+    analyzer's ``domains``): a difficulty-adjusted estimate, which a raw mean over a few (possibly
+    lopsided) prompts is not. Returns ``(level, n, {domain: (level, n)})``.
+    """
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        others = np.nanmean(index.scores, axis=1)
+    base = float(np.nanmean(others)) if np.isfinite(others).any() else 0.5
+    others = np.where(np.isnan(others), base, others)
+    labels = np.asarray(reps.labels)
+    cand = np.asarray(reps.candidates)
+    sizes = np.bincount(labels)
+    rows = np.array([r for r in reps.rows if np.isfinite(col[r])], dtype=np.int64)
+    pos = {int(c): i for i, c in enumerate(cand)}
+    w = sizes[labels[[pos[int(r)] for r in rows]]].astype(np.float64)
+    rel = col[rows] - others[rows]
+    level = float(np.clip(base + (w * rel).sum() / w.sum(), 0.01, 0.99))
+    tasks = np.asarray(index.tasks)
+    by_domain: dict[str, tuple[float, int]] = {}
+    for d in set(domains) & set(tasks[rows].tolist()):
+        on = tasks[rows] == d
+        base_d = float(others[tasks == d].mean())
+        by_domain[d] = (float(np.clip(base_d + (w[on] * rel[on]).sum() / w[on].sum(), 0.01, 0.99)), int(on.sum()))
+    return level, len(rows), by_domain
+
+
+#: Pseudo-observations of the card's own level when onboarding outcomes recalibrate it ...
+CARD_N0 = 10.0
+#: ... and of each of its per-domain accuracies: a domain gets few representatives, so shrink hard.
+#: Chosen on MMLU-Pro *train* outcomes only (10 / 30 / 100 / no per-domain step compared by the
+#: per-domain error against the card calibrated on all train outcomes, over the 31 models).
+DOMAIN_N0 = 100.0
+
+
+def calibrate_card(card: ModelCard, level: float, n: int,
+                   by_domain: Mapping[str, tuple[float, int]] | None = None, *,
+                   n0: float | None = None, n0_domain: float | None = None) -> ModelCard:
+    """Move the card's accuracy and per-domain accuracies towards the onboarded estimates.
+
+    On the logit scale: every domain first shifts by ``n / (n + CARD_N0)`` of the gap between the
+    card's overall accuracy and ``level`` (the card keeps its per-domain shape, the outcomes set its
+    level), then each domain with ``n_d`` outcomes moves ``n_d / (n_d + CARD_N0)`` of the way to its
+    own estimate. Why: the kNN predictor blends per-prompt evidence around the card prior, and on
+    data like MMLU-Pro the per-domain prior carries most of the routing signal, so an imputed
+    (cold-start) card would otherwise bias every prompt the representatives do not cover.
+    """
+    def logit(p: float) -> float:
+        p = min(max(p, 0.01), 0.99)
+        return math.log(p / (1 - p))
+
+    def sig(z: float) -> float:
+        return round(1.0 / (1.0 + math.exp(-z)), 4)
+
+    n0 = CARD_N0 if n0 is None else n0
+    n0_domain = DOMAIN_N0 if n0_domain is None else n0_domain
+    old = float(card.metrics.get("accuracy", 0.5))
+    shift = n / (n + n0) * (logit(level) - logit(old))
+    z = {d: logit(v) + shift for d, v in card.accuracy_by_domain.items()}
+    for d, (lv, nd) in (by_domain or {}).items():
+        zd = z.get(d, logit(old) + shift)
+        z[d] = zd + nd / (nd + n0_domain) * (logit(lv) - zd)
+    src = f"onboarding: {n} representative outcomes (estimated {level:.3f}) moved the card's {old:.3f}"
+    return card.model_copy(update={
+        "metrics": {**card.metrics, "accuracy": sig(logit(old) + shift)},
+        "accuracy_by_domain": {d: sig(v) for d, v in sorted(z.items())},
+        "sources": {**card.sources, "accuracy": src, "accuracy_by_domain": src},
+    })
+
+
+def _propagate(index: Any, reps: Representatives, col: np.ndarray, weight: float) -> int:
+    """Write ``weight`` x each representative's residual onto its cluster members (in ``col``)."""
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        row_mean = np.nan_to_num(np.nanmean(index.scores, axis=1), nan=0.5)
+    labels = np.asarray(reps.labels)
+    cand = np.asarray(reps.candidates)
+    pos = {int(c): i for i, c in enumerate(cand)}
+    spread = 0
+    for c, rep in enumerate(reps.rows):
+        if np.isnan(col[rep]):
+            continue
+        members = cand[labels == labels[pos[int(rep)]]]
+        members = members[members != rep]
+        col[members] = np.clip(row_mean[members] + weight * (col[rep] - row_mean[rep]), 0.0, 1.0)
+        spread += len(members)
+    return spread
+
+
+def _private_store(st: Any) -> Any:
+    """Give the router its own copy of the store before adding a column: a store may be shared
+    (every ``Router.default()`` in a process shares the bundled one). Embeddings and the Annoy index
+    are shared (they do not change); the outcome matrices are copied."""
+    from .index import OutcomeIndex
+
+    ix = st.index
+    new = OutcomeIndex(ix._q, ix.prompt_ids, ix.tasks, list(ix.models), ix.scores.copy(), ix.costs.copy(),
+                       n_trees=ix.n_trees)
+    new._mat, new._ann, new._ann_path = ix._mat, ix._ann, ix._ann_path
+    st.index = new
+    if getattr(st.predictor, "index", None) is ix:
+        st.predictor.index = new
+    return new
+
+
+def _update_predictor(router: Router, refit: bool, seed: int) -> str:
+    """kNN reads the updated store; a learned kind is refitted on it (or left card-only)."""
+    st = router._ensure()
+    kind = getattr(st.predictor, "kind", "knn") or "knn"
+    if kind == "knn":
+        return "knn: reads the new column from the store"
+    if not refit:
+        return f"{kind}: kept as fitted; the new model is routed from its card"
+    from .predictor_base import TrainData, predictor_class
+
+    index = st.index
+    selection = getattr(st.predictor, "selection", None)
+    st.predictor = predictor_class(kind).fit(TrainData(index.matrix, index.scores, list(index.models), index, seed))
+    st.predictor.selection = selection
+    return f"{kind}: refitted on the updated store"
