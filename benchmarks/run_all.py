@@ -76,6 +76,8 @@ def main() -> None:
     for fname, script, title, blurb in SCRIPTS:
         path = RESULTS / fname
         body = path.read_text(encoding="utf-8") if path.exists() else "_not run_"
+        # a fragment's own headings nest under its section
+        body = "\n".join("##" + ln if ln.startswith("#") else ln for ln in body.splitlines())
         parts += ["", f"## {title}", "", f"{blurb} Script: `benchmarks/{script}`.", "", body.rstrip()]
     (ROOT / "BENCHMARKS.md").write_text("\n".join(parts) + "\n", encoding="utf-8")
     print("wrote BENCHMARKS.md")
