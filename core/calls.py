@@ -16,6 +16,7 @@ which warns once and keeps the rows in memory (see :meth:`optiroute.Router.store
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -25,16 +26,12 @@ from .errors import BudgetExceededError, StoreError
 from .spend import CallTicket, scope_keys
 
 if TYPE_CHECKING:
-    from .registry import ModelCard
     from .router import Router
     from .types import RoutingDecision
 
-__all__ = ["CallAccount", "begin_call", "end_call", "call_cost", "remaining_usd", "reservation_bound"]
+log = logging.getLogger(__name__)
 
-
-def call_cost(card: ModelCard, input_tokens: float, output_tokens: float) -> float:
-    """USD cost of a call from token counts and the card's prices."""
-    return (input_tokens * card.input_usd_per_mtok + output_tokens * card.output_usd_per_mtok) / 1e6
+__all__ = ["CallAccount", "begin_call", "end_call", "remaining_usd", "reservation_bound"]
 
 
 def reservation_bound(
@@ -54,7 +51,7 @@ def reservation_bound(
     in_tok = decision.profile.est_input_tokens * budget.input_margin + budget.input_overhead_tokens
     out_tok = float(max_tokens) if max_tokens else decision.profile.est_output_tokens * budget.output_margin
     names = list(dict.fromkeys([decision.model, *chain]))
-    return max(call_cost(router.registry.resolve(n), in_tok, out_tok) for n in names)
+    return max(router.registry.resolve(n).cost_usd(in_tok, out_tok) for n in names)
 
 
 def remaining_usd(router: Router, user: str | None) -> float | None:
@@ -136,7 +133,7 @@ def end_call(
     if decision is not None:
         in_tok = in_tok if in_tok is not None else decision.profile.est_input_tokens
         out_tok = out_tok if out_tok is not None else decision.profile.est_output_tokens
-    cost = call_cost(card, in_tok or 0, out_tok or 0) if ok else 0.0
+    cost = card.cost_usd(in_tok or 0, out_tok or 0) if ok else 0.0
     if ticket.reservation_id is not None:
         try:
             router.store.settle_spend(ticket.reservation_id, cost)
@@ -196,9 +193,18 @@ class CallAccount:
     def succeeded(
         self, model: str, seconds: float, input_tokens: int | None, output_tokens: int | None
     ) -> float:
-        """``model`` answered: settle at its actual (or estimated) cost and record the row."""
-        return end_call(self.router, self.ticket, model=model, input_tokens=input_tokens,
-                        output_tokens=output_tokens, latency_s=seconds, decision=self.decision)
+        """``model`` answered: settle at its actual (or estimated) cost and record the row.
+
+        The answer already exists, so an accounting bug must not cost the caller their answer: it is
+        logged (with the traceback) and the reservation stays outstanding, which errs towards
+        refusing later calls rather than overspending.
+        """
+        try:
+            return end_call(self.router, self.ticket, model=model, input_tokens=input_tokens,
+                            output_tokens=output_tokens, latency_s=seconds, decision=self.decision)
+        except Exception:
+            log.warning("OptiRoute could not account for a call answered by %s", model, exc_info=True)
+            return 0.0
 
     def failed(self, exc: BaseException | None, model: str | None = None) -> None:
         """No answer: release the reservation and record the failure (idempotent)."""

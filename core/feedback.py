@@ -171,6 +171,17 @@ class FeedbackStore:
         """Stored feedback, oldest first; only that of ``decision_id`` when given."""
         raise NotImplementedError(f"{type(self).__name__} cannot read feedback back.")
 
+    def feedback_history(self) -> list[tuple[str, str, str, float, float]]:
+        """``(model, task type, domain, score, predicted quality)`` of every stored feedback, oldest
+        first: what a router relearns from when it starts on an existing store. Database stores
+        answer with one joined query; this default looks each decision up."""
+        out = []
+        for f in self.feedback():
+            rec = self.get_decision(f.decision_id)
+            if rec is not None:
+                out.append((rec.model, rec.task_type, rec.domain, float(f.score), float(rec.predicted_quality)))
+        return out
+
     def _put_observation(self, rec: ObservationRecord) -> None:
         raise NotImplementedError(f"{type(self).__name__} does not record observations.")
 

@@ -378,10 +378,7 @@ def store_history(store: Any) -> Iterator[tuple[str, str, str, float, float]]:
     from .errors import StoreError
 
     try:
-        records = store.feedback()
-        for f in records:
-            rec = store.get_decision(f.decision_id)
-            if rec is not None:
-                yield rec.model, rec.task_type, rec.domain, float(f.score), float(rec.predicted_quality)
-    except (NotImplementedError, StoreError):
+        rows = store.feedback_history()
+    except (AttributeError, NotImplementedError, StoreError):
         return
+    yield from rows

@@ -231,8 +231,9 @@ class Router(StoreMixin):
             from .online import store_history
 
             self._memory.load_history(store_history(self.store))
-        corr = self._memory.corrections([c.name for c in cards], tasks, domains, emb,
-                                        self._store_corrections(), complexity)
+        # The store's per-(model, task) residuals are the group estimate of groups="store" only.
+        task_corr = self._store_corrections() if self._memory.groups == "store" else {}
+        corr = self._memory.corrections([c.name for c in cards], tasks, domains, emb, task_corr, complexity)
         self._memory.stage(tasks, emb, corr)  # ``tasks`` is the RouteArrays' own list: its key
         return corr
 

@@ -84,10 +84,6 @@ class Budget(BaseModel):
                 raise ValueError(f"limit of user {key!r} must be a non-negative finite number")
         return value
 
-    def limits(self, user: str | None, now: datetime | None = None) -> dict[str, float]:
-        """Scope key -> limit for one call by ``user`` (empty when nothing is limited)."""
-        return scope_keys(self, user, now)
-
 
 def _period_suffix(period: str | None, now: datetime) -> str:
     if period == "day":

@@ -219,6 +219,17 @@ class SQLStore(FeedbackStore):
             for r in rows
         ]
 
+    def feedback_history(self) -> list[tuple[str, str, str, float, float]]:
+        import sqlalchemy as sa
+
+        from .store_schema import decisions as d
+        from .store_schema import feedback as f
+
+        q = sa.select(d.c.model, d.c.task_type, d.c.domain, f.c.score, d.c.predicted_quality).select_from(
+            f.join(d, f.c.decision_id == d.c.decision_id)).order_by(f.c.id)
+        with self._tx("reading feedback", write=False) as conn:
+            return [(str(m), str(t), str(dom), float(sc), float(q_)) for m, t, dom, sc, q_ in conn.execute(q)]
+
     # ------------------------------------------------------------------ observations
     def _put_observation(self, rec: ObservationRecord) -> None:
         import sqlalchemy as sa

@@ -25,6 +25,7 @@ from langchain_core.runnables import Runnable
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, field_validator
 
+from optiroute.calls import CallAccount
 from optiroute.errors import FeedbackError, InvalidInputError
 from optiroute.fallback import acall_with_fallbacks, call_with_fallbacks
 
@@ -180,13 +181,11 @@ class ChatOptiRoute(BaseChatModel):
         router = self._router()
         decision = router.decide(messages, preferences=prefs, constraints=constraints, candidates=pool,
                                  user=user, run_id=None if run_id is None else str(run_id))
-        chain = [decision.model, *[m for m in decision.fallbacks if m in names]]
-        from optiroute.calls import CallAccount
-
-        account = CallAccount(router, decision, chain=chain, user=user,
+        chain = [(n, self.models[names[n]]) for n in [decision.model, *decision.fallbacks] if n in names]
+        account = CallAccount(router, decision, chain=[n for n, _ in chain], user=user,
                               run_id=None if run_id is None else str(run_id),
-                              max_tokens=self._max_tokens(kwargs, [self.models[names[n]] for n in chain]))
-        return Plan(decision, [(n, self.models[names[n]]) for n in chain], router, account)
+                              max_tokens=self._max_tokens(kwargs, [m for _, m in chain]))
+        return Plan(decision, chain, router, account)
 
     def _max_tokens(self, kwargs: dict[str, Any], chain: list[BaseChatModel]) -> int | None:
         """The output-token cap of this call, if one is known for every model it may reach (it

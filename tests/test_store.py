@@ -118,6 +118,18 @@ class StoreContract:
         assert store.get_decision("nope") is None
         assert store.schema_version == 2
 
+    def test_feedback_history_joins_feedback_with_its_decisions(self, backend):
+        store = backend.open()
+        store.record_decision(rec(0, model="a", q=0.8))
+        store.record_decision(rec(1, model="b", q=0.4))
+        store.record_feedback("d1", 1.0)
+        store.record_feedback("d0", 0.0)
+        rows = store.feedback_history()
+        assert [(m, s, q) for m, _, _, s, q in rows] == [
+            ("b", 1.0, pytest.approx(0.4)), ("a", 0.0, pytest.approx(0.8))]
+        assert {(t, d) for _, t, d, _, _ in rows} == {(store.get_decision("d0").task_type,
+                                                      store.get_decision("d0").domain)}
+
     def test_feedback_moves_residuals_and_reads_back(self, backend):
         store = backend.open()
         for i in range(3):
