@@ -35,7 +35,7 @@ from . import metrics
 from .bench_embed import LookupEmbedder, cached_encode
 from .errors import DataFormatError, InvalidInputError
 
-__all__ = ["BenchResult", "COST_WEIGHTS", "run_bench"]
+__all__ = ["COST_WEIGHTS", "BenchResult", "run_bench"]
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +228,7 @@ def run_bench(
         predictor: passed to ``Router.fit(predictor=...)``: a kind or ``auto`` (validation AIQ on
             a split of train).
         compare: predictor kinds to fit and sweep beside it, each reported as a method
-            (default: every kind; ``()``: none).
+            (default: every kind the data supports; ``()``: none).
         pair: ``(strong, weak)`` for APGR/CPT (default: best single model and cheapest).
         embed: ``embed(prompt_ids, texts) -> (n, dim)`` unit vectors matching the router's embedder
             (the repo's benchmarks pass their shared cache); default: the router's embedder.
@@ -242,7 +242,7 @@ def run_bench(
         into ``result.models``, one row per operating point.
     """
     from .embedding import get_default_embedder
-    from .predictor_base import KINDS, predictor_class
+    from .predictor_base import KINDS, TrainData, predictor_class
     from .training import outcome_matrices
 
     kinds = list(KINDS) if compare is None else list(compare)
@@ -264,6 +264,9 @@ def run_bench(
     train_p, test_p = p[is_train].reset_index(drop=True), p[is_test].reset_index(drop=True)
     emb_train, emb_test = emb[is_train], emb[is_test]
 
+    if compare is None:  # by default every kind the data supports (``task`` needs task labels)
+        labels = TrainData(emb_train, np.zeros((len(train_p), 0)), [], labels=train_p["task"].astype(str).tolist())
+        kinds = [k for k in kinds if predictor_class(k).unavailable(labels) is None]
     lookup = LookupEmbedder(base, texts, emb)
     router, used = _fit(train_p, o, prices, models, lookup, predictor)
     routers = {_kind(router): router}

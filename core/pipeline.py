@@ -74,7 +74,15 @@ def route_arrays(
     latency = (ttft + out_tok[:, None] / tps) * ratio
     hard = pol.hard_mask(cards, constraints, in_tok + out_tok, cost, latency)
     dom = domain_matrix(cards, domains)
-    codes, nothing = pol.soft_mask(hard, quality, dom, router.policy)
+    weights = prefs.normalized()
+    # The task/domain filters and the low-confidence generalist protect predicted quality. A caller
+    # who gives accuracy no weight ({"cost": 1.0}) has said quality must not override the other
+    # preferences, so only the hard constraints apply (the named profiles all weigh accuracy).
+    guard = weights.get("accuracy", 0.0) > 0
+    if guard:
+        codes, nothing = pol.soft_mask(hard, quality, dom, router.policy)
+    else:
+        codes, nothing = hard.copy(), np.zeros(len(items), dtype=bool)
     empty = ~(hard == 0).any(axis=1)
     if empty.any():
         i = int(empty.argmax())
@@ -84,10 +92,10 @@ def route_arrays(
             f"prompt(s)); relax one of them: " + "; ".join(f"{m}: {r}" for m, r in reasons.items()),
             exclusions=reasons,
         )
-    table = score(prefs.normalized(), quality, cost, latency, card_matrix(cards), codes == 0)
+    table = score(weights, quality, cost, latency, card_matrix(cards), codes == 0)
     winner = table.total.argmax(axis=1)
     conf = pol.confidence(out.task_probs.max(axis=1), support, winner, router.lam)
-    low = conf < router.policy.min_confidence
+    low = (conf < router.policy.min_confidence) & guard
     general = nothing | low
     if general.any():
         gidx = pol.generalist_index(cards, hard == 0, router.policy.generalist)

@@ -15,7 +15,9 @@ Kinds (``Router.fit(predictor=...)``):
 
 - ``knn``: :class:`optiroute.predictors.QualityPredictor` (kNN residuals blended with card priors);
 - ``routoo``: :class:`optiroute.predictor_routoo.RoutooPredictor` (score = f(h_query - h_model));
-- ``mlp``: :class:`optiroute.predictor_mlp.MLPPredictor` (per-model logistic heads on shared layers).
+- ``mlp``: :class:`optiroute.predictor_mlp.MLPPredictor` (per-model logistic heads on shared layers);
+- ``task``: :class:`optiroute.predictor_task.TaskPredictor` (the data's task labels predicted from
+  the prompt, times a per-task outcome table, blended with kNN; needs a ``task`` column).
 
 Learned kinds subclass :class:`LearnedPredictor`: they predict P(correct) for the models they were
 trained on and fall back to the card prior (:func:`optiroute.predictors.card_prior`) for the
@@ -50,7 +52,6 @@ __all__ = [
     "LearnedPredictor",
     "Predictor",
     "TrainData",
-    "fit_masked_bce",
     "match_columns",
     "predictor_class",
 ]
@@ -60,6 +61,7 @@ KINDS: dict[str, str] = {
     "knn": "optiroute.predictors:QualityPredictor",
     "routoo": "optiroute.predictor_routoo:RoutooPredictor",
     "mlp": "optiroute.predictor_mlp:MLPPredictor",
+    "task": "optiroute.predictor_task:TaskPredictor",
 }
 NPZ, JSON = "predictor.npz", "predictor.json"
 
@@ -90,6 +92,8 @@ class TrainData:
         index: the kNN store built from the same rows (learned kinds use it for explanations and
             support).
         seed: seed of every random choice (initialisation, shuffling, early-stopping holdout).
+        labels: the rows' task labels from the data ("" when unknown); ``None`` takes the kNN
+            store's task column when the store holds exactly these rows.
     """
 
     embeddings: np.ndarray
@@ -97,6 +101,7 @@ class TrainData:
     models: list[str]
     index: OutcomeIndex | None = None
     seed: int = 0
+    labels: list[str] | None = None
 
 
 class Evidence(KNNResult):
@@ -115,6 +120,11 @@ class Predictor(ABC):
     kind: ClassVar[str] = ""
     #: How the predictor was chosen (``Router.fit(predictor="auto")`` fills it); saved in the manifest.
     selection: dict[str, Any] | None = None
+
+    @staticmethod
+    def unavailable(data: TrainData) -> str | None:
+        """Why this kind cannot be fitted on ``data`` (``None``: it can); ``auto`` skips such kinds."""
+        return None
 
     @abstractmethod
     def columns(self, cards: Sequence[ModelCard]) -> list[int | None]:
@@ -209,6 +219,10 @@ class LearnedPredictor(Predictor):
             out[s : s + chunk] = 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
         return out
 
+    def learned_proba(self, knn: Evidence, mine: Sequence[int]) -> np.ndarray:
+        """(n, len(mine)) P(correct) for the trained models ``mine`` (a kind may use the neighbours)."""
+        return self.proba(knn.emb)[:, list(mine)]
+
     def columns(self, cards: Sequence[ModelCard]) -> list[int | None]:
         return match_columns(cards, self.models)
 
@@ -248,7 +262,7 @@ class LearnedPredictor(Predictor):
         if known:
             idx = [j for j, _ in known]
             mine = [c for _, c in known]
-            p = self.proba(knn.emb)[:, mine]
+            p = self.learned_proba(knn, mine)
             w = self.n_obs[mine] / (self.n_obs[mine] + self.n0)
             quality[:, idx] = quality[:, idx] + w[None, :] * (p - quality[:, idx])
             support[:, idx] = self._support(knn, [cards[j] for j in idx], w)
@@ -326,76 +340,3 @@ def holdout_mask(n: int, frac: float, seed: int) -> np.ndarray:
     mask = np.zeros(n, dtype=bool)
     mask[rng.permutation(n)[: max(1, int(round(frac * n)))]] = True
     return mask
-
-
-def fit_masked_bce(
-    model: Any,
-    x: np.ndarray,
-    y: np.ndarray,
-    *,
-    seed: int,
-    lr: float = 1e-3,
-    weight_decay: float = 1e-4,
-    batch_size: int = 256,
-    max_epochs: int = 60,
-    patience: int = 5,
-    holdout: float = 0.1,
-) -> dict[str, Any]:
-    """Train a torch module ``x -> (n, m) logits`` with BCE on the observed cells of ``y``.
-
-    Missing cells (NaN) carry no loss; soft scores (a judge's 0.7) are soft targets. A seeded
-    ``holdout`` of the rows stops training when its loss has not improved for ``patience`` epochs
-    and the best epoch's weights are kept (the caller's data is train only: this holdout is carved
-    from it). Runs single-threaded: the machine is shared and the models are small.
-
-    Returns:
-        Notes on the fit (epochs run, best epoch, holdout log-loss) for ``predictor.json``.
-    """
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        torch.manual_seed(seed)
-        hold = holdout_mask(len(x), holdout, seed) if len(x) >= 40 else np.zeros(len(x), dtype=bool)
-        xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-        mask = torch.from_numpy(~np.isnan(y))
-        yt = torch.from_numpy(np.nan_to_num(y, nan=0.0).astype(np.float32))
-        tr = np.flatnonzero(~hold)
-        va = torch.from_numpy(np.flatnonzero(hold))
-        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-        bce = torch.nn.BCEWithLogitsLoss(reduction="none")
-        rng = np.random.default_rng(seed)
-
-        def loss_on(rows: torch.Tensor) -> torch.Tensor:
-            m = mask[rows]
-            return (bce(model(xt[rows]), yt[rows]) * m).sum() / m.sum().clamp(min=1)
-
-        best, best_state, best_epoch, bad, epoch = float("inf"), None, 0, 0, 0
-        for epoch in range(1, max_epochs + 1):
-            model.train()
-            perm = tr[rng.permutation(len(tr))]
-            for s in range(0, len(perm), batch_size):
-                opt.zero_grad()
-                loss = loss_on(torch.from_numpy(perm[s : s + batch_size]))
-                loss.backward()
-                opt.step()
-            if len(va) == 0:
-                continue
-            model.eval()
-            with torch.no_grad():
-                v = float(loss_on(va))
-            if v < best - 1e-4:
-                best, best_epoch, bad = v, epoch, 0
-                best_state = {k: t.detach().clone() for k, t in model.state_dict().items()}
-            else:
-                bad += 1
-                if bad >= patience:
-                    break
-        if best_state is not None:
-            model.load_state_dict(best_state)
-        model.eval()
-        return {"epochs_run": epoch, "best_epoch": best_epoch or epoch,
-                "holdout_logloss": None if best == float("inf") else round(best, 5)}
-    finally:
-        torch.set_num_threads(threads)

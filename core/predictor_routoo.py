@@ -19,7 +19,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .predictor_base import LearnedPredictor, TrainData, fit_masked_bce, observed_counts
+from .predictor_base import LearnedPredictor, TrainData, observed_counts
+from .predictor_torch import fit_masked_bce
 
 __all__ = ["RoutooPredictor"]
 

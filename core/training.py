@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -101,7 +102,7 @@ def fit_parts(
         embedder, analyzer: defaults are the bundled MiniLM and heads.
         split: keep only prompts of this split when the data has splits (``None``: all).
         show_progress: show a progress bar while embedding.
-        predictor: quality predictor kind (``knn``, ``routoo``, ``mlp``) or ``auto``: each kind is
+        predictor: quality predictor kind (``knn``, ``routoo``, ``mlp``, ``task``) or ``auto``: each kind is
             fitted on a seeded ``1 - val_frac`` of the *training* prompts, the one with the best
             AIQ on the remaining ``val_frac`` wins and is refitted on all training prompts.
         val_frac, seed: the validation share and the seed of every random choice.
@@ -234,10 +235,13 @@ def select_predictor(
         return pred
     n_folds = int(min(MAX_FOLDS, max(1, -(-VALIDATION_TARGET // n_val)), len(emb) // n_val))
     perm = np.random.default_rng(seed + 1).permutation(len(emb))
+    everything = TrainData(emb, scores, models, index, seed)
+    kinds = [k for k in KINDS if predictor_class(k).unavailable(everything) is None]
+    skipped = {k: predictor_class(k).unavailable(everything) for k in KINDS if k not in kinds}
     per_fold = [_score_kinds(perm[f * n_val : (f + 1) * n_val], emb, scores, costs, models, index,
-                             cards, analyzer, seed) for f in range(n_folds)]
-    aiqs = {k: round(float(np.mean([a[k] for a, _ in per_fold])), 5) for k in KINDS}
-    losses = {k: round(float(np.mean([lo[k] for _, lo in per_fold])), 5) for k in KINDS}
+                             cards, analyzer, seed, kinds) for f in range(n_folds)]
+    aiqs = {k: round(float(np.mean([a[k] for a, _ in per_fold])), 5) for k in kinds}
+    losses = {k: round(float(np.mean([lo[k] for _, lo in per_fold])), 5) for k in kinds}
     by_aiq = all(np.isfinite(v) for v in aiqs.values())
     chosen = max(aiqs, key=aiqs.__getitem__) if by_aiq else min(losses, key=losses.__getitem__)
     pred = predictor_class(chosen).fit(TrainData(emb, scores, models, index, seed))
@@ -245,6 +249,8 @@ def select_predictor(
         "requested": "auto", "chosen": chosen, "criterion": "validation AIQ" if by_aiq else "validation log-loss",
         "n_validation": n_val, "n_folds": n_folds, "validation_aiq": aiqs, "validation_logloss": losses,
     }
+    if skipped:
+        pred.selection["skipped"] = skipped
     return pred
 
 
@@ -256,11 +262,11 @@ MAX_FOLDS = 5
 
 def _score_kinds(val_rows: np.ndarray, emb: np.ndarray, scores: np.ndarray, costs: np.ndarray,
                  models: list[str], index: Any, cards: list[Any], analyzer: Any,
-                 seed: int) -> tuple[dict[str, float], dict[str, float]]:
-    """Validation AIQ and log-loss of every kind fitted on the rows outside ``val_rows``."""
+                 seed: int, kinds: Sequence[str]) -> tuple[dict[str, float], dict[str, float]]:
+    """Validation AIQ and log-loss of each of ``kinds`` fitted on the rows outside ``val_rows``."""
     from .analyzer import TaskAnalyzer
     from .index import OutcomeIndex
-    from .predictor_base import KINDS, TrainData, predictor_class
+    from .predictor_base import TrainData, predictor_class
 
     analyzer = analyzer or TaskAnalyzer.default()
     val = np.zeros(len(emb), dtype=bool)
@@ -276,7 +282,7 @@ def _score_kinds(val_rows: np.ndarray, emb: np.ndarray, scores: np.ndarray, cost
         cost_est = np.nanmean(costs[rows], axis=0)
     aiqs: dict[str, float] = {}
     losses: dict[str, float] = {}
-    for name in KINDS:
+    for name in kinds:
         p = predictor_class(name).fit(TrainData(emb[rows], scores[rows], models, sub, seed))
         q, _ = p.predict_matrix(emb[val], cards, domains, tasks, out.complexity)
         aiqs[name] = validation_aiq(q, scores[val], costs[val], cost_est)

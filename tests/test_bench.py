@@ -30,10 +30,10 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """80 train + 20 test prompts of the slice, with their outcomes and prices."""
+    """80 train (40 math, 40 law: two task labels) + 20 test prompts of the slice, with outcomes and prices."""
     d = tmp_path_factory.mktemp("tiny")
     p = pd.read_csv(SLICE / "prompts.csv.gz", dtype={"prompt_id": str})
-    p = pd.concat([p[p["split"] == "train"].head(80), p[p["split"] == "test"]])
+    p = pd.concat([p[p["split"] == "train"].groupby("task").head(40), p[p["split"] == "test"]])
     o = pd.read_csv(SLICE / "outcomes.csv.gz", dtype={"prompt_id": str})
     o = o[o["prompt_id"].isin(set(p["prompt_id"]))]
     # One missing cell on a test prompt, to exercise "missing = unknown".
@@ -255,3 +255,13 @@ def test_baselines_on_a_hand_made_matrix() -> None:
     choices = bl.sweep_choices(np.array([[0.9, 0.8]]), np.array([10.0, 1.0]), [0.0, 1.0])
     assert [c.tolist() for _, c in choices] == [[0], [1]]
     assert math.isnan(bl.realise(np.array([1]), np.array([[1, np.nan]]), np.array([[1, 1]]))[0])
+
+
+def test_default_compare_skips_kinds_the_data_cannot_fit(tiny: Path, cache: Path, tmp_path: Path) -> None:
+    for name in ("outcomes.csv.gz", "prices.csv"):
+        (tmp_path / name).write_bytes((tiny / name).read_bytes())
+    p = pd.read_csv(tiny / "prompts.csv.gz", dtype={"prompt_id": str})
+    p["task"] = ""  # no task labels: the task kind has nothing to learn
+    p.to_csv(tmp_path / "prompts.csv.gz", index=False)
+    result = run_bench(tmp_path, cache_dir=cache, overhead_n=0)[0]
+    assert set(result.predictors) == set(KINDS) - {"task"}

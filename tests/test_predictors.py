@@ -60,7 +60,8 @@ def test_each_predictor_ranks_models_per_cluster(kind: str) -> None:
     texts, scores = _data(400)
     scores[5, 1] = np.nan  # a missing cell is unknown, not wrong
     emb = FakeEmbedder().encode(texts)
-    pred = predictor_class(kind).fit(TrainData(emb, scores, ["alpha", "beta"], seed=0))
+    labels = [t.split()[1] for t in texts]  # the data's task column (only the task kind uses it)
+    pred = predictor_class(kind).fit(TrainData(emb, scores, ["alpha", "beta"], seed=0, labels=labels))
     assert pred.kind == kind
     new = [f"cluster {c} unseen {i}" for i in range(20) for c in "AB"]
     cards = [_card("alpha", 1.0), _card("beta", 1.0)]
@@ -74,10 +75,11 @@ def test_each_predictor_ranks_models_per_cluster(kind: str) -> None:
     assert (support > 0).all()
 
 
-@pytest.mark.parametrize("kind", ["routoo", "mlp"])
+@pytest.mark.parametrize("kind", ["routoo", "mlp", "task"])
 def test_unknown_models_fall_back_to_the_card_prior(kind: str) -> None:
     texts, scores = _data(200)
-    pred = predictor_class(kind).fit(TrainData(FakeEmbedder().encode(texts), scores, ["alpha", "beta"]))
+    pred = predictor_class(kind).fit(TrainData(FakeEmbedder().encode(texts), scores, ["alpha", "beta"],
+                                               labels=[t.split()[1] for t in texts]))
     stranger = ModelCard(name="stranger", input_usd_per_mtok=1, output_usd_per_mtok=1,
                          metrics={"accuracy": 0.8}, accuracy_by_domain={"math": 0.3})
     cards = [_card("alpha", 1.0), stranger]
@@ -89,12 +91,12 @@ def test_unknown_models_fall_back_to_the_card_prior(kind: str) -> None:
     assert (support[:, 1] == 0).all()
 
 
-@pytest.mark.parametrize("kind", ["routoo", "mlp"])
+@pytest.mark.parametrize("kind", ["routoo", "mlp", "task"])
 def test_learned_weights_round_trip_exactly(kind: str, tmp_path: Path) -> None:
     texts, scores = _data(200)
     emb = FakeEmbedder().encode(texts)
     cls = predictor_class(kind)
-    pred = cls.fit(TrainData(emb, scores, ["alpha", "beta"]))
+    pred = cls.fit(TrainData(emb, scores, ["alpha", "beta"], labels=[t.split()[1] for t in texts]))
     files = pred.save(tmp_path)
     assert sorted(files) == ["predictor.json", "predictor.npz"]
     loaded = cls.load(tmp_path, None)
@@ -172,7 +174,7 @@ def test_named_kind_and_unknown_kind(tmp_path: Path) -> None:
     assert router._ensure().predictor.kind == "mlp"
     router.save(tmp_path / "m")
     assert "predictor.npz" in (tmp_path / "m" / "manifest.json").read_text()
-    with pytest.raises(InvalidInputError, match="auto, knn, routoo, mlp"):
+    with pytest.raises(InvalidInputError, match="auto, knn, routoo, mlp, task"):
         Router.fit(prompts, outcomes, prices, embedder=FakeEmbedder(), predictor="svm")
 
 

@@ -1,0 +1,91 @@
+"""The ``task`` predictor: the data's task labels learned from the prompt, a per-task table, kNN.
+
+Uses the synthetic two-cluster data of ``test_predictors`` (the cluster letter is the task label)
+and hand-computed cases for the table and the neighbour mean.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from optiroute import Router
+from optiroute.errors import InvalidInputError
+from optiroute.index import OutcomeIndex
+from optiroute.predictor_base import TrainData
+from optiroute.predictor_task import KNN_WEIGHTS, TaskPredictor, knn_mean, task_table
+
+from .test_predictors import FakeEmbedder, _card, _data, _frames
+
+
+def test_task_table_shrinks_sparse_labels_towards_the_model_mean() -> None:
+    scores = np.array([[1, 0], [1, np.nan], [0, 1], [0, 1]], dtype=np.float32)
+    labels = np.array([0, 0, 1, 1])
+    t = task_table(labels, 2, scores, n0=1.0)
+    # model 0: overall mean 0.5; label 0 has (1 + 1 + 0.5) / 3, label 1 has (0 + 0 + 0.5) / 3.
+    # model 1: overall 2/3; label 0 has one outcome (0 + 2/3) / 2, label 1 (2 + 2/3) / 3.
+    np.testing.assert_allclose(t, [[2.5 / 3, 1 / 3], [0.5 / 3, (2 + 2 / 3) / 3]], atol=1e-6)
+
+
+def test_knn_mean_weights_by_similarity_and_skips_missing_cells() -> None:
+    scores = np.array([[1.0, np.nan], [0.0, np.nan]], dtype=np.float32)
+    sims = np.array([[1.0, 1.0 - 0.1 * np.log(3)]], dtype=np.float32)  # weights 1 and 1/3
+    out = knn_mean(sims, np.array([[0, 1]]), scores, tau=0.1, fallback=np.array([[0.2, 0.7]], dtype=np.float32))
+    np.testing.assert_allclose(out, [[0.75, 0.7]], atol=1e-5)  # (1*1 + 0*1/3) / (4/3); no outcome -> fallback
+
+
+def test_labels_come_from_the_store_and_blend_weight_from_a_train_holdout() -> None:
+    texts, scores = _data(400)
+    emb = FakeEmbedder().encode(texts)
+    index = OutcomeIndex(emb, [str(i) for i in range(len(texts))], [t.split()[1] for t in texts],
+                         ["alpha", "beta"], scores)
+    pred = TaskPredictor.fit(TrainData(emb, scores, ["alpha", "beta"], index, seed=0))
+    assert pred.labels == ["A", "B"]
+    fit = pred.config["fit"]
+    assert pred.knn_weight in KNN_WEIGHTS and fit["holdout_rows"] == 60
+    assert pred.knn_weight == min(KNN_WEIGHTS, key=lambda w: fit["holdout_brier"][str(w)])
+    assert fit["label_accuracy_holdout"] > 0.95
+    new = FakeEmbedder().encode(["cluster A fresh", "cluster B fresh"])
+    np.testing.assert_allclose(pred.label_proba(new).argmax(1), [0, 1])
+    q, support = pred.predict_matrix(new, [_card("alpha", 1.0), _card("beta", 1.0)], ["other"] * 2,
+                                     ["reasoning"] * 2, np.full(2, 0.5, dtype=np.float32))
+    assert min(q[0, 0], q[1, 1]) > 0.75 and max(q[0, 1], q[1, 0]) < 0.25
+    assert (support > 0).all()
+
+
+def test_binary_labels_use_the_one_vector_classifier() -> None:
+    texts, scores = _data(120)
+    emb = FakeEmbedder().encode(texts)
+    pred = TaskPredictor.fit(TrainData(emb, scores, ["alpha", "beta"], labels=[t.split()[1] for t in texts]))
+    p = pred.label_proba(FakeEmbedder().encode(["cluster A x", "cluster B y"]))
+    np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-6)
+    assert p[0, 0] > 0.9 and p[1, 1] > 0.9
+
+
+@pytest.mark.parametrize("labels", [None, ["same"] * 100, [""] * 100])
+def test_without_two_labels_it_cannot_be_fitted_and_says_how_to_fix_it(labels) -> None:
+    texts, scores = _data(100)
+    data = TrainData(FakeEmbedder().encode(texts), scores, ["alpha", "beta"], labels=labels)
+    assert TaskPredictor.unavailable(data) is not None
+    with pytest.raises(InvalidInputError, match="task column"):
+        TaskPredictor.fit(data)
+
+
+def test_auto_skips_the_task_kind_when_the_data_has_no_labels() -> None:
+    prompts, outcomes, prices = _frames(420, 0)
+    prompts["task"] = ""
+    router = Router.fit(prompts, outcomes, prices, embedder=FakeEmbedder(), predictor="auto")
+    sel = router._ensure().predictor.selection
+    assert "task" not in sel["validation_aiq"] and "distinct task label" in sel["skipped"]["task"]
+    assert sel["chosen"] in {"knn", "routoo", "mlp"}
+
+
+def test_a_fitted_task_router_round_trips(tmp_path) -> None:
+    prompts, outcomes, prices = _frames(200, 0)
+    router = Router.fit(prompts, outcomes, prices, embedder=FakeEmbedder(), predictor="task")
+    texts = ["cluster A new", "cluster B new"]
+    q = router.predict_quality(texts)
+    router.save(tmp_path / "r")
+    again = Router.load(tmp_path / "r", embedder=FakeEmbedder())
+    assert again._ensure().predictor.kind == "task"
+    np.testing.assert_allclose(again.predict_quality(texts), q, atol=1e-6)
+    assert router.decide_batch(texts, preferences="quality-first").model_names == ["alpha", "beta"]
