@@ -49,9 +49,12 @@ def reservation_bound(
 
         budget = Budget()
     in_tok = decision.profile.est_input_tokens * budget.input_margin + budget.input_overhead_tokens
-    out_tok = float(max_tokens) if max_tokens else decision.profile.est_output_tokens * budget.output_margin
     names = list(dict.fromkeys([decision.model, *chain]))
-    return max(router.registry.resolve(n).cost_usd(in_tok, out_tok) for n in names)
+    cards = [router.registry.resolve(n) for n in names]
+    if max_tokens:
+        return max(c.cost_usd(in_tok, float(max_tokens)) for c in cards)
+    out_tok = decision.profile.est_output_tokens * budget.output_margin
+    return max(c.cost_usd(in_tok, out_tok * c.verbosity) for c in cards)
 
 
 def remaining_usd(router: Router, user: str | None) -> float | None:
@@ -132,7 +135,7 @@ def end_call(
     out_tok = output_tokens
     if decision is not None:
         in_tok = in_tok if in_tok is not None else decision.profile.est_input_tokens
-        out_tok = out_tok if out_tok is not None else decision.profile.est_output_tokens
+        out_tok = out_tok if out_tok is not None else decision.profile.est_output_tokens * card.verbosity
     cost = card.cost_usd(in_tok or 0, out_tok or 0) if ok else 0.0
     if ticket.reservation_id is not None:
         try:

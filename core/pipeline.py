@@ -66,12 +66,14 @@ def route_arrays(
     )
     pin = np.array([c.input_usd_per_mtok for c in cards], dtype=np.float32)
     pout = np.array([c.output_usd_per_mtok for c in cards], dtype=np.float32)
-    cost = (in_tok[:, None] * pin + out_tok[:, None] * pout) / 1e6
+    # Each model's expected answer length: the prompt's estimate times the model's verbosity.
+    out_m = out_tok[:, None] * np.array([c.verbosity for c in cards], dtype=np.float32)
+    cost = (in_tok[:, None] * pin + out_m * pout) / 1e6
     ttft = np.array([c.ttft_s for c in cards], dtype=np.float32)
     tps = np.array([max(c.tokens_per_s, 1e-3) for c in cards], dtype=np.float32)
     ratio = np.array(router._latency.ratios([c.name for c in cards], [latency_group(c) for c in cards]),
                      dtype=np.float32)
-    latency = (ttft + out_tok[:, None] / tps) * ratio
+    latency = (ttft + out_m / tps) * ratio
     hard = pol.hard_mask(cards, constraints, in_tok + out_tok, cost, latency)
     dom = domain_matrix(cards, domains)
     weights = prefs.normalized()

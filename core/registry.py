@@ -62,6 +62,9 @@ class ModelCard(BaseModel):
         context_window: maximum tokens of prompt + answer.
         supports_tools, supports_json: function calling / JSON output mode.
         ttft_s, tokens_per_s: latency model (estimate; see module docstring).
+        verbosity: this model's answer length relative to the analyzer's per-prompt estimate (a
+            chain-of-thought model answers at 2-4x the typical length, and is billed for it);
+            :meth:`Router.fit` measures it from the data's ``output_tokens``.
         metrics: the six 0..1 quality dimensions.
         accuracy_by_task, accuracy_by_domain: 0..1 accuracy per task type / MMLU-Pro domain.
         sources: field -> public source of its value.
@@ -82,6 +85,7 @@ class ModelCard(BaseModel):
     supports_json: bool = True
     ttft_s: float = Field(default=0.5, ge=0)
     tokens_per_s: float = Field(default=50.0, gt=0)
+    verbosity: float = Field(default=1.0, gt=0)
     metrics: dict[str, float] = Field(default_factory=dict)
     accuracy_by_task: dict[str, float] = Field(default_factory=dict)
     accuracy_by_domain: dict[str, float] = Field(default_factory=dict)

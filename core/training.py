@@ -20,7 +20,8 @@ import numpy as np
 from .datasets import fill_costs, load_outcomes, load_prices, load_prompts
 from .errors import DataFormatError, ModelNotFoundError
 
-__all__ = ["fit_parts", "outcome_matrices", "card_from_data", "select_predictor", "validation_aiq"]
+__all__ = ["card_from_data", "fit_parts", "measure_verbosity", "outcome_matrices", "select_predictor",
+           "validation_aiq"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,31 @@ def outcome_matrices(
     scores[r, c] = outcomes["score"].to_numpy(dtype=np.float32)[ok]
     costs[r, c] = outcomes["cost_usd"].to_numpy(dtype=np.float32)[ok]
     return scores, costs
+
+
+def measure_verbosity(prompt_ids: list[str], models: list[str], outcomes: Any,
+                      estimate: np.ndarray, *, min_rows: int = 20) -> dict[str, float]:
+    """Per model, its answers' length relative to the analyzer's estimate for the same prompts.
+
+    ``sum(observed output_tokens) / sum(estimate)`` over the prompts where the model has a recorded
+    length (ratio of sums, so a few very long answers count by their tokens, as they are billed).
+    Models with fewer than ``min_rows`` recorded lengths are left out (their cards keep 1.0); the
+    ratio is clipped to 0.05..20.
+    """
+    row = {p: i for i, p in enumerate(prompt_ids)}
+    o = outcomes[outcomes["output_tokens"].notna()]
+    out: dict[str, float] = {}
+    for m, g in o.groupby("model"):
+        if m not in models:
+            continue
+        r = g["prompt_id"].map(row).dropna().astype(np.int64).to_numpy()
+        if len(r) < min_rows:
+            continue
+        tok = g.loc[g["prompt_id"].isin(row), "output_tokens"].to_numpy(dtype=np.float64)
+        den = float(np.asarray(estimate, dtype=np.float64)[r].sum())
+        if den > 0:
+            out[str(m)] = float(np.clip(tok.sum() / den, 0.05, 20.0))
+    return out
 
 
 def card_from_data(
@@ -158,6 +184,15 @@ def fit_parts(
                 input_usd_per_mtok=float(row["input_usd_per_mtok"]),
                 output_usd_per_mtok=float(row["output_usd_per_mtok"]),
             )
+    if "output_tokens" in o.columns and o["output_tokens"].notna().any():
+        from .analyzer import TaskAnalyzer
+
+        an = analyzer or TaskAnalyzer.default()
+        est = an.output_tokens(an.predict(emb).task_probs)
+        for m, v in measure_verbosity(ids, models, o, est).items():
+            card = reg.resolve(m)
+            reg.update(card.name, verbosity=v, sources={**card.sources, "verbosity": (
+                "Router.fit: mean output_tokens in the fit data / the analyzer's estimate on the same prompts")})
     parts: dict[str, Any] = {"registry": reg, "index": index, "models": models, "embedder": embedder}
     parts["predictor"] = select_predictor(
         predictor, emb, scores, costs, models, index, [reg.resolve(m) for m in models],

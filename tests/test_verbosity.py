@@ -1,0 +1,52 @@
+"""Per-model answer length ("verbosity") measured at fit time, so predicted cost tracks billed cost.
+
+MMLU-Pro's gpt-4o answers with ~380 tokens of chain of thought where most models write ~100; priced
+with one per-prompt length estimate, its cost was predicted ~3x too low and batch budgets overspent.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from optiroute import Router
+from optiroute.calls import reservation_bound
+from optiroute.training import measure_verbosity
+
+from .test_predictors import FakeEmbedder, _frames
+
+
+def test_measure_verbosity_is_a_ratio_of_sums_over_recorded_lengths() -> None:
+    o = pd.DataFrame({"prompt_id": ["a", "b", "a", "b", "c"], "model": ["m", "m", "n", "n", "n"],
+                      "output_tokens": [30.0, 90.0, 10.0, np.nan, 5.0]})
+    est = np.array([20.0, 40.0, 5.0])
+    got = measure_verbosity(["a", "b", "c"], ["m", "n"], o, est, min_rows=1)
+    # m: (30 + 90) / (20 + 40); n: (10 + 5) / (20 + 5) (its missing length on b is not counted).
+    assert got == pytest.approx({"m": 2.0, "n": 0.6})
+    assert measure_verbosity(["a", "b", "c"], ["m", "n"], o, est, min_rows=3) == {}
+
+
+def test_fit_measures_verbosity_and_prices_the_longer_answers() -> None:
+    prompts, outcomes, prices = _frames(200, 0)
+    outcomes["output_tokens"] = np.where(outcomes["model"] == "alpha", 300.0, 100.0)
+    router = Router.fit(prompts, outcomes, prices, embedder=FakeEmbedder(), predictor="knn")
+    a, b = router.registry.resolve("alpha"), router.registry.resolve("beta")
+    assert a.verbosity == pytest.approx(3 * b.verbosity, rel=1e-4)
+    assert "output_tokens" in a.sources["verbosity"]
+    d = router.decide("cluster A new", preferences="quality-first")
+    est_out = d.profile.est_output_tokens
+    for name in ("alpha", "beta"):
+        card = router.registry.resolve(name)
+        expected = card.cost_usd(d.profile.est_input_tokens, est_out * card.verbosity)
+        assert d.score_of(name).predicted_cost_usd == pytest.approx(expected, rel=0.02)
+    # A spend reservation without max_tokens covers the verbose model's longer answer.
+    bound = reservation_bound(router, d, [], None)
+    assert bound >= a.cost_usd(d.profile.est_input_tokens, est_out * a.verbosity)
+
+
+def test_data_without_output_tokens_keeps_the_neutral_verbosity() -> None:
+    prompts, outcomes, prices = _frames(200, 0)
+    outcomes["output_tokens"] = np.nan
+    router = Router.fit(prompts, outcomes, prices, embedder=FakeEmbedder(), predictor="knn")
+    assert router.registry.resolve("alpha").verbosity == 1.0
