@@ -30,7 +30,7 @@ def bench(
     data: Annotated[Path, typer.Option("--data", help="Directory with prompts.csv[.gz], outcomes.csv[.gz], prices.csv.")],
     out: Annotated[Path, typer.Option("--out", help="Directory for report.md, curve.csv, decisions.csv.gz, cost_quality.png.")] = Path("bench"),
     pool: Annotated[str | None, typer.Option("--pool", help="Comma-separated models to route among (default: all).")] = None,
-    predictor: Annotated[str, typer.Option("--predictor", help="Quality predictor for Router.fit: auto (best validation AIQ on a split of train), knn, routoo or mlp.")] = "auto",
+    predictor: Annotated[str, typer.Option("--predictor", help="Quality predictor for Router.fit: auto (best validation AIQ on a split of train), knn, routoo, mlp or task (needs task labels).")] = "auto",
     compare: Annotated[str | None, typer.Option("--compare", help="Predictor kinds also fitted and reported as methods (default: all; 'none' to skip).")] = None,
     pair: Annotated[str | None, typer.Option("--pair", help="strong,weak for APGR/CPT (default: best single, cheapest).")] = None,
     cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help="Cache prompt embeddings here (npz) across runs.")] = None,

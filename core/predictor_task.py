@@ -53,20 +53,32 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 
 def task_table(labels: np.ndarray, n_labels: int, scores: np.ndarray, n0: float) -> np.ndarray:
-    """(n_labels, m) mean outcome per label and model, shrunk towards the model's overall mean.
+    """(n_labels, m) expected outcome per label and model, corrected for which prompts were answered.
 
-    ``(sum + n0 * overall) / (count + n0)``: a label with a handful of prompts for a model says
-    little about it, so it stays near that model's mean instead of a noisy 0 or 1.
+    A model evaluated on only some prompts of a label (a freshly onboarded model answers only the
+    K-Means representatives; some models skipped questions) would otherwise be credited with the
+    difficulty of *those* prompts. So each cell is the label's mean prompt level (the mean over
+    models of each prompt's outcomes, averaged over all the label's prompts) plus the model's mean
+    advantage over that level on the prompts it did answer::
+
+        table[t, m] = level[t] + (sum_{i in t, answered} (y[i, m] - level_i) + n0 * adv[m]) / (count + n0)
+
+    ``adv[m]`` is the model's advantage over all its answered prompts, so a label with few answers
+    shrinks towards "this label's difficulty plus the model's usual edge". For a model that answered
+    every prompt of a label, with ``n0 = 0``, this is exactly its mean outcome there.
     """
     ok = ~np.isnan(scores)
-    y = np.nan_to_num(scores)
     with np.errstate(invalid="ignore"):
-        overall = np.nan_to_num(np.nanmean(np.where(ok, scores, np.nan), axis=0), nan=0.5)
+        level_i = np.nan_to_num(np.nanmean(np.where(ok, scores, np.nan), axis=1), nan=0.5)
+    resid = np.where(ok, scores - level_i[:, None], 0.0).astype(np.float64)
     onehot = np.zeros((len(labels), n_labels), dtype=np.float64)
     onehot[np.arange(len(labels)), labels] = 1.0
-    sums = onehot.T @ y
+    rows = onehot.sum(axis=0)
+    level = (onehot.T @ level_i) / np.maximum(rows, 1.0)
     counts = onehot.T @ ok.astype(np.float64)
-    return ((sums + n0 * overall[None, :]) / (counts + n0)).astype(np.float32)
+    adv = resid.sum(axis=0) / np.maximum(ok.sum(axis=0), 1)
+    table = level[:, None] + (onehot.T @ resid + n0 * adv[None, :]) / (counts + n0 + 1e-12)
+    return np.clip(table, 0.0, 1.0).astype(np.float32)
 
 
 def knn_mean(sims: np.ndarray, ids: np.ndarray, scores: np.ndarray, tau: float,

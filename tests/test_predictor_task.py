@@ -17,13 +17,18 @@ from optiroute.predictor_task import KNN_WEIGHTS, TaskPredictor, knn_mean, task_
 from .test_predictors import FakeEmbedder, _card, _data, _frames
 
 
-def test_task_table_shrinks_sparse_labels_towards_the_model_mean() -> None:
+def test_task_table_credits_a_model_only_with_its_edge_on_the_prompts_it_answered() -> None:
     scores = np.array([[1, 0], [1, np.nan], [0, 1], [0, 1]], dtype=np.float32)
     labels = np.array([0, 0, 1, 1])
     t = task_table(labels, 2, scores, n0=1.0)
-    # model 0: overall mean 0.5; label 0 has (1 + 1 + 0.5) / 3, label 1 has (0 + 0 + 0.5) / 3.
-    # model 1: overall 2/3; label 0 has one outcome (0 + 2/3) / 2, label 1 (2 + 2/3) / 3.
-    np.testing.assert_allclose(t, [[2.5 / 3, 1 / 3], [0.5 / 3, (2 + 2 / 3) / 3]], atol=1e-6)
+    # Prompt levels 0.5, 1, 0.5, 0.5 -> label levels 0.75 and 0.5. Model 0's edge: +0.5, 0, -0.5,
+    # -0.5 (mean -0.125); model 1's: -0.5 on prompt 0 only in label 0 (it skipped the easy prompt 1),
+    # +0.5, +0.5 in label 1 (mean 1/6).
+    np.testing.assert_allclose(t, [[0.75 + 0.375 / 3, 0.75 + (-0.5 + 1 / 6) / 2],
+                                   [0.5 - 1.125 / 3, 0.5 + (1 + 1 / 6) / 3]], atol=1e-6)
+    # A model that answered everything gets its plain per-label mean when n0 = 0.
+    full = np.array([[1, 0], [1, 1], [0, 1], [1, 1]], dtype=np.float32)
+    np.testing.assert_allclose(task_table(labels, 2, full, n0=0.0), [[1.0, 0.5], [0.5, 1.0]], atol=1e-6)
 
 
 def test_knn_mean_weights_by_similarity_and_skips_missing_cells() -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from optiroute import Router
 from optiroute.calls import reservation_bound
 from optiroute.training import measure_verbosity
