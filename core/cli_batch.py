@@ -76,6 +76,7 @@ def route_batch(
     router_dir: Annotated[Path | None, typer.Option("--router", "-r", help="A saved router directory (default: bundled).")] = None,
     candidates: Annotated[str | None, typer.Option("--candidates", "-c", help="Comma-separated model names.")] = None,
     chunk: Annotated[int, typer.Option("--chunk", min=1, help="Rows decided at a time (bounds memory).")] = 1024,
+    budget: Annotated[float | None, typer.Option("--budget", help="Total predicted-cost budget in USD for the whole file: maximise predicted quality within it (reads the file twice).")] = None,
 ) -> None:
     """Route every prompt of a file of any size, streaming in chunks (bounded memory)."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
@@ -95,7 +96,7 @@ def route_batch(
             task = bar.add_task("route", total=input_path.stat().st_size if input_path.is_file() else None, rows=0)
             stats = route_file(
                 router, input_path, out, preferences=prefs, candidates=_candidates(candidates), chunk=chunk,
-                progress=lambda done, total, rows: bar.update(task, completed=done, total=total, rows=rows),
+                budget_usd=budget, progress=lambda done, total, rows: bar.update(task, completed=done, total=total, rows=rows),
             )
     except OptiRouteError as exc:
         _fail(exc)
@@ -104,6 +105,7 @@ def route_batch(
     console.print(
         f"routed [bold]{stats.rows}[/] prompts in {stats.chunks} chunk(s), {stats.seconds:.1f}s "
         f"({stats.prompts_per_s:.0f} prompts/s); predicted cost ${stats.total_predicted_cost_usd:.4g}"
+        + (f" of a ${stats.budget_usd:.4g} budget" if stats.budget_usd is not None else "")
     )
     if top:
         console.print(f"models: {top}")

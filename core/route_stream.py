@@ -7,6 +7,14 @@ matrix, one argmax; no per-prompt decision objects) and its rows
 ``prompt_id, model, predicted_quality, predicted_cost_usd`` are appended to the output, so memory
 holds one chunk whatever the file size. The output is written to ``<out>.part`` and renamed when
 complete, so an interrupted run never leaves a file that looks finished.
+
+With a total budget (``budget_usd``, ``optiroute route-batch --budget``) the file is read twice: a
+first pass counts its rows, then each chunk is allocated with :meth:`Router.decide_batch`'s budgeted
+mode (:mod:`optiroute.budgeted`) under its share of what is left, ``left * rows_in_chunk /
+rows_left``, so money a chunk does not need carries over to the next ones and the total predicted
+cost never exceeds the budget. Each chunk is optimal on its own; across chunks the split is
+proportional to rows, which is close to the whole-file optimum when chunks are large and the file's
+order is not sorted by difficulty.
 """
 
 from __future__ import annotations
@@ -47,6 +55,7 @@ class StreamStats(BaseModel):
     out: str
     models: dict[str, int]
     total_predicted_cost_usd: float
+    budget_usd: float | None = None
 
 
 def _open_text_out(path: Path, *, gz: bool) -> IO[str]:
@@ -111,6 +120,7 @@ def route_file(
     candidates: Sequence[str] | None = None,
     chunk: int = 1024,
     progress: ProgressFn | None = None,
+    budget_usd: float | None = None,
 ) -> StreamStats:
     """Route every row of ``input_path`` and write the decisions to ``out_path`` (see module doc).
 
@@ -119,11 +129,18 @@ def route_file(
         preferences, constraints, candidates: as for :meth:`Router.decide_batch`.
         chunk: rows read, encoded and decided at a time (bounds memory).
         progress: called after each chunk with ``(bytes_read, total_bytes, rows_done)``.
+        budget_usd: a total predicted-cost budget for the whole file (see the module docstring).
 
     Raises:
         DataFormatError: the input is not a CSV with a non-empty ``text`` per row.
+        BudgetExceededError: a chunk's share of the budget cannot cover even its cheapest models
+            (the message gives the minimum for that chunk); nothing is written.
         NoEligibleModelError and the preference/constraint errors of ``decide_batch``.
     """
+    if budget_usd is not None and not (budget_usd > 0 and budget_usd < float("inf")):
+        raise InvalidInputError(f"budget_usd must be a positive amount of USD, got {budget_usd!r}.")
+    rows_left = sum(len(ids) for ids, *_ in iter_prompt_chunks(input_path, 65536)) if budget_usd else 0
+    money_left = float(budget_usd or 0.0)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".part")
@@ -136,14 +153,20 @@ def route_file(
             w = csv.writer(fh)
             w.writerow(OUTPUT_COLUMNS)
             for ids, texts, done, total in iter_prompt_chunks(input_path, chunk):
+                share = None
+                if budget_usd is not None:
+                    share = money_left * len(ids) / max(rows_left, len(ids))
                 res = router.decide_batch(texts, preferences=preferences, constraints=constraints,
-                                          candidates=candidates, batch_size=max(chunk, 1))
+                                          candidates=candidates, batch_size=max(chunk, 1), budget_usd=share)
                 names = res.model_names
                 quality = res.column("quality").tolist()
                 cost = res.column("cost").tolist()
                 w.writerows(zip(ids, names, (f"{q:.6f}" for q in quality), (f"{c:.6g}" for c in cost)))
                 counts.update(names)
                 total_cost += float(sum(cost))
+                if budget_usd is not None:
+                    money_left = max(0.0, money_left - float(sum(cost)))
+                    rows_left -= len(ids)
                 rows += len(ids)
                 chunks += 1
                 biggest = max(biggest, len(ids))
@@ -156,5 +179,5 @@ def route_file(
     return StreamStats(
         rows=rows, chunks=chunks, max_chunk_rows=biggest, seconds=seconds,
         prompts_per_s=rows / seconds if seconds > 0 else 0.0, out=str(out),
-        models=dict(counts.most_common()), total_predicted_cost_usd=total_cost,
+        models=dict(counts.most_common()), total_predicted_cost_usd=total_cost, budget_usd=budget_usd,
     )

@@ -151,3 +151,49 @@ def test_cli_route_batch_errors_exit_2(tmp_path) -> None:
     res = runner.invoke(app, ["route-batch", "--input", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "o.csv")],
                         env={"COLUMNS": "300"})
     assert res.exit_code == 2 and "does not exist" in res.output
+
+
+def test_a_budget_caps_the_whole_file_and_carries_savings_over(router: Router, base_texts, tmp_path) -> None:
+    texts = base_texts[:60]
+    src = tmp_path / "in.csv"
+    _write(src, texts)
+    free = route_file(router, src, tmp_path / "free.csv", preferences="quality-first", chunk=16)
+    cheapest = router.decide_batch(texts, preferences={"cost": 1.0})
+    floor = float(cheapest.column("cost").sum())
+    budget = floor + 0.3 * (free.total_predicted_cost_usd - floor)
+    stats = route_file(router, src, tmp_path / "b.csv", chunk=16, budget_usd=budget)
+    got = pd.read_csv(tmp_path / "b.csv", dtype={"prompt_id": str})
+    assert stats.rows == 60 and stats.budget_usd == budget and len(got) == 60
+    spent = float(got["predicted_cost_usd"].sum())
+    assert spent <= budget * (1 + 1e-6) and spent == pytest.approx(stats.total_predicted_cost_usd, rel=1e-4)
+    # Within the budget it buys more predicted quality than the cheapest model everywhere.
+    assert got["predicted_quality"].mean() > float(cheapest.column("quality").mean())
+    # The same budget over the same prompts as one batch: streaming loses little of the optimum.
+    whole = router.decide_batch(texts, budget_usd=budget)
+    assert got["predicted_quality"].mean() >= float(whole.column("quality").mean()) - 0.02
+
+
+def test_a_budget_below_the_cheapest_routing_fails_and_writes_nothing(router: Router, base_texts, tmp_path) -> None:
+    from optiroute.errors import BudgetExceededError, InvalidInputError
+
+    src, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    _write(src, base_texts[:20])
+    with pytest.raises(BudgetExceededError, match="Raise budget_usd"):
+        route_file(router, src, out, chunk=8, budget_usd=1e-9)
+    assert not out.exists() and not (tmp_path / "out.csv.part").exists()
+    with pytest.raises(InvalidInputError, match="positive"):
+        route_file(router, src, out, budget_usd=-1.0)
+
+
+def test_cli_route_batch_budget(router: Router, base_texts, tmp_path) -> None:
+    saved = router.save(tmp_path / "router")
+    src, out = tmp_path / "prompts.csv", tmp_path / "decisions.csv"
+    _write(src, base_texts[:12])
+    res = runner.invoke(app, ["route-batch", "--input", str(src), "--out", str(out), "--router", str(saved),
+                              "--budget", "0.05"], env={"COLUMNS": "200"}, catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert "of a $0.05 budget" in res.output
+    assert pd.read_csv(out)["predicted_cost_usd"].sum() <= 0.05
+    res = runner.invoke(app, ["route-batch", "--input", str(src), "--out", str(out), "--router", str(saved),
+                              "--budget", "0.0000000001"], env={"COLUMNS": "300"})
+    assert res.exit_code == 2 and "budget" in res.output
