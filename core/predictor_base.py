@@ -219,6 +219,12 @@ class LearnedPredictor(Predictor):
             out[s : s + chunk] = 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
         return out
 
+    def learned_weight(self, knn: Evidence, mine: Sequence[int]) -> np.ndarray:
+        """(n, len(mine)) weight of the learned prediction against the card prior, ``n / (n + n0)``
+        for a model with ``n`` training outcomes (a kind may make it depend on the prompt)."""
+        n = self.n_obs[list(mine)]
+        return np.broadcast_to((n / (n + self.n0))[None, :], (len(knn.emb), len(mine)))
+
     def learned_proba(self, knn: Evidence, mine: Sequence[int]) -> np.ndarray:
         """(n, len(mine)) P(correct) for the trained models ``mine`` (a kind may use the neighbours)."""
         return self.proba(knn.emb)[:, list(mine)]
@@ -263,8 +269,8 @@ class LearnedPredictor(Predictor):
             idx = [j for j, _ in known]
             mine = [c for _, c in known]
             p = self.learned_proba(knn, mine)
-            w = self.n_obs[mine] / (self.n_obs[mine] + self.n0)
-            quality[:, idx] = quality[:, idx] + w[None, :] * (p - quality[:, idx])
+            w = self.learned_weight(knn, mine)
+            quality[:, idx] = quality[:, idx] + w * (p - quality[:, idx])
             support[:, idx] = self._support(knn, [cards[j] for j in idx], w)
         if corrections is not None:
             quality = quality + corrections
@@ -275,7 +281,7 @@ class LearnedPredictor(Predictor):
         policy's confidence means the same whichever predictor is used; without a store, the
         learned weight times the mass of ``k`` exact neighbours."""
         if self.index is None or knn.ids.shape[1] == 0:
-            return np.broadcast_to(w[None, :] * self.k, (len(knn.emb), len(cards))).astype(np.float32)
+            return np.broadcast_to(w * self.k, (len(knn.emb), len(cards))).astype(np.float32)
         _, support = self.index.knn_quality(knn, match_columns(cards, self.index.models), tau=self.tau)
         return support
 

@@ -8,10 +8,11 @@ learned: this kind fits a multinomial logistic classifier from MiniLM to the tra
 and predicts, per prompt, the label-probability-weighted mix of the per-task table::
 
     p_task(prompt, m) = sum_t P(t | prompt) * table[t, m]
-    p(prompt, m)      = (1 - w) * p_task + w * p_knn
+    p(prompt, m)      = p_task + w * coverage * (p_knn - p_task)
 
 ``p_knn`` is the similarity-weighted mean outcome of the prompt's nearest stored neighbours (it adds
-what is finer than the label). ``w`` is chosen on a seeded holdout of the training rows (Brier score),
+what is finer than the label); ``coverage`` is the share of those neighbours that have an outcome
+for the model, so a model evaluated on few prompts (an onboarded one) leans on the table. ``w`` is chosen on a seeded holdout of the training rows (Brier score),
 never on test. Per-prompt residuals within a task measured no better than noise, which is why the
 kNN part is a blend and not a residual correction.
 
@@ -82,18 +83,23 @@ def task_table(labels: np.ndarray, n_labels: int, scores: np.ndarray, n0: float)
 
 
 def knn_mean(sims: np.ndarray, ids: np.ndarray, scores: np.ndarray, tau: float,
-             fallback: np.ndarray) -> np.ndarray:
-    """Similarity-weighted mean outcome of each query's neighbours (``fallback`` where none has one).
+             fallback: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Similarity-weighted mean outcome of each query's neighbours, and how much of them it rests on.
 
     Weights are ``exp((sim - 1) / tau)``, the store's own weighting (:meth:`OutcomeIndex.knn_quality`).
+    Returns ``(mean, coverage)``: ``coverage`` is the share of the neighbours' weight that has an
+    outcome for the model (1 for a model evaluated everywhere, ~0.02 for one onboarded on 2 % of the
+    prompts); the mean is ``fallback`` where no neighbour has one.
     """
     w = np.exp((sims - 1.0) / tau).astype(np.float32)[:, :, None]
     s = scores[ids]  # (n, k, m)
     has = ~np.isnan(s)
     num = (w * np.nan_to_num(s)).sum(axis=1)
     den = (w * has).sum(axis=1)
+    total = np.maximum(w.sum(axis=1), 1e-12)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, num / np.maximum(den, 1e-12), fallback).astype(np.float32)
+        mean = np.where(den > 0, num / np.maximum(den, 1e-12), fallback).astype(np.float32)
+    return mean, (den / total).astype(np.float32)
 
 
 class TaskPredictor(LearnedPredictor):
@@ -121,6 +127,17 @@ class TaskPredictor(LearnedPredictor):
         p = np.clip(self.label_proba(embeddings) @ self.weights["table"], 1e-4, 1 - 1e-4)
         return np.log(p / (1 - p))
 
+    def learned_weight(self, knn: Evidence, mine: Sequence[int]) -> np.ndarray:
+        """Trust in the table against the card prior by the outcomes behind *this prompt's* labels:
+        ``n_eff / (n_eff + n0)`` with ``n_eff = sum_t P(t | prompt) * count[t, m]``. A model onboarded
+        on 2 % of the prompts has ~10 outcomes per label, so its card still counts for about two
+        thirds; a model evaluated everywhere has hundreds and its table decides."""
+        counts = self.weights.get("counts")
+        if counts is None:
+            return super().learned_weight(knn, mine)
+        n_eff = self.label_proba(knn.emb) @ counts[:, list(mine)]
+        return (n_eff / (n_eff + self.n0)).astype(np.float32)
+
     def learned_proba(self, knn: Evidence, mine: Sequence[int]) -> np.ndarray:
         table = (self.label_proba(knn.emb) @ self.weights["table"])[:, list(mine)]
         w = self.knn_weight
@@ -130,10 +147,12 @@ class TaskPredictor(LearnedPredictor):
         have = [i for i, c in enumerate(cols) if c is not None]
         if not have:
             return table
-        near = knn_mean(knn.sims, knn.ids, self.index.scores[:, [cols[i] for i in have]], self.tau,
-                        table[:, have])
+        near, coverage = knn_mean(knn.sims, knn.ids, self.index.scores[:, [cols[i] for i in have]],
+                                  self.tau, table[:, have])
         out = table.copy()
-        out[:, have] = (1 - w) * table[:, have] + w * near
+        # The neighbours speak in proportion to how many of them know the model: one onboarded
+        # representative among 100 neighbours must not replace the table with a single 0 or 1.
+        out[:, have] = table[:, have] + w * coverage * (near - table[:, have])
         return out
 
     @staticmethod
@@ -193,18 +212,21 @@ class TaskPredictor(LearnedPredictor):
             sims = x[hold] @ x[base].T
             k = min(cls.k, len(base))
             part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-            near = knn_mean(np.take_along_axis(sims, part, 1), part, y[base], cls.tau, p_tab)
+            near, cover = knn_mean(np.take_along_axis(sims, part, 1), part, y[base], cls.tau, p_tab)
             ok = ~np.isnan(y[hold])
-            briers = {w: float((((1 - w) * p_tab + w * near - np.nan_to_num(y[hold])) ** 2)[ok].mean())
+            briers = {w: float(((p_tab + w * cover * (near - p_tab) - np.nan_to_num(y[hold])) ** 2)[ok].mean())
                       for w in KNN_WEIGHTS}
             w_knn = min(briers, key=briers.__getitem__)
             notes = {"holdout_rows": int(hold.sum()), "holdout_brier": {str(k_): round(v, 5) for k_, v in briers.items()},
                      "label_accuracy_holdout": round(float(((x[hold] @ W + b).argmax(1) == lab[hold]).mean()), 4)}
         W, b = _classifier(x[known], lab[known], len(names), C, data.seed)
         table = task_table(lab[known], len(names), y[known], n0)
+        onehot = np.zeros((int(known.sum()), len(names)), dtype=np.float32)
+        onehot[np.arange(int(known.sum())), lab[known]] = 1.0
+        counts = onehot.T @ (~np.isnan(y[known])).astype(np.float32)
         config = {"labels": names, "C": C, "n0": n0, "knn_weight": w_knn, "k": cls.k, "tau": cls.tau,
                   "seed": data.seed, "fit": notes}
-        return cls(data.models, observed_counts(y), {"W": W, "b": b, "table": table}, config, data.index)
+        return cls(data.models, observed_counts(y), {"W": W, "b": b, "table": table, "counts": counts}, config, data.index)
 
 
 def _labels(data: TrainData) -> list[str] | None:

@@ -34,8 +34,14 @@ def test_task_table_credits_a_model_only_with_its_edge_on_the_prompts_it_answere
 def test_knn_mean_weights_by_similarity_and_skips_missing_cells() -> None:
     scores = np.array([[1.0, np.nan], [0.0, np.nan]], dtype=np.float32)
     sims = np.array([[1.0, 1.0 - 0.1 * np.log(3)]], dtype=np.float32)  # weights 1 and 1/3
-    out = knn_mean(sims, np.array([[0, 1]]), scores, tau=0.1, fallback=np.array([[0.2, 0.7]], dtype=np.float32))
+    out, cover = knn_mean(sims, np.array([[0, 1]]), scores, tau=0.1,
+                          fallback=np.array([[0.2, 0.7]], dtype=np.float32))
     np.testing.assert_allclose(out, [[0.75, 0.7]], atol=1e-5)  # (1*1 + 0*1/3) / (4/3); no outcome -> fallback
+    np.testing.assert_allclose(cover, [[1.0, 0.0]], atol=1e-6)
+    # One of two neighbours (the nearer, weight 1 of 4/3) knows the model: coverage 0.75.
+    half = np.array([[1.0, np.nan], [np.nan, np.nan]], dtype=np.float32)
+    out, cover = knn_mean(sims, np.array([[0, 1]]), half, tau=0.1, fallback=np.zeros((1, 2), np.float32))
+    np.testing.assert_allclose(cover, [[0.75, 0.0]], atol=1e-5)
 
 
 def test_labels_come_from_the_store_and_blend_weight_from_a_train_holdout() -> None:
@@ -94,3 +100,22 @@ def test_a_fitted_task_router_round_trips(tmp_path) -> None:
     assert again._ensure().predictor.kind == "task"
     np.testing.assert_allclose(again.predict_quality(texts), q, atol=1e-6)
     assert router.decide_batch(texts, preferences="quality-first").model_names == ["alpha", "beta"]
+
+
+def test_a_model_known_on_few_prompts_leans_on_its_table_not_on_one_neighbour() -> None:
+    texts, scores = _data(400)
+    gamma = np.full((400, 1), np.nan, dtype=np.float32)
+    gamma[:8:2, 0] = 1.0  # "onboarded" on four cluster-A prompts, all right
+    gamma[1:8:2, 0] = 0.0  # and four cluster-B prompts, all wrong
+    scores = np.hstack([scores, gamma])
+    emb = FakeEmbedder().encode(texts)
+    labels = [t.split()[1] for t in texts]
+    pred = TaskPredictor.fit(TrainData(emb, scores, ["alpha", "beta", "gamma"], labels=labels))
+    index = OutcomeIndex(emb, [str(i) for i in range(400)], labels, ["alpha", "beta", "gamma"], scores)
+    pred.index = index
+    new = FakeEmbedder().encode(["cluster A again"])
+    ev = pred.neighbours(new, exact=True)
+    table = pred.label_proba(new) @ pred.weights["table"]
+    q = pred.learned_proba(ev, [0, 1, 2])
+    # gamma: 4 of ~200 cluster-A neighbours know it, so the blend moves it by at most w * 4 %.
+    assert abs(q[0, 2] - table[0, 2]) <= pred.knn_weight * 0.05 + 1e-6
