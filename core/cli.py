@@ -127,6 +127,7 @@ def fit(
     outcomes: Annotated[Path | None, typer.Option(help="outcomes.csv[.gz]; default: beside prompts.")] = None,
     prices: Annotated[Path | None, typer.Option(help="prices.csv; default: beside prompts if present.")] = None,
     out: Annotated[Path, typer.Option(help="Directory to save the fitted router into.")] = Path("router"),
+    predictor: Annotated[str, typer.Option(help="Quality predictor: auto (best validation AIQ on a split of train), knn, routoo, mlp or task (needs the task column).")] = "auto",
 ) -> None:
     """Fit a router on per-prompt outcomes and save it."""
     from .router import Router
@@ -137,13 +138,19 @@ def fit(
         prices = base / "prices.csv"
     try:
         console.print("Embedding training prompts...")
-        router = Router.fit(prompts, outcomes, prices, show_progress=True)
+        router = Router.fit(prompts, outcomes, prices, show_progress=True, predictor=predictor)
         with console.status("Building the Annoy index and saving..."):
             router.save(out)
     except OptiRouteError as exc:
         _fail(exc)
         return
-    console.print(f"Saved a router over {len(router.models)} models and {len(router.index or [])} prompts to {out}")
+    pred = router._ensure().predictor
+    how = (pred.selection or {}).get("validation_aiq")
+    chosen = getattr(pred, "kind", "knn") or "knn"
+    if how:
+        chosen += " (validation AIQ: " + ", ".join(f"{k} {v:.3f}" for k, v in how.items()) + ")"
+    console.print(f"Saved a router over {len(router.models)} models and {len(router.index or [])} prompts to {out}; "
+                  f"quality predictor: {chosen}")
 
 
 @models_app.command("list")

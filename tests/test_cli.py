@@ -51,9 +51,19 @@ def test_fit_then_route_with_the_saved_router(tmp_path):
     res = invoke("fit", "--prompts", str(SLICE / "prompts.csv.gz"), "--out", str(out))
     assert res.exit_code == 0, res.output
     assert (out / "manifest.json").exists() and (out / "index.ann").exists()
+    assert "quality predictor: knn" in res.output  # 300 train prompts: too few to validate, auto keeps kNN
     res = invoke("route", "Solve 3x + 5 = 20 for x.", "--router", str(out), "--json")
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["model"] in ("DeepSeek-Coder-V2", "jamba-1.5-large", "gpt-4o-2024-05-13", "Meta-Llama-3_1-8B-Instruct")
+
+
+def test_fit_with_a_named_predictor(tmp_path):
+    out = tmp_path / "t"
+    res = invoke("fit", "--prompts", str(SLICE / "prompts.csv.gz"), "--out", str(out), "--predictor", "task")
+    assert res.exit_code == 0, res.output
+    assert "quality predictor: task" in res.output and (out / "predictor.npz").exists()
+    res = invoke("fit", "--prompts", str(SLICE / "prompts.csv.gz"), "--out", str(out), "--predictor", "svm")
+    assert res.exit_code == 2 and "auto, knn, routoo, mlp, task" in res.output
 
 
 def test_fit_with_bad_data_is_a_clean_error(tmp_path):
