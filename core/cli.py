@@ -185,8 +185,10 @@ def models_add(
     context_window: Annotated[int, typer.Option()] = 8192,
     tools: Annotated[bool, typer.Option("--tools/--no-tools")] = True,
     replace: Annotated[bool, typer.Option(help="Replace an existing card of that name.")] = False,
+    cold_start: Annotated[bool, typer.Option("--cold-start/--no-cold-start", help="Impute per-domain accuracy from the card's metrics and price when the card has no measured accuracy (recorded in 'imputed').")] = True,
 ) -> None:
     """Add a model card to a registry file."""
+    from .cold_start import predict_card_domains
     from .registry import ModelCard
 
     try:
@@ -206,12 +208,19 @@ def models_add(
                 "output_usd_per_mtok": output_price, "context_window": context_window,
                 "supports_tools": tools, "prior": False,
             })
+        imputed = cold_start and not new.accuracy_by_domain and (
+            "accuracy" in new.imputed or "accuracy" not in new.sources)
+        if imputed:
+            new = predict_card_domains(new, reg)
         reg.add(new, replace=replace)
         reg.to_file(registry)
     except (OptiRouteError, OSError) as exc:
         _fail(exc)
         return
     console.print(f"Added {new.name} to {registry} ({len(reg)} models).")
+    if imputed:
+        console.print(f"Per-domain accuracy imputed from its card (cold start; overall {new.metrics['accuracy']:.3f}): "
+                      "measure it with `optiroute onboard` when you can run the model.")
 
 
 @models_app.command("remove")

@@ -66,6 +66,26 @@ def test_fit_with_a_named_predictor(tmp_path):
     assert res.exit_code == 2 and "auto, knn, routoo, mlp, task" in res.output
 
 
+def test_models_add_imputes_domains_from_the_card_unless_told_not_to(tmp_path):
+    from optiroute.registry import Registry
+
+    reg = tmp_path / "models.json"
+    res = invoke("models", "add", "--registry", str(reg), "--name", "big-api", "--input-price", "5",
+                 "--output-price", "15")
+    assert res.exit_code == 0 and "cold start" in res.output, res.output
+    cheap = invoke("models", "add", "--registry", str(reg), "--name", "tiny-api", "--input-price", "0.05",
+                   "--output-price", "0.1")
+    assert cheap.exit_code == 0, cheap.output
+    big, tiny = Registry.from_file(reg).get("big-api"), Registry.from_file(reg).get("tiny-api")
+    assert len(big.accuracy_by_domain) >= 14 and "accuracy_by_domain" in big.imputed
+    assert "cold start" in big.sources["accuracy_by_domain"]
+    # Price is a card feature: the dearer card is predicted the stronger one.
+    assert big.metrics["accuracy"] > tiny.metrics["accuracy"]
+    res = invoke("models", "add", "--registry", str(reg), "--name", "plain", "--input-price", "1",
+                 "--output-price", "2", "--no-cold-start")
+    assert res.exit_code == 0 and Registry.from_file(reg).get("plain").accuracy_by_domain == {}
+
+
 def test_fit_with_bad_data_is_a_clean_error(tmp_path):
     (tmp_path / "prompts.csv").write_text("id,body\n1,hello\n")
     res = invoke("fit", "--prompts", str(tmp_path / "prompts.csv"), "--out", str(tmp_path / "r"))
