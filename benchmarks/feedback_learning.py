@@ -19,9 +19,10 @@ Starting routers (both route among the 31 MMLU-Pro models):
 Mechanisms (:mod:`optiroute.online`): ``task`` = the store's shrunk residual per (model, task type)
 only (the mechanism before this benchmark); ``pooled`` = the ridge fit over task type, domain and
 complexity decile shared across models, and (model, task type) and (model, domain); ``pooled+kNN`` = also the kNN memory of rated prompts
-(``keep_prompts=True``). ``pooled+kNN+explore`` additionally sends a seeded ``--explore`` share of
-the stream to a uniformly random candidate (the caller's choice, simulated here), so feedback
-reaches models that greedy routing never picks.
+(``keep_prompts=True``). ``pooled+kNN+explore`` additionally turns on the router's exploration
+(``PolicyConfig(explore=--explore)``, seeded): that share of the stream goes to a uniformly random
+candidate, so feedback reaches models that greedy routing never picks; the evaluation half is
+always routed by score (``decide_batch(..., explore=False)``).
 
 Embeddings come from ``.cache/emb/mmlu_pro.npz`` (``scripts/embed_cache.py``); the script waits for
 it rather than embedding 12k prompts itself. Run single-threaded:
@@ -51,6 +52,7 @@ from optiroute import Router  # noqa: E402
 from optiroute.bench_embed import LookupEmbedder  # noqa: E402
 from optiroute.errors import RoutingFallbackWarning  # noqa: E402
 from optiroute.metrics import aiq  # noqa: E402
+from optiroute.policy import PolicyConfig  # noqa: E402
 from optiroute.registry import Registry  # noqa: E402
 from optiroute.training import fit_parts, outcome_matrices  # noqa: E402
 
@@ -89,16 +91,19 @@ class Data:
                 "costs": costs, "domain": part["task"].tolist()}
 
 
-def make_router(kind: str, data: Data, keep_prompts: bool, groups: str) -> Router:
+def make_router(kind: str, data: Data, keep_prompts: bool, groups: str, explore: float = 0.0,
+                seed: int = 0) -> Router:
+    policy = PolicyConfig(explore=explore, explore_seed=seed + 1)
     if kind == "cards":
-        router = Router(index=None, models=data.models, embedder=data.lookup, keep_prompts=keep_prompts)
+        router = Router(index=None, models=data.models, embedder=data.lookup, keep_prompts=keep_prompts,
+                        policy=policy)
     else:
         reg = Registry.default()
         for m in data.models:
             reg.remove(m)
         o = data.outcomes[data.outcomes["prompt_id"].isin(set(data.train["prompt_id"]))]
         parts = fit_parts(data.train, o, data.prices, registry=reg, embedder=data.lookup, predictor="knn")
-        router = Router(**parts, keep_prompts=keep_prompts)
+        router = Router(**parts, keep_prompts=keep_prompts, policy=policy)
     router.feedback_memory.groups = groups
     return router
 
@@ -109,7 +114,8 @@ def evaluate(router: Router, data: Data, prefs: dict, c_lo: float, c_hi: float) 
     out, points = {}, []
     for w in SWEEP + (None,):
         p = prefs if w is None else ({"accuracy": 1 - w, "cost": w} if w < 1 else {"cost": 1.0})
-        res = router.decide_batch(held["texts"], preferences=p, candidates=data.models, embeddings=held["emb"])
+        res = router.decide_batch(held["texts"], preferences=p, candidates=data.models, embeddings=held["emb"],
+                                  explore=False)
         col = np.array([data.models.index(n) for n in res.model_names])
         s, c = held["scores"][idx, col], held["costs"][idx, col]
         ok = ~np.isnan(s)
@@ -126,18 +132,14 @@ def evaluate(router: Router, data: Data, prefs: dict, c_lo: float, c_hi: float) 
 def simulate(kind: str, mech: str, data: Data, prefs: dict, explore: float, seed: int,
              c_lo: float, c_hi: float) -> tuple[list[dict], dict]:
     keep, groups, use_explore = MECHANISMS[mech]
-    router = make_router(kind, data, keep, groups)
-    rng = np.random.default_rng(seed + 1)
+    router = make_router(kind, data, keep, groups, explore if use_explore else 0.0, seed)
     st = data.stream
     rows, fed, t0, got = [], 0, time.perf_counter(), set()
     marks = list(CHECKPOINTS)
     rows.append({"n": 0, **evaluate(router, data, prefs, c_lo, c_hi)})
     marks.pop(0)
     for i in range(len(st["texts"])):
-        cands = data.models
-        if use_explore and rng.random() < explore:
-            cands = [data.models[int(rng.integers(len(data.models)))]]
-        d = router.decide_batch([st["texts"][i]], preferences=prefs, candidates=cands,
+        d = router.decide_batch([st["texts"][i]], preferences=prefs, candidates=data.models,
                                 embeddings=st["emb"][i : i + 1])[0]
         s = st["scores"][i, data.models.index(d.model)]
         if np.isnan(s):
@@ -228,8 +230,8 @@ def main() -> None:
         "(now against the pre-feedback prediction); `pooled` = ridge fit of residuals on task type, "
         "domain and complexity decile shared across models plus (model, task type) and (model, domain), "
         "priors by empirical Bayes; `+kNN` = also the kNN memory of rated prompts (`keep_prompts=True`); "
-        f"`+explore` = {args.explore:.0%} of the stream sent to a uniformly random candidate (the "
-        "caller's choice, simulated: not a router feature).",
+        f"`+explore` = the router's exploration, `PolicyConfig(explore={args.explore:g})`: that share of "
+        "the stream goes to a uniformly random candidate (the evaluation half is routed by score).",
         "",
     ]
     lines += ["## Summary: change after all feedback vs before (mean over seeds, min to max)", "",

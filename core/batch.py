@@ -47,6 +47,8 @@ class RouteArrays:
         self.knn: Any = fields["knn"]
         self.prefs: Preferences = fields["prefs"]
         self.task_types: list[str] = fields["task_types"]
+        explored = fields.get("explored")
+        self.explored: np.ndarray = np.zeros(len(self.winner), dtype=bool) if explored is None else explored
 
     def __len__(self) -> int:
         return len(self.winner)
@@ -107,6 +109,7 @@ class RouteArrays:
             max_fallbacks=max_fallbacks,
             generalist_reason=generalist_reason,
             warnings=warnings,
+            explored=bool(self.explored[i]),
         )
 
 

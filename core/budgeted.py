@@ -384,6 +384,7 @@ def choose_batch_model(
     res = router.decide_batch(
         [texts[int(i)] for i in idx], preferences=preferences, constraints=constraints,
         candidates=candidates, embeddings=None if embeddings is None else np.asarray(embeddings)[idx],
+        explore=False,
     )
     names = res.parts[0].names
     total = np.concatenate([p.total for p in res.parts]).astype(np.float64)

@@ -85,6 +85,7 @@ def build_decision(
     max_fallbacks: int,
     generalist_reason: str | None,
     warnings: list[str],
+    explored: bool = False,
 ) -> RoutingDecision:
     """Assemble the decision for one prompt from its row of every routing array."""
     scores: list[ModelScore] = []
@@ -114,6 +115,11 @@ def build_decision(
     )
     runner = eligible[0] if eligible else None
     reason = reason_text(ranked[0], runner, prefs, profile, generalist=generalist_reason)
+    if explored:
+        best = max((s for j, s in enumerate(scores) if not codes[j]), key=lambda s: s.score, default=None)
+        reason = (f"Exploring: {names[winner]} was drawn at random among the models that pass the hard "
+                  "constraints (policy.explore), so feedback and latency reach it too"
+                  + (f"; the best-scoring model was {best.model}." if best is not None else "."))
     return RoutingDecision.model_construct(
         decision_id=decision_id,
         model=names[winner],
@@ -126,6 +132,7 @@ def build_decision(
         reason=reason,
         generalist_fallback=generalist_reason is not None,
         warnings=warnings,
+        explored=explored,
         created_at=_now(),
     )
 

@@ -38,6 +38,7 @@ def route_arrays(
     batch: bool,
     show_progress: bool = False,
     embeddings: np.ndarray | None = None,
+    explore: bool = False,
 ) -> RouteArrays:
     """Route ``items`` with ``router``'s state; raises NoEligibleModelError when a prompt has no
     candidate left after the hard constraints."""
@@ -103,10 +104,15 @@ def route_arrays(
         gidx = pol.generalist_index(cards, hard == 0, router.policy.generalist)
         winner = np.where(general, gidx, winner)
         codes = np.where(general[:, None], hard, codes)
+    explored = np.zeros(len(items), dtype=bool)
+    if explore and router.policy.explore > 0:
+        with router._explore_lock:
+            winner, explored = pol.explore_choice(winner, hard == 0, router.policy.explore, router._explore_rng)
+        codes = np.where(explored[:, None], hard, codes)
     return RouteArrays(
         names=[c.name for c in cards], winner=winner, total=table.total, sub=table.sub,
         quality=quality, cost=cost, latency=latency, codes=codes, support=support,
         confidence=conf, nothing_fits=nothing, low_confidence=low, tasks=tasks,
         domains=domains, out=out, in_tok=in_tok, out_tok=out_tok, pruned=[p for _, p in pruned],
-        knn=knn, prefs=prefs, task_types=list(st.analyzer.task_types),
+        knn=knn, prefs=prefs, task_types=list(st.analyzer.task_types), explored=explored,
     )

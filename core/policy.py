@@ -14,6 +14,10 @@ Order of operations per prompt (vectorised over a batch):
    router's confidence is below ``min_confidence``, the filters are dropped and the *generalist* (the
    strongest eligible model overall, or a named one) is chosen; the decision says so and warns.
 5. The best weighted score wins; the remaining eligible models, best first, are the fallback chain.
+6. **Exploration** (opt-in, ``explore > 0``): that share of decisions goes to a uniformly random
+   model among those passing the hard constraints, so feedback and observed latency also reach
+   models routing would not pick (without it, a model that routing leaves is never re-measured).
+   Explored decisions say so (``RoutingDecision.explored``); budgeted batches never explore.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ if TYPE_CHECKING:
     from .registry import ModelCard
     from .types import Constraints
 
-__all__ = ["PolicyConfig", "Exclusion", "EXCLUSION_TEXT", "hard_mask", "soft_mask", "confidence"]
+__all__ = ["EXCLUSION_TEXT", "Exclusion", "PolicyConfig", "confidence", "explore_choice", "hard_mask",
+           "soft_mask"]
 
 
 class PolicyConfig(BaseModel):
@@ -42,6 +47,8 @@ class PolicyConfig(BaseModel):
     min_confidence: float = Field(0.15, ge=0, le=1)
     generalist: str | None = None
     max_fallbacks: int = Field(4, ge=0)
+    explore: float = Field(0.0, ge=0, le=0.5)
+    explore_seed: int | None = None
 
 
 class Exclusion:
@@ -165,3 +172,23 @@ def generalist_index(cards: Sequence[ModelCard], eligible: np.ndarray, name: str
     s = np.where(eligible, strength[None, :], -np.inf)
     idx = s.argmax(axis=1)
     return np.where(eligible.any(axis=1), idx, -1)
+
+
+def explore_choice(
+    winner: np.ndarray, eligible: np.ndarray, rate: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Send a ``rate`` share of prompts to a uniformly random eligible model (step 6).
+
+    Returns ``(winner, explored)``; ``explored`` marks the rows that were re-drawn (the draw may
+    land on the winner itself, which still counts as explored: the choice was random).
+    """
+    n = len(winner)
+    explored = (rng.random(n) < rate) & eligible.any(axis=1)
+    if not explored.any():
+        return winner, explored
+    rows = np.flatnonzero(explored)
+    # A uniform draw among each row's eligible columns: argmax of random keys on eligible cells.
+    keys = np.where(eligible[rows], rng.random((len(rows), eligible.shape[1])), -1.0)
+    out = winner.copy()
+    out[rows] = keys.argmax(axis=1)
+    return out, explored

@@ -104,6 +104,8 @@ class Router(StoreMixin):
         self._degraded: MemoryFeedbackStore | None = None
         self._store_error: str | None = None
         self.policy = policy or pol.PolicyConfig()
+        self._explore_rng = np.random.default_rng(self.policy.explore_seed)
+        self._explore_lock = threading.Lock()
         self.k, self.lam = k, lam
         self._state: _State | None = None
         self._lock = threading.RLock()
@@ -214,12 +216,12 @@ class Router(StoreMixin):
     def _arrays(
         self, items: list[RoutableText], prefs: Preferences, constraints: Constraints,
         candidates: Sequence[str] | None, *, batch: bool, show_progress: bool = False,
-        embeddings: np.ndarray | None = None,
+        embeddings: np.ndarray | None = None, explore: bool = False,
     ) -> RouteArrays:
         from .pipeline import route_arrays
 
         return route_arrays(self, items, prefs, constraints, candidates, batch=batch,
-                            show_progress=show_progress, embeddings=embeddings)
+                            show_progress=show_progress, embeddings=embeddings, explore=explore)
 
     def _corrections(
         self, cards: list[ModelCard], tasks: list[str], domains: list[str], emb: np.ndarray,
@@ -292,10 +294,10 @@ class Router(StoreMixin):
         if remaining is not None and remaining > 0:
             try:
                 return self._arrays([item], prefs, cons.merged(Constraints(max_cost_usd=remaining)),
-                                    candidates, batch=False)
+                                    candidates, batch=False, explore=True)
             except NoEligibleModelError:
                 pass
-        return self._arrays([item], prefs, cons, candidates, batch=False)
+        return self._arrays([item], prefs, cons, candidates, batch=False, explore=True)
 
     def decide_batch(
         self,
@@ -309,6 +311,7 @@ class Router(StoreMixin):
         embeddings: np.ndarray | None = None,
         budget_usd: float | None = None,
         alpha: float | None = None,
+        explore: bool = True,
     ) -> BatchDecisions:
         """Route many prompts at once, vectorised (one encode batch, one matrix, one argmax).
 
@@ -324,6 +327,8 @@ class Router(StoreMixin):
                 every prompt's cheapest eligible model costs more. See :mod:`optiroute.budgeted`.
             alpha: with ``budget_usd``, use Routoo's ``quality / cost**alpha`` selector instead of
                 the default marginal-quality-per-dollar greedy.
+            explore: apply the policy's exploration share (``PolicyConfig.explore``, off by default);
+                ``False`` routes every prompt by score. Budgeted batches never explore.
 
         Returns a :class:`BatchDecisions`: ``.model_names`` (one per prompt) and arrays are ready at
         once; indexing it (``batch[i]``) materialises a full :class:`RoutingDecision`.
@@ -337,7 +342,7 @@ class Router(StoreMixin):
         cons = self.constraints.merged(Constraints.coerce(constraints))
         parts = [
             self._arrays(items[s : s + batch_size], prefs, cons, candidates, batch=True,
-                         show_progress=show_progress,
+                         show_progress=show_progress, explore=explore and budget_usd is None,
                          embeddings=None if embeddings is None else embeddings[s : s + batch_size])
             for s in range(0, len(items), batch_size)
         ]
@@ -365,7 +370,7 @@ class Router(StoreMixin):
         if isinstance(texts, (str, bytes)):
             texts = [texts]  # type: ignore[list-item]
         batch = self.decide_batch(
-            texts, preferences="quality-first", candidates=candidates, constraints=None
+            texts, preferences="quality-first", candidates=candidates, constraints=None, explore=False
         )
         return np.concatenate([p.quality for p in batch.parts], axis=0)
 

@@ -188,6 +188,7 @@ class RoutingDecision(BaseModel):
         neighbours: the stored prompts used for the kNN quality prediction.
         reason: one sentence saying why the winner won.
         generalist_fallback: the policy fell back to the generalist model.
+        explored: the model was drawn at random (``PolicyConfig.explore``), not chosen by score.
         warnings: anything the caller should know (widened search, unknown models, ...).
     """
 
@@ -203,6 +204,7 @@ class RoutingDecision(BaseModel):
     neighbours: list[Neighbour] = Field(default_factory=list)
     reason: str
     generalist_fallback: bool = False
+    explored: bool = False
     warnings: list[str] = Field(default_factory=list)
     created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
 
