@@ -33,6 +33,7 @@ from pydantic import BaseModel, Field
 from . import bench_baselines as bl
 from . import metrics
 from .bench_embed import LookupEmbedder, cached_encode
+from .bench_overhead import Overhead, measure_overhead
 from .errors import DataFormatError, InvalidInputError
 
 __all__ = ["COST_WEIGHTS", "BenchResult", "run_bench"]
@@ -90,20 +91,6 @@ class PairSummary(BaseModel):
     weak_quality: float
     rows: list[PairRow]
     curves: dict[str, list[tuple[float, float]]]
-
-
-class Overhead(BaseModel):
-    """Decision overhead on this machine, as ratios to the raw encode of the same prompts."""
-
-    n_batch: int
-    encode_batch_s: float
-    decide_batch_s: float
-    decisions_per_s: float
-    batch_ratio: float
-    n_single: int
-    encode_one_ms: float
-    decide_one_ms: float
-    single_ratio: float
 
 
 class BenchResult(BaseModel):
@@ -336,7 +323,7 @@ def run_bench(
     summaries[1 + len(pred_curves) : 1 + len(pred_curves)] = lin
     quals["plain kNN (MiniLM, k=100, no cards)"] = knn_pred
     pair_summary = _pair(quals, models, te_s, single, pair or (best, cheapest))
-    overhead = _overhead(router, test_texts, overhead_n, models) if overhead_n > 0 else None
+    overhead = measure_overhead(router, test_texts, overhead_n, models) if overhead_n > 0 else None
     notes = []
     if (~keep).any():
         notes.append(f"{int((~keep).sum())} test prompts without any outcome were dropped.")
@@ -389,31 +376,3 @@ def _pair(quals: dict[str, np.ndarray], models: list[str], te_s: np.ndarray,
         for n, c in curves.items()
     ]
     return PairSummary(strong=strong, weak=weak, strong_quality=qs, weak_quality=qw, rows=rows, curves=curves)
-
-
-def _overhead(router: Any, texts: list[str], n: int, models: list[str]) -> Overhead:
-    """Batch and single-call decision time against the raw encode of the same prompts (interleaved)."""
-    emb = router.embedder
-    sample = texts[: min(n, len(texts))]
-    router.decide(sample[0], candidates=models)  # warm: loads the encoder and analyzer
-    t0 = time.perf_counter()
-    emb.encode(sample, batch_size=64)
-    t_enc = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    router.decide_batch(sample, candidates=models)
-    t_dec = time.perf_counter() - t0
-    singles = sample[: min(32, len(sample))]
-    e_ms, d_ms = [], []
-    for t in singles:
-        t0 = time.perf_counter()
-        emb.encode([t])
-        e_ms.append((time.perf_counter() - t0) * 1e3)
-        t0 = time.perf_counter()
-        router.decide(t, candidates=models)
-        d_ms.append((time.perf_counter() - t0) * 1e3)
-    e_med, d_med = float(np.median(e_ms)), float(np.median(d_ms))
-    return Overhead(
-        n_batch=len(sample), encode_batch_s=t_enc, decide_batch_s=t_dec,
-        decisions_per_s=len(sample) / t_dec, batch_ratio=t_dec / t_enc, n_single=len(singles),
-        encode_one_ms=e_med, decide_one_ms=d_med, single_ratio=d_med / e_med,
-    )
