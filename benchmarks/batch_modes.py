@@ -183,6 +183,8 @@ def main() -> None:
     names = base.parts[0].names
     bj = names.index(router.registry.resolve(models[best_j]).name)
     full = float(pc[:, bj].sum())
+    ratios = [float(pc[:, names.index(router.registry.resolve(m).name)].mean()) / single[j][1]
+              for j, m in enumerate(models) if single[j][1] > 0]
     lines += ["", "### 1. Budgeted batches", "",
               f"Budget = a fraction of the predicted cost of sending all {n} test prompts to "
               f"{models[best_j]} (best train accuracy): ${full:.3f}. Spend is *predicted* "
@@ -190,11 +192,14 @@ def main() -> None:
               "'left out' counts prompts whose chosen model has no outcome (mostly DeepSeek models, which "
               "skipped questions); the last column counts them as wrong instead. Routoo's selector sends "
               "each prompt at most to its best quality/cost^alpha model, so with alpha > 0 it may leave "
-              "budget unspent. The router predicts "
+              "budget unspent. Predicted cost = prompt tokens x input price + the analyzer's answer "
+              "length x the model's verbosity (measured by Router.fit from the train outcomes' "
+              "output_tokens) x output price. The router predicts "
               f"${full / n:.5f}/prompt for {models[best_j]} where the outcomes record "
-              f"${single[best_j][1]:.5f}: predicted costs (output tokens estimated by the analyzer) run "
-              "below realised ones on MMLU-Pro's chain-of-thought answers, so a budget on predicted spend "
-              "is not a cap on realised spend.", "",
+              f"${single[best_j][1]:.5f} (ratio {full / n / single[best_j][1]:.2f}); over the {len(models)} "
+              f"models the ratio of predicted to realised mean cost per prompt spans {min(ratios):.2f} to "
+              f"{max(ratios):.2f} (median {float(np.median(ratios)):.2f}). A budget caps *predicted* spend, "
+              "so realised spend tracks it as closely as these ratios.", "",
               "| budget | method | predicted spend $ | realised $/prompt | accuracy | left out | accuracy, missing = wrong |",
               "|---|---|---|---|---|---|---|"]
     for frac in BUDGET_FRACTIONS:

@@ -20,7 +20,7 @@ In all three the held-out model's card is its *cold-start* card
 (:func:`optiroute.cold_start.predict_card_domains`: per-domain accuracy predicted from its model-level
 metrics), because the registry's own card carries per-domain accuracy measured on MMLU-Pro itself;
 so "cold" really knows nothing of the model's MMLU-Pro outcomes. Onboarding (and "full") then
-calibrate that imputed card's level from the outcomes (:func:`optiroute.onboard.calibrate_card`). Predictor: kNN (the kind ``auto`` picks on MMLU-Pro). Gap recovered =
+calibrate that imputed card's level from the outcomes (:func:`optiroute.onboard.calibrate_card`). Predictor: ``--predictor`` (default ``task``, the kind ``auto`` picks on MMLU-Pro; each router's learned predictor is fitted on exactly its store, and onboarding refits it). Gap recovered =
 (AIQ_onboarded - AIQ_cold) / (AIQ_full - AIQ_cold), left blank when the full/cold gap is below 0.002.
 
 Run: ``python benchmarks/onboarding.py [--data ../shared/data]`` (single-threaded, a few minutes);
@@ -54,6 +54,7 @@ from optiroute.cold_start import predict_card_domains
 from optiroute.index import OutcomeIndex
 from optiroute.metrics import aiq
 from optiroute.onboard import Representatives, onboard, representatives
+from optiroute.predictor_base import TrainData, predictor_class
 from optiroute.training import fit_parts, outcome_matrices
 
 FRACS = (0.005, 0.01, 0.02)
@@ -66,7 +67,8 @@ RANDOM_DRAWS = 2
 class Setup:
     """MMLU-Pro split, cached embeddings, the full 31-model kNN router parts and the test matrices."""
 
-    def __init__(self, data: Path) -> None:
+    def __init__(self, data: Path, kind: str = "task") -> None:
+        self.kind = kind
         p = pd.read_csv(data / "mmlu_pro/prompts.csv.gz", dtype={"prompt_id": str})
         self.o = pd.read_csv(data / "mmlu_pro/outcomes.csv.gz", dtype={"prompt_id": str})
         prices = pd.read_csv(data / "mmlu_pro/prices.csv")
@@ -99,7 +101,13 @@ class Setup:
                             ix.scores[:, keep].copy(), ix.costs[:, keep].copy())
 
     def router(self, index: OutcomeIndex, registry) -> Router:
-        return Router(registry=registry, index=index, embedder=self.lookup, models=self.models)
+        """A router on ``index``; a learned kind is fitted on exactly that store (as Router.fit would)."""
+        predictor = None
+        if self.kind != "knn":
+            predictor = predictor_class(self.kind).fit(
+                TrainData(index.matrix, index.scores, list(index.models), index, seed=0))
+        return Router(registry=registry, index=index, embedder=self.lookup, models=self.models,
+                      predictor=predictor)
 
     def evaluate(self, router: Router) -> float:
         """AIQ of the router's cost-weight sweep on the test split."""
@@ -142,6 +150,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "onboarding.md")
+    ap.add_argument("--predictor", default="task", help="quality predictor kind (task: what auto picks on MMLU-Pro)")
     args = ap.parse_args()
     try:
         import torch
@@ -150,7 +159,7 @@ def main() -> None:
     except ImportError:  # pragma: no cover
         pass
     t0 = time.perf_counter()
-    s = Setup(args.data)
+    s = Setup(args.data, args.predictor)
     n_train = len(s.index)
     base_aiq = s.evaluate(s.router(s.index, s.registry))
     t_eval = time.perf_counter()
@@ -195,19 +204,53 @@ def main() -> None:
         rows.append(res)
         print(m, {k if isinstance(k, str) else f"{k[0]}@{k[1]}": (round(v, 4) if isinstance(v, float) else v)
                   for k, v in res.items()}, f"{time.perf_counter() - t0:.0f}s", flush=True)
-    text = report(rows, n_train, base_aiq, time.perf_counter() - t0, t_km)
+    text = report(rows, n_train, base_aiq, time.perf_counter() - t0, t_km, s.kind)
+    text += "\n" + "\n".join(noise_lines(s, picked, max(FRACS)))
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text + "\n", encoding="utf-8")
+
+
+def noise_lines(s: Setup, models: list[str], frac: float) -> list[str]:
+    """How precisely ``frac`` of the train prompts can measure each model (a measured explanation).
+
+    A model's *edge* on a prompt is its outcome minus the mean of all models' outcomes there. Routing
+    among strong models needs each one's edge per category; the table compares how much that edge
+    really varies across categories with the standard error of estimating it from the
+    representatives a category gets at ``frac`` (and of the overall edge from all of them).
+    """
+    ix = s.index
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        level = np.nanmean(ix.scores, axis=1)
+    tasks = np.array(ix.tasks)
+    cats = sorted(set(ix.tasks))
+    n = round(frac * len(ix))
+    per_cat = n / len(cats)
+    out = ["", (f"Why {frac:.0%} is hard (train split, measured): per held-out model, the spread (SD over the "
+                f"{len(cats)} categories) of its per-category edge over the all-model mean, against the "
+                f"standard error of one category's edge from ~{per_cat:.0f} representatives and of the "
+                f"overall edge from {n}."), "",
+           "| model | overall edge | SD of per-category edge | SE of one category's edge | SE of the overall edge |",
+           "|---|---|---|---|---|"]
+    for m in models:
+        r = ix.scores[:, ix.models.index(m)] - level
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            edges = np.array([np.nanmean(r[tasks == c]) for c in cats])
+        sd = float(np.nanstd(r))
+        out.append(f"| {m} | {np.nanmean(r):+.3f} | {np.nanstd(edges):.3f} | {sd / np.sqrt(per_cat):.3f} | "
+                   f"{sd / np.sqrt(n):.3f} |")
+    return out
 
 
 def _gap(v: float, cold: float, full: float) -> str:
     return f"{(v - cold) / (full - cold):.0%}" if full - cold >= 0.002 else "n/a"
 
 
-def report(rows: list[dict], n_train: int, base_aiq: float, seconds: float, t_km: float) -> str:
+def report(rows: list[dict], n_train: int, base_aiq: float, seconds: float, t_km: float, kind: str) -> str:
     lines = [
-        (f"MMLU-Pro, 31-model pool, kNN predictor, {n_train} train prompts in the store; AIQ of a "
+        (f"MMLU-Pro, 31-model pool, `{kind}` predictor (`python benchmarks/onboarding.py --predictor {kind}`), {n_train} train prompts in the store; AIQ of a "
         f"{len(SWEEP)}-point cost-weight sweep on the test split. The unmodified 31-model router (registry "
         f"cards) reaches AIQ {base_aiq:.4f}. Representatives: seeded K-Means over the train embeddings "
         f"({', '.join(f'{f:.1%} = {round(f * n_train)}' for f in FRACS)} prompts; clustering took "
