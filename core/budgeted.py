@@ -330,6 +330,8 @@ class BatchModelChoice(BaseModel):
         mean_scores: model -> mean preference score over the sample (eligible for every sampled
             prompt), best first.
         predicted_quality, predicted_cost_usd: ``model``'s mean predictions over the sample.
+        unfit: models passed over because some prompt *outside* the sample would not fit them
+            (context window, per-call cost cap), model -> number of such prompts.
     """
 
     model: str
@@ -342,6 +344,7 @@ class BatchModelChoice(BaseModel):
     predicted_quality: float
     predicted_cost_usd: float
     sample_indices: list[int] = Field(repr=False)
+    unfit: dict[str, int] = Field(default_factory=dict)
 
 
 def choose_batch_model(
@@ -359,8 +362,11 @@ def choose_batch_model(
     """Route a seeded sample of ``texts`` and pick one model for all of them.
 
     Only the sample is encoded and scored, so this costs ``sample`` of a full ``decide_batch``.
-    Hard constraints are checked on the sampled prompts; a prompt outside the sample that the chosen
-    model cannot take (e.g. longer than its context window) is not detected here.
+    Hard constraints are checked on the sampled prompts; the constraints that depend on a prompt's
+    length (the context window and the per-call cost cap) are then checked on *every* prompt of the
+    batch from its input length (characters / 4, no encoding) plus the sample's 95th-percentile
+    answer length times the model's verbosity, and a model that some prompt would not fit is
+    passed over (listed in ``unfit``).
 
     Args:
         sample: fraction of the batch to route, in (0, 1].
@@ -396,6 +402,13 @@ def choose_batch_model(
             "batch; route per prompt with decide_batch, or relax the constraints."
         )
     ranked = [int(j) for j in np.argsort(-np.where(ok, mean, -np.inf)) if ok[j]]
+    unfit = _unfit_for_batch(router, texts, res.parts, names, ranked, constraints)
+    ranked = [j for j in ranked if names[j] not in unfit]
+    if not ranked:
+        raise NoEligibleModelError(
+            "Every candidate eligible on the sample is too small (context window) or too dear (max_cost_usd) "
+            f"for some prompt of the batch ({unfit}); route per prompt with decide_batch, or split the batch."
+        )
     best = ranked[0]
     winners = np.concatenate([p.winner for p in res.parts])
     counts = np.bincount(winners, minlength=len(names)) / len(winners)
@@ -407,5 +420,29 @@ def choose_batch_model(
         shares={names[j]: round(float(counts[j]), 4) for j in np.argsort(-counts) if counts[j] > 0},
         mean_scores={names[j]: round(float(mean[j]), 4) for j in ranked},
         predicted_quality=float(quality.mean()), predicted_cost_usd=float(cost.mean()),
-        sample_indices=idx.tolist(),
+        sample_indices=idx.tolist(), unfit=unfit,
     )
+
+
+def _unfit_for_batch(router: Router, texts: Sequence[Any], parts: list[RouteArrays], names: list[str],
+                     ranked: list[int], constraints: Any) -> dict[str, int]:
+    """Models (of ``ranked``) that some prompt of the whole batch would not fit, with the count."""
+    from .prompts import to_routable
+    from .types import Constraints
+
+    cons = router.constraints.merged(Constraints.coerce(constraints))
+    in_tok = np.array([max(1, to_routable(t).total_chars // 4) for t in texts], dtype=np.float64)
+    out_hi = float(np.quantile(np.concatenate([p.out_tok for p in parts]), 0.95))
+    unfit: dict[str, int] = {}
+    for j in ranked:
+        card = router.registry.resolve(names[j])
+        out = out_hi * card.verbosity
+        need = in_tok + out
+        if cons.min_context is not None:
+            need = np.maximum(need, cons.min_context)
+        bad = need > card.context_window
+        if cons.max_cost_usd is not None:
+            bad |= (in_tok * card.input_usd_per_mtok + out * card.output_usd_per_mtok) / 1e6 > cons.max_cost_usd
+        if bad.any():
+            unfit[names[j]] = int(bad.sum())
+    return unfit

@@ -180,3 +180,18 @@ def test_choose_batch_model_rejects_bad_input(router: Router, texts: list[str]) 
         router.choose_batch_model([], sample=0.1)
     with pytest.raises(InvalidInputError):
         router.choose_batch_model("one prompt")
+
+
+def test_batch_mode_checks_every_prompt_of_the_batch_for_length(router: Router, texts: list[str]) -> None:
+    # One very long prompt that the sample (seed 1, 25 %) does not include. Cost-only preferences keep
+    # every model eligible on the sample (no quality filters), so the cheapest wins there.
+    choice = router.choose_batch_model(texts, sample=0.25, min_sample=5, seed=1, preferences={"cost": 1.0})
+    outside = next(i for i in range(len(texts)) if i not in choice.sample_indices)
+    card = router.registry.resolve(choice.model)
+    long = list(texts)
+    long[outside] = "word " * int(card.context_window * 4 / 5 + 100)  # ~context_window tokens + slack
+    again = router.choose_batch_model(long, sample=0.25, min_sample=5, seed=1, preferences={"cost": 1.0})
+    assert again.sample_indices == choice.sample_indices  # same sample: the long prompt is not in it
+    assert again.model != choice.model and again.unfit.get(choice.model) == 1
+    assert router.registry.resolve(again.model).context_window > card.context_window
+    assert choice.unfit == {}
