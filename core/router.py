@@ -355,12 +355,12 @@ class Router(StoreMixin):
     def choose_batch_model(self, texts: Sequence[Any], *, sample: float = 0.05, **kwargs: Any) -> Any:
         """Batch mode: route a seeded ``sample`` of a batch and pick ONE model for all of it.
 
-        Returns a :class:`~optiroute.budgeted.BatchModelChoice` (the model, and ``agreement``: the
+        Returns a :class:`~optiroute.batch_mode.BatchModelChoice` (the model, and ``agreement``: the
         share of sampled prompts whose own routing chose it). Keyword arguments (``preferences``,
         ``constraints``, ``candidates``, ``seed``, ``min_sample``, ``embeddings``) are those of
-        :func:`optiroute.budgeted.choose_batch_model`.
+        :func:`optiroute.batch_mode.choose_batch_model`.
         """
-        from .budgeted import choose_batch_model
+        from .batch_mode import choose_batch_model
 
         return choose_batch_model(self, texts, sample=sample, **kwargs)
 

@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 
 from optiroute import BudgetExceededError, OptiRouteError, Router
-from optiroute.budgeted import BatchModelChoice, BudgetedBatch, allocate
+from optiroute.batch_mode import BatchModelChoice
+from optiroute.budgeted import BudgetedBatch, allocate
 from optiroute.errors import InvalidConstraintsError, InvalidInputError, NoEligibleModelError
 from tests.fakes import HashEmbedder
 
