@@ -20,9 +20,9 @@ import logging
 import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from .errors import BudgetExceededError, StoreError
+from .errors import BudgetExceededError, NoEligibleModelError, StoreError
 from .spend import CallTicket, scope_keys
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CallAccount", "begin_call", "end_call", "remaining_usd", "reservation_bound"]
+__all__ = ["CallAccount", "arrays_within_budget", "begin_call", "end_call", "remaining_usd", "reservation_bound"]
 
 
 def reservation_bound(
@@ -215,3 +215,24 @@ class CallAccount:
             return
         end_call(self.router, self.ticket, model=model or self.decision.model, ok=False,
                  error=type(exc).__name__ if exc is not None else "cancelled", decision=self.decision)
+
+
+def arrays_within_budget(
+    router: Router, item: Any, prefs: Any, cons: Any, candidates: Sequence[str] | None, user: str | None,
+) -> Any:
+    """Route one prompt under the room left in its budget scopes (``max_cost_usd``).
+
+    Budgets steer here and are enforced at admission (:meth:`Router.begin_call`): when no candidate
+    fits the room left, the decision is made without the cap and admission refuses the call, so the
+    refusal is recorded against a decision id like every other call.
+    """
+    from .types import Constraints
+
+    remaining = remaining_usd(router, user)
+    if remaining is not None and remaining > 0:
+        try:
+            return router._arrays([item], prefs, cons.merged(Constraints(max_cost_usd=remaining)),
+                                  candidates, batch=False, explore=True)
+        except NoEligibleModelError:
+            pass
+    return router._arrays([item], prefs, cons, candidates, batch=False, explore=True)

@@ -20,11 +20,7 @@ import numpy as np
 
 from . import policy as pol
 from .batch import BatchDecisions, RouteArrays
-from .errors import (
-    InvalidInputError,
-    NoEligibleModelError,
-    RoutingFallbackWarning,
-)
+from .errors import InvalidInputError, RoutingFallbackWarning
 from .feedback import DecisionRecord, FeedbackStore, MemoryFeedbackStore
 from .latency import LatencyTracker
 from .router_state import _State, build_state
@@ -270,34 +266,15 @@ class Router(StoreMixin):
         item = to_routable(prompt_or_messages)
         prefs = coerce_preferences(preferences, default=self.preferences)
         cons = self.constraints.merged(Constraints.coerce(constraints))
-        arrays = self._budgeted_arrays(item, prefs, cons, candidates, user)
+        from .calls import arrays_within_budget
+
+        arrays = arrays_within_budget(self, item, prefs, cons, candidates, user)
         keep = getattr(self.store, "keep_prompts", False)  # the store drops it otherwise, too
         decision = self._materialise(arrays, 0, uuid.uuid4().hex, run_id=run_id, user=user,
                                      prompt=item.text if keep else None)
         if decision.warnings:
             warnings.warn(decision.warnings[0], RoutingFallbackWarning, stacklevel=2)
         return decision
-
-    def _budgeted_arrays(
-        self, item: RoutableText, prefs: Preferences, cons: Constraints,
-        candidates: Sequence[str] | None, user: str | None,
-    ) -> RouteArrays:
-        """Route one prompt under the room left in its budget scopes (``max_cost_usd``).
-
-        Budgets steer here and are enforced at admission (:meth:`begin_call`): when no candidate
-        fits the room left, the decision is made without the cap and admission refuses the call,
-        so the refusal is recorded against a decision id like every other call.
-        """
-        from .calls import remaining_usd
-
-        remaining = remaining_usd(self, user)
-        if remaining is not None and remaining > 0:
-            try:
-                return self._arrays([item], prefs, cons.merged(Constraints(max_cost_usd=remaining)),
-                                    candidates, batch=False, explore=True)
-            except NoEligibleModelError:
-                pass
-        return self._arrays([item], prefs, cons, candidates, batch=False, explore=True)
 
     def decide_batch(
         self,
