@@ -32,8 +32,9 @@ class BatchModelChoice(BaseModel):
         agreement: share of sampled prompts whose own per-prompt routing chose ``model`` (how much
             one model for all costs: 1.0 means per-call routing would have agreed everywhere).
         shares: per-prompt winners over the sample, model -> share.
-        mean_scores: model -> mean preference score over the sample (eligible for every sampled
-            prompt), best first.
+        mean_scores: model -> mean preference score over the sample (models passing the hard
+            constraints on every sampled prompt; the per-prompt task/domain filters do not apply to
+            a whole batch), best first.
         predicted_quality, predicted_cost_usd: ``model``'s mean predictions over the sample.
         unfit: models passed over because some prompt *outside* the sample would not fit them
             (context window, per-call cost cap), model -> number of such prompts.
@@ -98,7 +99,7 @@ def choose_batch_model(
         explore=False,
     )
     names = res.parts[0].names
-    total = np.concatenate([p.total for p in res.parts]).astype(np.float64)
+    total = np.concatenate([_hard_scores(router, p) for p in res.parts]).astype(np.float64)
     mean = total.mean(axis=0)
     ok = np.isfinite(mean)
     if not ok.any():
@@ -151,3 +152,19 @@ def _unfit_for_batch(router: Router, texts: Sequence[Any], parts: list[RouteArra
         if bad.any():
             unfit[names[j]] = int(bad.sum())
     return unfit
+
+
+def _hard_scores(router: Router, part: RouteArrays) -> np.ndarray:
+    """Preference scores with only the hard constraints excluding (``-inf``).
+
+    Per-prompt routing drops a model the task/domain filters call not competent for *that* prompt;
+    for one model over a whole batch that would leave only a model no prompt filters out (often the
+    strongest and dearest), so here the filters' concern is left to the quality term of the score,
+    as in budgeted batches.
+    """
+    from .budgeted import hard_eligible
+    from .scorer import card_matrix, score
+
+    cards = [router.registry.resolve(n) for n in part.names]
+    return score(part.prefs.normalized(), part.quality, part.cost, part.latency, card_matrix(cards),
+                 hard_eligible(part)).total
