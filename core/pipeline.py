@@ -75,7 +75,7 @@ def route_arrays(
     ratio = np.array(router._latency.ratios([c.name for c in cards], [latency_group(c) for c in cards]),
                      dtype=np.float32)
     latency = (ttft + out_m / tps) * ratio
-    hard = pol.hard_mask(cards, constraints, in_tok + out_tok, cost, latency)
+    hard = pol.hard_mask(cards, constraints, in_tok[:, None] + out_m, cost, latency)
     dom = domain_matrix(cards, domains)
     weights = prefs.normalized()
     # The task/domain filters and the low-confidence generalist protect predicted quality. A caller

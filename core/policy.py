@@ -104,11 +104,17 @@ def hard_mask(
     cost: np.ndarray,
     latency: np.ndarray,
 ) -> np.ndarray:
-    """Exclusion codes of shape (n, m) from the hard constraints (0 where eligible)."""
+    """Exclusion codes of shape (n, m) from the hard constraints (0 where eligible).
+
+    ``tokens_needed`` is prompt + expected answer, (n,) or per model (n, m) (answer lengths differ
+    by the model's verbosity).
+    """
     n, m = cost.shape
     codes = np.broadcast_to(static_codes(cards, constraints), (n, m)).copy()
     window = np.array([c.context_window for c in cards], dtype=np.int64)
-    need = tokens_needed.astype(np.int64)[:, None]
+    need = tokens_needed.astype(np.int64)
+    if need.ndim == 1:
+        need = need[:, None]
     if constraints.min_context is not None:
         need = np.maximum(need, constraints.min_context)
     ok = codes == 0

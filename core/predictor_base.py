@@ -219,15 +219,16 @@ class LearnedPredictor(Predictor):
             out[s : s + chunk] = 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
         return out
 
-    def learned_weight(self, knn: Evidence, mine: Sequence[int]) -> np.ndarray:
-        """(n, len(mine)) weight of the learned prediction against the card prior, ``n / (n + n0)``
-        for a model with ``n`` training outcomes (a kind may make it depend on the prompt)."""
-        n = self.n_obs[list(mine)]
-        return np.broadcast_to((n / (n + self.n0))[None, :], (len(knn.emb), len(mine)))
+    def learned(self, knn: Evidence, mine: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """For the trained models ``mine``: ``(P(correct), weight)``, both (n, len(mine)).
 
-    def learned_proba(self, knn: Evidence, mine: Sequence[int]) -> np.ndarray:
-        """(n, len(mine)) P(correct) for the trained models ``mine`` (a kind may use the neighbours)."""
-        return self.proba(knn.emb)[:, list(mine)]
+        ``weight`` is the trust in the learned prediction against the card prior, ``n / (n + n0)``
+        for a model with ``n`` training outcomes; a kind may make either depend on the prompt (and
+        on the neighbours in ``knn``), computing what both share once.
+        """
+        n = self.n_obs[list(mine)]
+        w = np.broadcast_to((n / (n + self.n0))[None, :], (len(knn.emb), len(mine)))
+        return self.proba(knn.emb)[:, list(mine)], w
 
     def columns(self, cards: Sequence[ModelCard]) -> list[int | None]:
         return match_columns(cards, self.models)
@@ -268,8 +269,7 @@ class LearnedPredictor(Predictor):
         if known:
             idx = [j for j, _ in known]
             mine = [c for _, c in known]
-            p = self.learned_proba(knn, mine)
-            w = self.learned_weight(knn, mine)
+            p, w = self.learned(knn, mine)
             quality[:, idx] = quality[:, idx] + w * (p - quality[:, idx])
             support[:, idx] = self._support(knn, [cards[j] for j in idx], w)
         if corrections is not None:

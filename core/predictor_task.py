@@ -127,19 +127,22 @@ class TaskPredictor(LearnedPredictor):
         p = np.clip(self.label_proba(embeddings) @ self.weights["table"], 1e-4, 1 - 1e-4)
         return np.log(p / (1 - p))
 
-    def learned_weight(self, knn: Evidence, mine: Sequence[int]) -> np.ndarray:
-        """Trust in the table against the card prior by the outcomes behind *this prompt's* labels:
-        ``n_eff / (n_eff + n0)`` with ``n_eff = sum_t P(t | prompt) * count[t, m]``. A model onboarded
-        on 2 % of the prompts has ~10 outcomes per label, so its card still counts for about two
-        thirds; a model evaluated everywhere has hundreds and its table decides."""
-        counts = self.weights.get("counts")
-        if counts is None:
-            return super().learned_weight(knn, mine)
-        n_eff = self.label_proba(knn.emb) @ counts[:, list(mine)]
-        return (n_eff / (n_eff + self.n0)).astype(np.float32)
+    def learned(self, knn: Evidence, mine: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """The blended prediction, and the trust in it against the card prior by the outcomes behind
+        *this prompt's* labels: ``n_eff / (n_eff + n0)`` with ``n_eff = sum_t P(t | prompt) *
+        count[t, m]``. A model onboarded on 2 % of the prompts has ~10 outcomes per label, so its
+        card still counts for about two thirds; a model evaluated everywhere has hundreds and its
+        table decides. The label probabilities are computed once for both."""
+        lp = self.label_proba(knn.emb)
+        n_eff = lp @ self.weights["counts"][:, list(mine)]
+        return self._blend(lp, knn, mine), (n_eff / (n_eff + self.n0)).astype(np.float32)
 
     def learned_proba(self, knn: Evidence, mine: Sequence[int]) -> np.ndarray:
-        table = (self.label_proba(knn.emb) @ self.weights["table"])[:, list(mine)]
+        """(n, len(mine)) the table blended with the neighbours, before the card prior."""
+        return self._blend(self.label_proba(knn.emb), knn, mine)
+
+    def _blend(self, label_p: np.ndarray, knn: Evidence, mine: Sequence[int]) -> np.ndarray:
+        table = (label_p @ self.weights["table"])[:, list(mine)]
         w = self.knn_weight
         if w <= 0 or self.index is None or knn.ids.shape[1] == 0:
             return table

@@ -163,9 +163,10 @@ def route_file(
                 cost = res.column("cost").tolist()
                 w.writerows(zip(ids, names, (f"{q:.6f}" for q in quality), (f"{c:.6g}" for c in cost)))
                 counts.update(names)
-                total_cost += float(sum(cost))
+                spent = float(sum(cost))
+                total_cost += spent
                 if budget_usd is not None:
-                    money_left = max(0.0, money_left - float(sum(cost)))
+                    money_left = max(0.0, money_left - spent)
                     rows_left -= len(ids)
                 rows += len(ids)
                 chunks += 1

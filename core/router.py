@@ -20,6 +20,7 @@ import numpy as np
 
 from . import policy as pol
 from .batch import BatchDecisions, RouteArrays
+from .calls import arrays_within_budget
 from .errors import InvalidInputError, RoutingFallbackWarning
 from .feedback import DecisionRecord, FeedbackStore, MemoryFeedbackStore
 from .latency import LatencyTracker
@@ -266,8 +267,6 @@ class Router(StoreMixin):
         item = to_routable(prompt_or_messages)
         prefs = coerce_preferences(preferences, default=self.preferences)
         cons = self.constraints.merged(Constraints.coerce(constraints))
-        from .calls import arrays_within_budget
-
         arrays = arrays_within_budget(self, item, prefs, cons, candidates, user)
         keep = getattr(self.store, "keep_prompts", False)  # the store drops it otherwise, too
         decision = self._materialise(arrays, 0, uuid.uuid4().hex, run_id=run_id, user=user,

@@ -61,10 +61,12 @@ def measure_verbosity(prompt_ids: list[str], models: list[str], outcomes: Any,
     for m, g in o.groupby("model"):
         if m not in models:
             continue
-        r = g["prompt_id"].map(row).dropna().astype(np.int64).to_numpy()
-        if len(r) < min_rows:
+        at = g["prompt_id"].map(row)
+        known = at.notna().to_numpy()
+        if known.sum() < min_rows:
             continue
-        tok = g.loc[g["prompt_id"].isin(row), "output_tokens"].to_numpy(dtype=np.float64)
+        r = at[known].astype(np.int64).to_numpy()
+        tok = g["output_tokens"].to_numpy(dtype=np.float64)[known]
         den = float(np.asarray(estimate, dtype=np.float64)[r].sum())
         if den > 0:
             out[str(m)] = float(np.clip(tok.sum() / den, 0.05, 20.0))
@@ -271,8 +273,9 @@ def select_predictor(
     n_folds = int(min(MAX_FOLDS, max(1, -(-VALIDATION_TARGET // n_val)), len(emb) // n_val))
     perm = np.random.default_rng(seed + 1).permutation(len(emb))
     everything = TrainData(emb, scores, models, index, seed)
-    kinds = [k for k in KINDS if predictor_class(k).unavailable(everything) is None]
-    skipped = {k: predictor_class(k).unavailable(everything) for k in KINDS if k not in kinds}
+    why_not = {k: predictor_class(k).unavailable(everything) for k in KINDS}
+    kinds = [k for k in KINDS if why_not[k] is None]
+    skipped = {k: why for k, why in why_not.items() if why is not None}
     per_fold = [_score_kinds(perm[f * n_val : (f + 1) * n_val], emb, scores, costs, models, index,
                              cards, analyzer, seed, kinds) for f in range(n_folds)]
     aiqs = {k: round(float(np.mean([a[k] for a, _ in per_fold])), 5) for k in kinds}
