@@ -21,8 +21,10 @@ Importing this module imports SQLAlchemy: only :mod:`optiroute.store_sql` import
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import datetime, timezone
+from types import SimpleNamespace
 
 import sqlalchemy as sa
 
@@ -34,6 +36,7 @@ __all__ = [
     "decisions",
     "detect_version",
     "feedback",
+    "ledger_statements",
     "metadata",
     "migrate",
     "observations",
@@ -215,3 +218,24 @@ def migrate(conn: sa.Connection, where: str) -> int:
             [{"version": v, "description": d, "applied_at": now} for v, d in applied],
         )
     return found
+
+
+@functools.lru_cache(maxsize=1)
+def ledger_statements() -> SimpleNamespace:
+    """The ledger's statements, built once with bound parameters (SQLAlchemy's statement building
+    costs more than SQLite's write itself)."""
+    r, s = spend_reservations, spend_scopes
+    keys = s.c.scope.in_(sa.bindparam("keys", expanding=True))
+    mine = sa.and_(r.c.reservation_id == sa.bindparam("rid"), r.c.settled == sa.false())
+    return SimpleNamespace(
+        lock=sa.select(s.c.scope, s.c.settled, s.c.reserved).where(keys).order_by(s.c.scope)
+        .with_for_update(),
+        add=sa.insert(r),
+        reserve=sa.update(s).where(keys).values(reserved=s.c.reserved + sa.bindparam("amount")),
+        open_rows=sa.select(r.c.scope, r.c.amount).where(mine).with_for_update(),
+        close_rows=sa.update(r).where(mine).values(
+            settled=True, cost_usd=sa.bindparam("cost"), settled_at=sa.bindparam("at")),
+        settle=sa.update(s).where(keys).values(
+            settled=s.c.settled + sa.bindparam("cost"), reserved=s.c.reserved - sa.bindparam("amount")),
+        spent=sa.select(s.c.settled + s.c.reserved).where(s.c.scope == sa.bindparam("scope")),
+    )

@@ -324,31 +324,11 @@ class SQLStore(FeedbackStore):
         return 0.0 if value is None else float(value)
 
 
-@functools.lru_cache(maxsize=1)
 def _ledger() -> Any:
-    """The ledger's statements, built once with bound parameters (SQLAlchemy's statement building
-    costs more than SQLite's write itself)."""
-    from types import SimpleNamespace
+    """The ledger's prepared statements (:func:`optiroute.store_schema.ledger_statements`, built once)."""
+    from .store_schema import ledger_statements
 
-    import sqlalchemy as sa
-
-    from .store_schema import spend_reservations as r
-    from .store_schema import spend_scopes as s
-
-    keys = s.c.scope.in_(sa.bindparam("keys", expanding=True))
-    mine = sa.and_(r.c.reservation_id == sa.bindparam("rid"), r.c.settled == sa.false())
-    return SimpleNamespace(
-        lock=sa.select(s.c.scope, s.c.settled, s.c.reserved).where(keys).order_by(s.c.scope)
-        .with_for_update(),
-        add=sa.insert(r),
-        reserve=sa.update(s).where(keys).values(reserved=s.c.reserved + sa.bindparam("amount")),
-        open_rows=sa.select(r.c.scope, r.c.amount).where(mine).with_for_update(),
-        close_rows=sa.update(r).where(mine).values(
-            settled=True, cost_usd=sa.bindparam("cost"), settled_at=sa.bindparam("at")),
-        settle=sa.update(s).where(keys).values(
-            settled=s.c.settled + sa.bindparam("cost"), reserved=s.c.reserved - sa.bindparam("amount")),
-        spent=sa.select(s.c.settled + s.c.reserved).where(s.c.scope == sa.bindparam("scope")),
-    )
+    return ledger_statements()
 
 
 def _sqlite_url(path: Path, read_only: bool) -> Any:
