@@ -135,7 +135,8 @@ def end_call(
     out_tok = output_tokens
     if decision is not None:
         in_tok = in_tok if in_tok is not None else decision.profile.est_input_tokens
-        out_tok = out_tok if out_tok is not None else decision.profile.est_output_tokens * card.verbosity
+        if out_tok is None:  # a whole number of tokens, as providers report them
+            out_tok = int(round(decision.profile.est_output_tokens * card.verbosity))
     cost = card.cost_usd(in_tok or 0, out_tok or 0) if ok else 0.0
     if ticket.reservation_id is not None:
         try:

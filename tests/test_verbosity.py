@@ -49,3 +49,21 @@ def test_data_without_output_tokens_keeps_the_neutral_verbosity() -> None:
     outcomes["output_tokens"] = np.nan
     router = Router.fit(prompts, outcomes, prices, embedder=FakeEmbedder(), predictor="knn")
     assert router.registry.resolve("alpha").verbosity == 1.0
+
+
+def test_a_call_without_usage_records_its_estimated_length_as_whole_tokens() -> None:
+    """The estimate times a fractional verbosity must still be a valid observation: on a failed
+    call, an invalid record would replace the provider's own error."""
+    prompts, outcomes, prices = _frames(200, 0)
+    outcomes["output_tokens"] = np.where(outcomes["model"] == "alpha", 333.0, 100.0)
+    router = Router.fit(prompts, outcomes, prices, embedder=FakeEmbedder(), predictor="knn")
+    d = router.decide("cluster A new", preferences="quality-first", candidates=["alpha"])
+    verbosity = router.registry.resolve("alpha").verbosity
+    assert verbosity != round(verbosity)
+    for ok in (True, False):
+        ticket = router.begin_call(d)
+        router.end_call(ticket, model="alpha", ok=ok, error=None if ok else "TimeoutError", decision=d)
+    recs = router.store.observations()
+    assert sorted(r.ok for r in recs) == [False, True]
+    expected = round(d.profile.est_output_tokens * verbosity)
+    assert all(r.output_tokens == expected for r in recs)
