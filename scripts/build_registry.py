@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,41 @@ def fit_map(x: pd.Series, y: pd.Series) -> tuple[float, float]:
 
 def short_src(s: Any) -> str:
     return str(s)[:160] if isinstance(s, str) else ""
+
+
+VERBOSITY_SRC = ("MMLU-Pro + LLMRouter train splits: sum of recorded output_tokens / the bundled analyzer's "
+                 "answer-length estimate on the same prompts (optiroute.training.measure_verbosity)")
+
+
+def verbosity(d: Path) -> dict[str, float]:
+    """Each model's answer length relative to the bundled analyzer's estimate, on the train splits.
+
+    The same measurement ``Router.fit`` makes on a user's outcomes, here on the data behind the bundled
+    store, so the default router prices a verbose model's answers (gpt-4o writes about three times
+    the estimate on MMLU-Pro) at what they really cost. Embeddings come from ``.cache/emb`` (computed
+    and cached on first use, deterministic).
+    """
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from embed_cache import load_or_embed
+
+    from optiroute.analyzer import TaskAnalyzer
+    from optiroute.training import measure_verbosity
+
+    analyzer = TaskAnalyzer.default()
+    ids: list[str] = []
+    est: list[np.ndarray] = []
+    frames = []
+    for name in ("mmlu_pro", "llmrouter"):
+        p = pd.read_csv(d / name / "prompts.csv.gz", dtype={"prompt_id": str})
+        emb = load_or_embed(name, p["prompt_id"].tolist(), p["text"].astype(str).tolist())
+        train = (p["split"] == "train").to_numpy()
+        est.append(analyzer.output_tokens(analyzer.predict(emb[train]).task_probs))
+        ids += [f"{name}:{i}" for i in p.loc[train, "prompt_id"]]
+        o = pd.read_csv(d / name / "outcomes.csv.gz", dtype={"prompt_id": str})
+        frames.append(o.assign(prompt_id=name + ":" + o["prompt_id"]))
+    outcomes = pd.concat(frames, ignore_index=True)
+    models = sorted(outcomes["model"].unique().tolist())
+    return measure_verbosity(ids, models, outcomes, np.concatenate(est))
 
 
 def main() -> None:
@@ -268,6 +304,15 @@ def main() -> None:
         card["sources"] = sources[m]
         card["imputed"] = sorted(set(imputed[m]))
         cards.append(card)
+
+    measured = verbosity(d)
+    for card in cards:
+        names = [card["name"], *card.get("aliases", [])]
+        names += [a for a, same in SAME_MODEL.items() if same == card["name"]]
+        v = next((measured[n] for n in names if n in measured), None)
+        if v is not None:
+            card["verbosity"] = round(v, 3)
+            card["sources"]["verbosity"] = VERBOSITY_SRC
 
     out = {
         "format": "optiroute-registry",
