@@ -211,11 +211,19 @@ class CallAccount:
             return 0.0
 
     def failed(self, exc: BaseException | None, model: str | None = None) -> None:
-        """No answer: release the reservation and record the failure (idempotent)."""
+        """No answer: release the reservation and record the failure (idempotent).
+
+        Called while the provider's error propagates, so an accounting bug is logged instead of
+        raised: it must not replace the error the caller needs to see.
+        """
         if self.ticket.closed:
             return
-        end_call(self.router, self.ticket, model=model or self.decision.model, ok=False,
-                 error=type(exc).__name__ if exc is not None else "cancelled", decision=self.decision)
+        try:
+            end_call(self.router, self.ticket, model=model or self.decision.model, ok=False,
+                     error=type(exc).__name__ if exc is not None else "cancelled", decision=self.decision)
+        except Exception:
+            log.warning("OptiRoute could not account for a failed call to %s", model or self.decision.model,
+                        exc_info=True)
 
 
 def arrays_within_budget(

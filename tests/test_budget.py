@@ -211,3 +211,21 @@ def test_a_really_locked_sqlite_store_degrades_and_recovers(shared_router, tmp_p
     d2 = router.decide(TEXT, candidates=CANDS)  # the lock is gone: writes reach the file again
     assert store.get_decision(d2.decision_id) is not None
     store.close()
+
+
+def test_accounting_failures_never_cost_the_answer_or_hide_the_provider_error(shared_router, monkeypatch, caplog):
+    """CallAccount closes calls for the adapters: when settling breaks, the answer (after success)
+    and the provider's exception (after failure) must still reach the caller; the bug is logged."""
+    from optiroute import calls
+
+    router = make(shared_router, budget=Budget(total_usd=1.0))
+    d = router.decide(TEXT, candidates=CANDS)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("ledger bug")
+
+    monkeypatch.setattr(calls, "end_call", broken)
+    with caplog.at_level("WARNING", logger="optiroute.calls"):
+        assert calls.CallAccount(router, d).succeeded(d.model, 0.1, 10, 10) == 0.0
+        calls.CallAccount(router, d).failed(TimeoutError("slow"))  # does not raise
+    assert sum("could not account" in r.getMessage() for r in caplog.records) == 2
