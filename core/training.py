@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -20,7 +20,7 @@ import numpy as np
 from .datasets import fill_costs, load_outcomes, load_prices, load_prompts
 from .errors import DataFormatError, ModelNotFoundError
 
-__all__ = ["card_from_data", "fit_parts", "measure_verbosity", "outcome_matrices", "select_predictor",
+__all__ = ["card_from_data", "fit_parts", "implied_output_tokens", "measure_verbosity", "outcome_matrices", "select_predictor",
            "validation_aiq"]
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,32 @@ def measure_verbosity(prompt_ids: list[str], models: list[str], outcomes: Any,
         den = float(np.asarray(estimate, dtype=np.float64)[r].sum())
         if den > 0:
             out[str(m)] = float(np.clip(tok.sum() / den, 0.05, 20.0))
+    return out
+
+
+def implied_output_tokens(outcomes: Any, prompts: Any, cards: Mapping[str, Any]) -> Any:
+    """``outcomes`` with each empty ``output_tokens`` cell implied by its ``cost_usd``, where it can be.
+
+    ``(cost_usd x 1e6 - input tokens x input price) / output price``, input tokens counted as
+    characters / 4 and prices from each model's card. Why: verbosity must agree with the data's own
+    costs. Data that records costs but not lengths still says how long each model answers; and where
+    the costs were themselves filled from prices at one length for every model
+    (:func:`~optiroute.datasets.fill_costs`), a verbosity measured elsewhere would price answers
+    differently from the costs the router is judged by. Cells without cost or output price stay empty.
+    """
+    out = outcomes.copy()
+    todo = out["output_tokens"].isna() & out["cost_usd"].notna()
+    if not todo.any():
+        return out
+    chars = prompts.set_index("prompt_id")["text"].str.len()
+    rows = out[todo]
+    in_tok = rows["prompt_id"].map(chars).fillna(0).to_numpy(dtype=np.float64) / 4.0
+    pin = rows["model"].map({m: c.input_usd_per_mtok for m, c in cards.items()}).to_numpy(dtype=np.float64)
+    pout = rows["model"].map({m: c.output_usd_per_mtok for m, c in cards.items()}).to_numpy(dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tok = (rows["cost_usd"].to_numpy(dtype=np.float64) * 1e6 - in_tok * pin) / pout
+    tok = np.where(np.isfinite(tok) & (pout > 0), np.maximum(tok, 0.0), np.nan)
+    out.loc[todo, "output_tokens"] = tok
     return out
 
 
@@ -186,15 +212,17 @@ def fit_parts(
                 input_usd_per_mtok=float(row["input_usd_per_mtok"]),
                 output_usd_per_mtok=float(row["output_usd_per_mtok"]),
             )
-    if "output_tokens" in o.columns and o["output_tokens"].notna().any():
+    lengths = implied_output_tokens(o, p, {m: reg.resolve(m) for m in models})
+    if lengths["output_tokens"].notna().any():
         from .analyzer import TaskAnalyzer
 
         an = analyzer or TaskAnalyzer.default()
         est = an.output_tokens(an.predict(emb).task_probs)
-        for m, v in measure_verbosity(ids, models, o, est).items():
+        for m, v in measure_verbosity(ids, models, lengths, est).items():
             card = reg.resolve(m)
             reg.update(card.name, verbosity=v, sources={**card.sources, "verbosity": (
-                "Router.fit: mean output_tokens in the fit data / the analyzer's estimate on the same prompts")})
+                "Router.fit: answer lengths in the fit data (output_tokens, else implied by cost_usd and "
+                "the card's prices) / the analyzer's estimate on the same prompts")})
     parts: dict[str, Any] = {"registry": reg, "index": index, "models": models, "embedder": embedder}
     parts["predictor"] = select_predictor(
         predictor, emb, scores, costs, models, index, [reg.resolve(m) for m in models],

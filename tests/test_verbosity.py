@@ -44,10 +44,26 @@ def test_fit_measures_verbosity_and_prices_the_longer_answers() -> None:
     assert bound >= a.cost_usd(d.profile.est_input_tokens, est_out * a.verbosity)
 
 
-def test_data_without_output_tokens_keeps_the_neutral_verbosity() -> None:
+def test_without_recorded_lengths_costs_imply_them() -> None:
+    """Data with cost_usd but no output_tokens still says how long each model answers."""
     prompts, outcomes, prices = _frames(200, 0)
+    price = prices.set_index("model")
+    in_tok = outcomes["prompt_id"].map(prompts.set_index("prompt_id")["text"].str.len()) / 4
+    length = np.where(outcomes["model"] == "alpha", 300.0, 100.0)
+    outcomes["cost_usd"] = (in_tok * outcomes["model"].map(price["input_usd_per_mtok"])
+                            + length * outcomes["model"].map(price["output_usd_per_mtok"])) / 1e6
     outcomes["output_tokens"] = np.nan
     router = Router.fit(prompts, outcomes, prices, embedder=FakeEmbedder(), predictor="knn")
+    a, b = router.registry.resolve("alpha"), router.registry.resolve("beta")
+    assert a.verbosity == pytest.approx(3 * b.verbosity, rel=1e-4)
+    assert "cost_usd" in a.sources["verbosity"]
+
+
+def test_data_without_lengths_or_costs_keeps_the_cards_verbosity() -> None:
+    prompts, outcomes, _ = _frames(200, 0)
+    outcomes["output_tokens"] = np.nan
+    outcomes["cost_usd"] = np.nan
+    router = Router.fit(prompts, outcomes, None, embedder=FakeEmbedder(), predictor="knn")
     assert router.registry.resolve("alpha").verbosity == 1.0
 
 
@@ -67,3 +83,18 @@ def test_a_call_without_usage_records_its_estimated_length_as_whole_tokens() -> 
     assert sorted(r.ok for r in recs) == [False, True]
     expected = round(d.profile.est_output_tokens * verbosity)
     assert all(r.output_tokens == expected for r in recs)
+
+
+def test_implied_lengths_fill_only_what_the_costs_determine() -> None:
+    from optiroute.registry import ModelCard
+    from optiroute.training import implied_output_tokens
+
+    prompts = pd.DataFrame({"prompt_id": ["a"], "text": ["x" * 400]})  # 100 input tokens
+    o = pd.DataFrame({"prompt_id": ["a"] * 4, "model": ["m", "m", "free", "m"],
+                      "cost_usd": [3e-4, 5e-5, 1e-3, np.nan], "output_tokens": [np.nan, np.nan, np.nan, 7.0]})
+    cards = {"m": ModelCard(name="m", input_usd_per_mtok=1.0, output_usd_per_mtok=2.0),
+             "free": ModelCard(name="free", input_usd_per_mtok=0.0, output_usd_per_mtok=0.0)}
+    got = implied_output_tokens(o, prompts, cards)["output_tokens"].tolist()
+    # (300 - 100 x 1) / 2 = 100; a cost below the input's own price gives 0, not a negative length;
+    # no output price determines nothing; a recorded length is kept.
+    assert got[0] == pytest.approx(100.0) and got[1] == 0.0 and np.isnan(got[2]) and got[3] == 7.0
