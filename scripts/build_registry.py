@@ -109,17 +109,18 @@ def short_src(s: Any) -> str:
     return str(s)[:160] if isinstance(s, str) else ""
 
 
-VERBOSITY_SRC = ("MMLU-Pro + LLMRouter train splits: sum of recorded output_tokens / the bundled analyzer's "
-                 "answer-length estimate on the same prompts (optiroute.training.measure_verbosity)")
+VERBOSITY_SRC = ("MMLU-Pro train split (5-shot chain-of-thought answers): sum of recorded output_tokens / the "
+                 "bundled analyzer's answer-length estimate on the same prompts (optiroute.training.measure_verbosity)")
 
 
 def verbosity(d: Path) -> dict[str, float]:
     """Each model's answer length relative to the bundled analyzer's estimate, on the train splits.
 
     The same measurement ``Router.fit`` makes on a user's outcomes, here on the data behind the bundled
-    store, so the default router prices a verbose model's answers (gpt-4o writes about three times
-    the estimate on MMLU-Pro) at what they really cost. Embeddings come from ``.cache/emb`` (computed
-    and cached on first use, deterministic).
+    store, so the default router prices a verbose model's answers (gpt-4o writes about four times
+    the estimate on MMLU-Pro) at what they really cost. Only MMLU-Pro records answer lengths (LLMRouter
+    rows have none and are skipped), so the ratios describe MMLU-Pro's chain-of-thought answers.
+    Embeddings come from ``.cache/emb`` (computed and cached on first use, deterministic).
     """
     sys.path.insert(0, str(ROOT / "scripts"))
     from embed_cache import load_or_embed
