@@ -4,7 +4,9 @@ Each of the 31 MMLU-Pro models is left out in turn. :class:`optiroute.cold_start
 fitted on the other 30 (their card features -> their measured per-category accuracy) and predicts the
 held-out model's 14 per-category accuracies from its card features (kind, prices, context window,
 sourced AlpacaEval / TruthfulQA / IFEval / safety / creative-writing metrics; metrics the registry
-imputed count as missing) plus ``params_b``, Arena Elo and MT-Bench from ``model_metrics.csv``. The
+imputed count as missing) plus the card's ``facts`` (``params_b``, Arena Elo and MT-Bench, copied
+from ``model_metrics.csv`` by ``scripts/build_registry.py``): exactly what
+:func:`~optiroute.cold_start.predict_card_domains` uses. The
 held-out model's own outcomes, MMLU-Pro accuracy and ``accuracy_by_domain`` are never used as
 features. Accuracies are over all 12,032 prompts (train and test: nothing here is a router fit).
 
@@ -58,12 +60,9 @@ def main() -> None:
     models, cats = acc.index.tolist(), acc.columns.tolist()
     y = acc.to_numpy(dtype=np.float64)
 
-    raw = pd.read_csv(args.data / "model_metrics.csv").set_index("model")
     reg = Registry.default()
-    feats = []
-    for m in models:
-        r = raw.loc[m].to_dict() if m in raw.index else {}
-        feats.append(card_features(reg.get(m), r))
+    # The features the product's cold start uses (predict_card_domains): each card with its facts.
+    feats = [card_features(reg.get(m), reg.get(m).facts) for m in models]
 
     pred = np.zeros_like(y)
     base = np.zeros_like(y)

@@ -186,6 +186,8 @@ def models_add(
     tools: Annotated[bool, typer.Option("--tools/--no-tools")] = True,
     replace: Annotated[bool, typer.Option(help="Replace an existing card of that name.")] = False,
     cold_start: Annotated[bool, typer.Option("--cold-start/--no-cold-start", help="Impute per-domain accuracy from the card's metrics and price when the card has no measured accuracy (recorded in 'imputed').")] = True,
+    arena_elo: Annotated[float | None, typer.Option(help="The model's Chatbot Arena Elo (a card fact cold start uses).")] = None,
+    params_b: Annotated[float | None, typer.Option(help="The model's parameters in billions (a card fact cold start uses).")] = None,
 ) -> None:
     """Add a model card to a registry file."""
     from .cold_start import predict_card_domains
@@ -208,6 +210,10 @@ def models_add(
                 "output_usd_per_mtok": output_price, "context_window": context_window,
                 "supports_tools": tools, "prior": False,
             })
+        given = {k: v for k, v in (("arena_elo", arena_elo), ("params_b", params_b)) if v is not None}
+        if given:
+            new = new.model_copy(update={"facts": {**new.facts, **given},
+                                         "sources": {**new.sources, "facts": "given to optiroute models add"}})
         imputed = cold_start and not new.accuracy_by_domain and (
             "accuracy" in new.imputed or "accuracy" not in new.sources)
         if imputed:

@@ -161,7 +161,9 @@ def predict_card_domains(card: ModelCard, registry: Registry | None = None,
     The mapping is fitted on the registry's cards that have measured per-domain accuracy (the
     bundled registry: the 31 MMLU-Pro models). Use it for a new model with no outcomes, so its card
     prior ranks it per domain instead of with one neutral number; fields filled this way are listed
-    in ``imputed`` and their source says how.
+    in ``imputed`` and their source says how. Raw figures come from each card's ``facts`` (the
+    bundled cards carry parameters, Arena Elo and MT-Bench where sourced); ``raw`` adds to or
+    overrides the new card's.
     """
     from .registry import Registry
 
@@ -169,8 +171,8 @@ def predict_card_domains(card: ModelCard, registry: Registry | None = None,
     train = [c for c in reg if _has_measured_domains(c) and c.name != card.name]
     domains = sorted({d for c in train for d in c.accuracy_by_domain})
     acc = np.array([[c.accuracy_by_domain.get(d, np.nan) for d in domains] for c in train])
-    amap = AbilityMap.fit([card_features(c) for c in train], acc, domains)
-    pred = amap.predict([card_features(card, raw)])[0]
+    amap = AbilityMap.fit([card_features(c, c.facts) for c in train], acc, domains)
+    pred = amap.predict([card_features(card, {**card.facts, **(raw or {})})])[0]
     by_domain = {d: round(float(v), 4) for d, v in zip(domains, pred, strict=True)}
     src = f"cold start: ridge map from card metrics, fitted on {len(train)} models with measured domains"
     return card.model_copy(update={

@@ -21,6 +21,7 @@ an unknown name gets a neutral-prior card and one :class:`UnknownModelWarning`, 
 from __future__ import annotations
 
 import json
+import math
 import re
 import statistics
 import threading
@@ -67,6 +68,9 @@ class ModelCard(BaseModel):
             :meth:`Router.fit` measures it from the data's ``output_tokens``.
         metrics: the six 0..1 quality dimensions.
         accuracy_by_task, accuracy_by_domain: 0..1 accuracy per task type / MMLU-Pro domain.
+        facts: model-level figures on their own scales (``params_b``, ``arena_elo``, ``mt_bench``);
+            cold start (:func:`optiroute.cold_start.predict_card_domains`) maps them to accuracy
+            for a model without outcomes.
         sources: field -> public source of its value.
         imputed: fields whose value was imputed rather than sourced.
         prior: True for the neutral card of an unknown model.
@@ -89,6 +93,7 @@ class ModelCard(BaseModel):
     metrics: dict[str, float] = Field(default_factory=dict)
     accuracy_by_task: dict[str, float] = Field(default_factory=dict)
     accuracy_by_domain: dict[str, float] = Field(default_factory=dict)
+    facts: dict[str, float] = Field(default_factory=dict)
     sources: dict[str, str] = Field(default_factory=dict)
     imputed: list[str] = Field(default_factory=list)
     prior: bool = False
@@ -110,6 +115,14 @@ class ModelCard(BaseModel):
         for key, v in values.items():
             if not (0.0 <= float(v) <= 1.0):
                 raise ValueError(f"{key}={v!r} must be in 0..1")
+        return {k: float(v) for k, v in values.items()}
+
+    @field_validator("facts")
+    @classmethod
+    def _finite(cls, values: dict[str, float]) -> dict[str, float]:
+        for key, v in values.items():
+            if not math.isfinite(float(v)):
+                raise ValueError(f"{key}={v!r} must be a finite number")
         return {k: float(v) for k, v in values.items()}
 
     def model_post_init(self, __context: Any) -> None:

@@ -109,6 +109,9 @@ def short_src(s: Any) -> str:
     return str(s)[:160] if isinstance(s, str) else ""
 
 
+FACTS_SRC = ("../shared/data/model_metrics.csv params_b / arena_elo / mt_bench (each with its *_src there); "
+             "Arena Elo of vendor entries: LMSYS leaderboard, late 2024 (manual entry); LLMRouter model sizes "
+             "from their names")
 VERBOSITY_SRC = ("MMLU-Pro train split (5-shot chain-of-thought answers): sum of recorded output_tokens / the "
                  "bundled analyzer's answer-length estimate on the same prompts (optiroute.training.measure_verbosity)")
 
@@ -294,6 +297,14 @@ def main() -> None:
             imputed[m].append("ttft_s")
         card["tokens_per_s"], card["ttft_s"] = float(tps), float(ttft)
         card["metrics"] = {k: round(float(norm.at[m, k]), 4) for k in norm.columns}
+        facts = {}
+        for key, col in (("params_b", "params"), ("arena_elo", "elo"), ("mt_bench", "mt")):
+            v = pd.to_numeric(pd.Series([r.get(col)]), errors="coerce").iloc[0]
+            if not pd.isna(v):
+                facts[key] = round(float(v), 3)
+        if facts:  # what cold start maps to accuracy for a model without outcomes
+            card["facts"] = facts
+            sources[m]["facts"] = FACTS_SRC
         if m in mmlu_dom.index:
             card["accuracy_by_domain"] = {k: round(float(v), 4) for k, v in mmlu_dom.loc[m].dropna().items()}
         lr_name = next((a for a, same in SAME_MODEL.items() if same == m), m)

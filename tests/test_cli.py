@@ -84,6 +84,14 @@ def test_models_add_imputes_domains_from_the_card_unless_told_not_to(tmp_path):
     res = invoke("models", "add", "--registry", str(reg), "--name", "plain", "--input-price", "1",
                  "--output-price", "2", "--no-cold-start")
     assert res.exit_code == 0 and Registry.from_file(reg).get("plain").accuracy_by_domain == {}
+    # Card facts such as Arena Elo feed the same cold start.
+    for name, elo in (("elo-high", "1300"), ("elo-low", "1050")):
+        res = invoke("models", "add", "--registry", str(reg), "--name", name, "--input-price", "1",
+                     "--output-price", "2", "--arena-elo", elo, "--params-b", "70")
+        assert res.exit_code == 0, res.output
+    high, low = Registry.from_file(reg).get("elo-high"), Registry.from_file(reg).get("elo-low")
+    assert high.facts == {"arena_elo": 1300.0, "params_b": 70.0}
+    assert high.metrics["accuracy"] > low.metrics["accuracy"]
 
 
 def test_fit_with_bad_data_is_a_clean_error(tmp_path):

@@ -209,3 +209,21 @@ def test_a_new_card_gets_domain_accuracies_from_its_metrics() -> None:
     assert s.metrics["accuracy"] > w.metrics["accuracy"]
     assert "accuracy_by_domain" in s.imputed and "cold start" in s.sources["accuracy_by_domain"]
     assert card_features(strong)["kind_api"] == 1.0
+
+
+
+def test_cold_start_reads_the_cards_facts_and_rejects_non_finite_ones() -> None:
+    """The bundled cards carry Arena Elo / size as facts, so cold start uses them for training and
+    for the new card alike; ``raw`` overrides a fact."""
+    from optiroute.errors import RegistryError
+
+    reg = Registry.default()
+    assert reg.get("gpt-4o").facts["arena_elo"] > 1200
+    base = reg.get("gpt-4o").model_copy(update={"name": "new", "aliases": [], "accuracy_by_domain": {}})
+    hi = predict_card_domains(base.model_copy(update={"facts": {"arena_elo": 1300.0}}), reg)
+    lo = predict_card_domains(base.model_copy(update={"facts": {"arena_elo": 1050.0}}), reg)
+    assert hi.metrics["accuracy"] > lo.metrics["accuracy"]
+    over = predict_card_domains(base.model_copy(update={"facts": {"arena_elo": 1050.0}}), reg, {"arena_elo": 1300})
+    assert over.metrics["accuracy"] == hi.metrics["accuracy"]
+    with pytest.raises(RegistryError, match="finite"):
+        ModelCard(name="x", input_usd_per_mtok=1, output_usd_per_mtok=1, facts={"arena_elo": float("nan")})
