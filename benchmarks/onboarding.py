@@ -247,7 +247,7 @@ def main() -> None:
 #: hand and printed as such under the measured tables.
 TRIED = (
     "Also tried while developing (scratch runs, same protocol, not re-run here), none better than "
-    "the default within the seed-to-seed spread:\n\n"
+    "the default within the seed-to-seed spread (percentages are against the cold baseline of their own run, measured before cold start read the cards' facts):\n\n"
     "- the `knn` predictor instead of `task`: 42 % of the gap at 2 %, but from a weaker router (mean "
     "onboarded AIQ 0.7305 against 0.7366);\n"
     "- stronger trust in the card (calibration pseudo-counts 50 overall / 300 per domain, card-prior "
