@@ -93,6 +93,7 @@ def onboard_cmd(
     max_tokens: Annotated[int, typer.Option("--max-tokens", help="Answer length limit.")] = 256,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for one answer.")] = 120.0,
     seed: Annotated[int, typer.Option("--seed", help="K-Means seed.")] = 0,
+    impute: Annotated[bool, typer.Option("--impute/--no-impute", help="Fill the rest of the new column from the stored models it resembles (checked on held-out representatives).")] = True,
 ) -> None:
     """Onboard a new model: run it on K-Means representatives of the store, score, add the outcomes."""
     from rich.progress import Progress
@@ -118,7 +119,7 @@ def onboard_cmd(
                 return ask(model, text)
 
             result = onboard(router, model, answer, prompts=texts, k=k, references=refs or None,
-                             judge_fn=judge, price=price, seed=seed)
+                             judge_fn=judge, price=price, seed=seed, impute=impute)
         with console.status("Saving the router..."):
             where = router.save(out if out is not None else router_dir)
     except OptiRouteError as exc:
@@ -130,4 +131,7 @@ def onboard_cmd(
                   "-" if result.mean_score is None else f"{result.mean_score:.3f}",
                   "yes" if result.card_added else "no", result.predictor)
     console.print(table)
+    if result.imputation is not None:
+        like = ", ".join(f"{m} {w:.2f}" for m, w in result.imputation.resembles.items())
+        console.print(f"Column: {result.imputation.reason}" + (f"; resembles {like}" if like else "") + ".")
     console.print(f"Saved the router with {result.model!r} to {where}.")

@@ -17,6 +17,10 @@ answer, and a new outcome column in the store (NaN elsewhere). Scores come from,
   under ``quality-first`` (never the model being onboarded), the judge grades 0..10 and the grade is
   scaled to 0..1; an unparseable grade leaves the cell unknown.
 
+Filling the column (``impute=True``, the default): :func:`optiroute.onboard_impute.impute_column`
+fills the unmeasured cells from the stored models the new one answers like (why: see that module).
+Filled cells are estimates: ``OnboardResult.imputed`` counts them; card calibration uses measured ones.
+
 How the predictors use the new column:
 
 - ``knn`` (the default kind) reads the store directly: a test prompt near a representative inherits
@@ -50,6 +54,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from .errors import InvalidInputError
+from .onboard_impute import ImputeResult, impute_column
 from .onboard_scoring import JudgeFn, _judge, choice_letter, parse_grade, reference_score
 
 if TYPE_CHECKING:
@@ -93,6 +98,8 @@ class OnboardResult(BaseModel):
     mean_score: float | None
     accuracy_estimate: float = Field(description="difficulty-adjusted accuracy over the store (cluster-weighted)")
     propagated: int = Field(description="cluster members that received a propagated value")
+    imputed: int = Field(0, description="cells filled from the models the new one resembles")
+    imputation: ImputeResult | None = Field(None, description="how the column was filled, or why not")
     card_added: bool
     predictor: str = Field(description="what happened to the quality predictor")
 
@@ -142,6 +149,7 @@ def onboard(
     seed: int = 0,
     reps: Representatives | None = None,
     calibrate: bool = True,
+    impute: bool = True,
 ) -> OnboardResult:
     """Evaluate ``model_name`` on cluster representatives of the router's store and add the outcomes.
 
@@ -162,6 +170,9 @@ def onboard(
         seed: K-Means seed.
         calibrate: set the level of a card whose accuracy is imputed (a cold-start or neutral
             card, or the one built here) from these outcomes; see :func:`calibrate_card`.
+        impute: fill the rest of the new column from the stored models the new one resembles
+            (:func:`optiroute.onboard_impute.impute_column`; skipped when that does not predict
+            held-out representatives better than their mean).
         reps: precomputed :func:`representatives` of this store (reused across models; also lets
             a caller evaluate rows of its own choosing).
 
@@ -213,6 +224,10 @@ def onboard(
                                 "check the endpoint's answers and the judge's replies.")
     level, n_obs, by_domain = _levels(index, reps, col, st.analyzer.domains)
     spread = _propagate(index, reps, col, propagate) if propagate > 0 else 0
+    fill = ImputeResult(reason="impute=False")
+    if impute:
+        filled, fill = impute_column(index.scores, index.tasks, col, index.models, seed=seed)
+        col = filled.astype(np.float32)
     index.add_model(model_name, col, cost)
 
     added = False
@@ -239,7 +254,7 @@ def onboard(
     return OnboardResult(
         model=model_name, k=len(reps.rows), n_store=n, prompt_ids=[index.prompt_ids[r] for r in reps.rows],
         scores=scores, sources=sources, mean_score=float(np.mean(got)), accuracy_estimate=level, propagated=spread,
-        card_added=added, predictor=how,
+        card_added=added, predictor=how, imputed=fill.filled, imputation=fill,
     )
 
 

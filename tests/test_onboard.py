@@ -193,12 +193,13 @@ def test_cli_onboards_through_an_openai_compatible_endpoint(tmp_path: Path, monk
             "onboard", "--router", str(tmp_path / "r"), "--model", "gamma", "--base-url", url,
             "--api-key", "sk-test", "--prompts", str(tmp_path / "prompts.csv"), "--references",
             str(tmp_path / "refs.csv"), "--k", "6", "--out", str(tmp_path / "r2"),
-            "--price-in", "1", "--price-out", "1",
+            "--price-in", "1", "--price-out", "1", "--no-impute",
         ])
     finally:
         server.shutdown()
         server.server_close()
     assert res.exit_code == 0, res.output
+    assert "Column: impute=False" in res.output
     assert len(_FakeOpenAI.seen) == 6
     assert {s["path"] for s in _FakeOpenAI.seen} == {"/v1/chat/completions"}
     assert {s["model"] for s in _FakeOpenAI.seen} == {"gamma"}
@@ -239,3 +240,32 @@ def test_a_shared_store_is_not_changed_by_onboarding_one_router() -> None:
     assert router.index is not shared and router.index.column("gamma") is not None
     assert shared.models == ["alpha", "beta"] and shared.scores.shape == (200, 2)
     assert other.models == ["alpha", "beta"] and "gamma" not in other.registry
+
+
+def test_the_column_is_filled_from_a_stored_model_the_new_one_resembles() -> None:
+    """alpha is right on cluster A and wrong on B (with some noise); gamma answers exactly like it.
+    From 40 representatives, the rest of gamma's column is filled from alpha's outcomes."""
+    router, prompts = _router()
+    ix = router.index
+    is_a = np.array([prompts[p].split()[1] == "A" for p in ix.prompt_ids])
+    flip = np.random.default_rng(5).random(len(is_a)) < 0.1
+    ix.scores[:, 0] = (is_a ^ flip).astype(np.float32)
+    truth = dict(zip(ix.prompt_ids, ix.scores[:, 0].tolist(), strict=True))
+    sparse, _ = _router()
+    sparse.index.scores[:, 0] = ix.scores[:, 0]
+
+    def scorer(pid: str, text: str, answer: str) -> float:
+        return truth[pid]
+
+    result = onboard(router, "gamma", lambda t: "", prompts=prompts, scorer=scorer, k=40, price=(1.0, 1.0))
+    kept = onboard(sparse, "gamma", lambda t: "", prompts=prompts, scorer=scorer, k=40, price=(1.0, 1.0),
+                   impute=False)
+    assert result.imputed == 200 - 40 and result.imputation is not None
+    assert next(iter(result.imputation.resembles)) == "alpha"
+    col = router.index.scores[:, router.index.column("gamma")]
+    assert np.isfinite(col).all()
+    rows = [router.index.prompt_ids.index(p) for p in result.prompt_ids]
+    np.testing.assert_array_equal(col[rows], [truth[p] for p in result.prompt_ids])
+    assert np.abs(col - ix.scores[:, 0]).mean() < 0.2  # close to the twin's outcomes everywhere
+    assert kept.imputed == 0 and "impute=False" in kept.imputation.reason
+    assert np.isfinite(sparse.index.scores[:, sparse.index.column("gamma")]).sum() == 40
