@@ -40,7 +40,8 @@ SCRIPTS = [
     ("onboarding.md", "onboarding.py", "Onboarding a new model on K-Means representatives",
      "Each of the five models the full MMLU-Pro router uses most is removed from the train store and "
      "brought back from its real outcomes on 0.5/1/2 % of train prompts (K-Means representatives vs "
-     "random); test-split AIQ against the full-data and card-only routers."),
+     "random; the rest of its column filled from the models it resembles, and at 2 % also left "
+     "sparse); test-split AIQ against the full-data and card-only routers."),
     ("batch_modes.md", "batch_modes.py", "Budgets, batch mode, pool design and streaming route-batch",
      "MMLU-Pro test split, router fitted on train; each mode against its obvious baseline."),
     ("feedback_learning.md", "feedback_learning.py", "Feedback that learns (held-out simulation)",
