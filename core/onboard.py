@@ -17,9 +17,8 @@ answer, and a new outcome column in the store (NaN elsewhere). Scores come from,
   under ``quality-first`` (never the model being onboarded), the judge grades 0..10 and the grade is
   scaled to 0..1; an unparseable grade leaves the cell unknown.
 
-Filling the column (``impute=True``, the default): :func:`optiroute.onboard_impute.impute_column`
-fills the unmeasured cells from the stored models the new one answers like (why: see that module).
-Filled cells are estimates: ``OnboardResult.imputed`` counts them; card calibration uses measured ones.
+Filling (``impute=True``, default): :func:`optiroute.onboard_impute.impute_column` fills unmeasured
+cells from the stored models the new one answers like; the card's ``sources["outcomes"]`` says so.
 
 How the predictors use the new column:
 
@@ -245,6 +244,9 @@ def onboard(
         added = True
     elif calibrate and "accuracy" in st.registry.get(model_name).imputed:
         st.registry.add(calibrate_card(st.registry.get(model_name), level, n_obs, by_domain), replace=True)
+    if fill.filled:  # the card says which of its outcomes are estimates (saved with the router)
+        c = st.registry.get(model_name)
+        st.registry.add(c.model_copy(update={"sources": {**c.sources, "outcomes": fill.provenance(n_obs)}}), replace=True)
     name = st.registry.resolve(model_name).name
     if name not in st.pool:
         st.pool.append(name)

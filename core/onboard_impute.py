@@ -50,6 +50,12 @@ class ImputeResult(BaseModel):
                                         description="incumbents' weights in the per-prompt fill, largest first")
     cv_gain: float | None = Field(None, description="held-out MSE of the representatives' mean minus the fill's")
 
+    def provenance(self, measured: int) -> str:
+        """One line for a card's ``sources``: which outcomes are measured and which are estimates."""
+        like = ", ".join(f"{m} {w:.2f}" for m, w in self.resembles.items())
+        return (f"onboarding: {measured} measured, {self.filled} filled from the stored models it resembles"
+                + (f" ({like})" if like else ""))
+
 
 def _nnls(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     from scipy.optimize import nnls

@@ -267,5 +267,8 @@ def test_the_column_is_filled_from_a_stored_model_the_new_one_resembles() -> Non
     rows = [router.index.prompt_ids.index(p) for p in result.prompt_ids]
     np.testing.assert_array_equal(col[rows], [truth[p] for p in result.prompt_ids])
     assert np.abs(col - ix.scores[:, 0]).mean() < 0.2  # close to the twin's outcomes everywhere
+    src = router.registry.get("gamma").sources["outcomes"]
+    assert src.startswith("onboarding: 40 measured, 160 filled") and "alpha" in src
     assert kept.imputed == 0 and "impute=False" in kept.imputation.reason
+    assert "outcomes" not in sparse.registry.get("gamma").sources
     assert np.isfinite(sparse.index.scores[:, sparse.index.column("gamma")]).sum() == 40
