@@ -132,6 +132,6 @@ def onboard_cmd(
                   "yes" if result.card_added else "no", result.predictor)
     console.print(table)
     if result.imputation is not None:
-        like = ", ".join(f"{m} {w:.2f}" for m, w in result.imputation.resembles.items())
+        like = result.imputation.resembling()
         console.print(f"Column: {result.imputation.reason}" + (f"; resembles {like}" if like else "") + ".")
     console.print(f"Saved the router with {result.model!r} to {where}.")

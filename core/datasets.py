@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import DataFormatError
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "load_prompts",
     "load_outcomes",
     "load_prices",
+    "input_tokens",
     "fill_costs",
 ]
 
@@ -166,6 +168,17 @@ def load_prices(source: Any) -> pd.DataFrame:
     return df.drop_duplicates("model", keep="last").reset_index(drop=True)
 
 
+def input_tokens(outcomes: pd.DataFrame, prompts: pd.DataFrame) -> np.ndarray:
+    """Each outcome row's prompt length in tokens, counted as characters / 4 (0 for an unknown prompt).
+
+    The one token estimate shared by cost filling and by reading answer lengths back out of costs, so
+    the two invert each other exactly."""
+    import numpy as np
+
+    chars = prompts.set_index("prompt_id")["text"].str.len()
+    return outcomes["prompt_id"].map(chars).fillna(0).to_numpy(dtype=np.float64) / 4.0
+
+
 def fill_costs(
     outcomes: pd.DataFrame, prompts: pd.DataFrame, prices: pd.DataFrame | None
 ) -> pd.DataFrame:
@@ -181,8 +194,7 @@ def fill_costs(
     if prices is None or out["cost_usd"].notna().all():
         return out
     price = prices.set_index("model")
-    chars = prompts.set_index("prompt_id")["text"].str.len()
-    in_tok = out["prompt_id"].map(chars).fillna(0).to_numpy() / 4.0
+    in_tok = input_tokens(out, prompts)
     out_tok = out["output_tokens"].copy()
     med = out.groupby("model")["output_tokens"].transform("median")
     out_tok = out_tok.fillna(med).fillna(256.0).to_numpy()

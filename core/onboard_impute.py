@@ -50,9 +50,13 @@ class ImputeResult(BaseModel):
                                         description="incumbents' weights in the per-prompt fill, largest first")
     cv_gain: float | None = Field(None, description="held-out MSE of the representatives' mean minus the fill's")
 
+    def resembling(self) -> str:
+        """``resembles`` as text ("model weight, ..."), for the CLI and the card."""
+        return ", ".join(f"{m} {w:.2f}" for m, w in self.resembles.items())
+
     def provenance(self, measured: int) -> str:
         """One line for a card's ``sources``: which outcomes are measured and which are estimates."""
-        like = ", ".join(f"{m} {w:.2f}" for m, w in self.resembles.items())
+        like = self.resembling()
         return (f"onboarding: {measured} measured, {self.filled} filled from the stored models it resembles"
                 + (f" ({like})" if like else ""))
 
@@ -110,8 +114,7 @@ def impute_column(scores: np.ndarray, tasks: Sequence[str], col: np.ndarray, mod
         why = "no other model to learn from" if scores.shape[1] == 0 else (
             f"{len(rows)} measured outcomes; filling needs at least {MIN_OUTCOMES}")
         return col.copy(), ImputeResult(reason=why)
-    names = sorted({str(t) for t in tasks})
-    groups = np.array([names.index(str(t)) for t in tasks], dtype=np.int64)
+    names, groups = np.unique(np.asarray([str(t) for t in tasks]), return_inverse=True)
     y_all = np.asarray(scores, dtype=np.float64)
     means = _group_means(y_all, groups, len(names))
     filled = np.where(np.isnan(y_all), means[groups], y_all)

@@ -17,11 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from .datasets import fill_costs, load_outcomes, load_prices, load_prompts
+from .datasets import fill_costs, input_tokens, load_outcomes, load_prices, load_prompts
 from .errors import DataFormatError, ModelNotFoundError
 
-__all__ = ["card_from_data", "fit_parts", "implied_output_tokens", "measure_verbosity", "outcome_matrices", "select_predictor",
-           "validation_aiq"]
+__all__ = ["card_from_data", "fit_parts", "implied_output_tokens", "measure_verbosity", "outcome_matrices",
+           "select_predictor", "validation_aiq"]
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +87,8 @@ def implied_output_tokens(outcomes: Any, prompts: Any, cards: Mapping[str, Any])
     todo = out["output_tokens"].isna() & out["cost_usd"].notna()
     if not todo.any():
         return out
-    chars = prompts.set_index("prompt_id")["text"].str.len()
     rows = out[todo]
-    in_tok = rows["prompt_id"].map(chars).fillna(0).to_numpy(dtype=np.float64) / 4.0
+    in_tok = input_tokens(rows, prompts)
     pin = rows["model"].map({m: c.input_usd_per_mtok for m, c in cards.items()}).to_numpy(dtype=np.float64)
     pout = rows["model"].map({m: c.output_usd_per_mtok for m, c in cards.items()}).to_numpy(dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):

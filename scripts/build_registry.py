@@ -121,8 +121,8 @@ def verbosity(d: Path) -> dict[str, float]:
 
     The same measurement ``Router.fit`` makes on a user's outcomes, here on the data behind the bundled
     store, so the default router prices a verbose model's answers (gpt-4o writes about four times
-    the estimate on MMLU-Pro) at what they really cost. Only MMLU-Pro records answer lengths (LLMRouter
-    rows have none and are skipped), so the ratios describe MMLU-Pro's chain-of-thought answers.
+    the estimate on MMLU-Pro) at what they really cost. Only MMLU-Pro records answer lengths
+    (LLMRouter's outcomes have none), so the ratios describe MMLU-Pro's chain-of-thought answers.
     Embeddings come from ``.cache/emb`` (computed and cached on first use, deterministic).
     """
     sys.path.insert(0, str(ROOT / "scripts"))
@@ -132,20 +132,13 @@ def verbosity(d: Path) -> dict[str, float]:
     from optiroute.training import measure_verbosity
 
     analyzer = TaskAnalyzer.default()
-    ids: list[str] = []
-    est: list[np.ndarray] = []
-    frames = []
-    for name in ("mmlu_pro", "llmrouter"):
-        p = pd.read_csv(d / name / "prompts.csv.gz", dtype={"prompt_id": str})
-        emb = load_or_embed(name, p["prompt_id"].tolist(), p["text"].astype(str).tolist())
-        train = (p["split"] == "train").to_numpy()
-        est.append(analyzer.output_tokens(analyzer.predict(emb[train]).task_probs))
-        ids += [f"{name}:{i}" for i in p.loc[train, "prompt_id"]]
-        o = pd.read_csv(d / name / "outcomes.csv.gz", dtype={"prompt_id": str})
-        frames.append(o.assign(prompt_id=name + ":" + o["prompt_id"]))
-    outcomes = pd.concat(frames, ignore_index=True)
+    p = pd.read_csv(d / "mmlu_pro" / "prompts.csv.gz", dtype={"prompt_id": str})
+    emb = load_or_embed("mmlu_pro", p["prompt_id"].tolist(), p["text"].astype(str).tolist())
+    train = (p["split"] == "train").to_numpy()
+    est = analyzer.output_tokens(analyzer.predict(emb[train]).task_probs)
+    outcomes = pd.read_csv(d / "mmlu_pro" / "outcomes.csv.gz", dtype={"prompt_id": str})
     models = sorted(outcomes["model"].unique().tolist())
-    return measure_verbosity(ids, models, outcomes, np.concatenate(est))
+    return measure_verbosity(p.loc[train, "prompt_id"].tolist(), models, outcomes, est)
 
 
 def main() -> None:

@@ -211,7 +211,6 @@ def test_a_new_card_gets_domain_accuracies_from_its_metrics() -> None:
     assert card_features(strong)["kind_api"] == 1.0
 
 
-
 def test_cold_start_reads_the_cards_facts_and_rejects_non_finite_ones() -> None:
     """The bundled cards carry Arena Elo / size as facts, so cold start uses them for training and
     for the new card alike; ``raw`` overrides a fact."""
