@@ -6,7 +6,7 @@ A saved router directory holds::
     registry.json   the model cards
     analyzer.npz    the analyzer heads (analyzer.json beside it holds their names and sources)
     analyzer.json
-    index.npz       the evaluation store (int8 embeddings, outcomes, costs)
+    index.npz       the evaluation store (int8 embeddings, outcomes, costs, which outcomes are estimates)
     index.ann       its Annoy index (memory-mapped on load)
     predictor.npz   learned quality-predictor weights (kinds other than kNN; arrays only)
     predictor.json  their kind, model columns and hyper-parameters

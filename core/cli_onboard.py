@@ -131,6 +131,11 @@ def onboard_cmd(
                   "-" if result.mean_score is None else f"{result.mean_score:.3f}",
                   "yes" if result.card_added else "no", result.predictor)
     console.print(table)
+    n_meas = len(scored) + result.measured_before
+    earlier = f", {result.measured_before} of them from earlier runs" if result.measured_before else ""
+    console.print(f"Accuracy over the store: {result.accuracy_estimate:.3f} +/- {1.96 * result.accuracy_se:.3f} "
+                  f"(95 %, from {n_meas} measured outcomes{earlier}); onboard the model again to add outcomes "
+                  "and narrow it.")
     if result.imputation is not None:
         like = result.imputation.resembling()
         console.print(f"Column: {result.imputation.reason}" + (f"; resembles {like}" if like else "") + ".")

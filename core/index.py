@@ -58,6 +58,8 @@ class OutcomeIndex:
         scores: (n, m) outcome in 0..1, NaN where the model was not evaluated.
         costs: (n, m) observed cost in USD, NaN where unknown.
         n_trees: Annoy trees (more = better recall, slower build).
+        estimated: (n, m) True where a score is an estimate, not a measurement (onboarding fills the
+            rest of a new model's column; a second onboarding run keeps only the measured cells).
     """
 
     def __init__(
@@ -70,6 +72,7 @@ class OutcomeIndex:
         costs: np.ndarray | None = None,
         *,
         n_trees: int = 16,
+        estimated: np.ndarray | None = None,
     ) -> None:
         n = len(prompt_ids)
         if embeddings.ndim != 2 or embeddings.shape[0] != n:
@@ -89,6 +92,8 @@ class OutcomeIndex:
         self.costs = (
             costs.astype(np.float32) if costs is not None else np.full_like(self.scores, np.nan)
         )
+        self.estimated = (np.zeros(self.scores.shape, dtype=bool) if estimated is None
+                          else np.asarray(estimated, dtype=bool).reshape(self.scores.shape))
         self.n_trees = n_trees
         self._col = {m: i for i, m in enumerate(self.models)}
         self._mat: np.ndarray | None = None
@@ -119,12 +124,14 @@ class OutcomeIndex:
             self._mat = mat
         return self._mat
 
-    def add_model(self, model: str, scores: np.ndarray, costs: np.ndarray | None = None) -> int:
+    def add_model(self, model: str, scores: np.ndarray, costs: np.ndarray | None = None, *,
+                  estimated: np.ndarray | None = None) -> int:
         """Add (or replace) ``model``'s outcome column in place; returns its column.
 
         Onboarding (:mod:`optiroute.onboard`) evaluates a new model on a few stored prompts and adds
-        them here, NaN elsewhere. Only the outcome matrices change: the Annoy index depends on the
-        embeddings alone and stays valid. ``scores``/``costs`` have one value per stored prompt.
+        them here, NaN or estimates (``estimated``: True) elsewhere. Only the outcome matrices change:
+        the Annoy index depends on the embeddings alone and stays valid. ``scores``/``costs`` have one
+        value per stored prompt.
         """
         from .errors import InvalidInputError
 
@@ -133,14 +140,16 @@ class OutcomeIndex:
         if s.shape != (len(self),) or c.shape != (len(self),):
             raise InvalidInputError(f"add_model needs {len(self)} scores and costs (one per stored prompt), "
                                     f"got {s.shape[0]} and {c.shape[0]}; use NaN for prompts not evaluated.")
+        e = np.zeros(s.shape, dtype=bool) if estimated is None else np.asarray(estimated, dtype=bool).reshape(-1)
         j = self._col.get(str(model))
         if j is None:
             self.models.append(str(model))
             j = self._col[str(model)] = len(self.models) - 1
             self.scores = np.concatenate([self.scores, s[:, None]], axis=1)
             self.costs = np.concatenate([self.costs, c[:, None]], axis=1)
+            self.estimated = np.concatenate([self.estimated, e[:, None]], axis=1)
         else:
-            self.scores[:, j], self.costs[:, j] = s, c
+            self.scores[:, j], self.costs[:, j], self.estimated[:, j] = s, c, e
         with np.errstate(invalid="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             self.model_means = np.nan_to_num(np.nanmean(self.scores, axis=0), nan=0.5)
@@ -268,6 +277,7 @@ class OutcomeIndex:
             tasks=np.array(self.tasks),
             scores=self.scores.astype(np.float16),
             costs=self.costs,
+            estimated=np.packbits(self.estimated, axis=None),
         )
         if with_ann:
             self._annoy().save(str(d / _ANN))
@@ -283,6 +293,7 @@ class OutcomeIndex:
             with np.load(path, allow_pickle=False) as z:
                 meta = json.loads(str(z["meta"]))
                 arrays = {k: z[k] for k in ("embeddings", "prompt_ids", "tasks", "scores", "costs")}
+                packed = z["estimated"] if "estimated" in z.files else None  # saved before onboarding kept it
         except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
             raise CorruptArtifactError(
                 f"{str(path)!r} is corrupted or not an OptiRoute index ({type(exc).__name__}: {exc})."
@@ -300,6 +311,7 @@ class OutcomeIndex:
             arrays["scores"].astype(np.float32),
             arrays["costs"],
             n_trees=int(meta.get("n_trees", 16)),
+            estimated=None if packed is None else np.unpackbits(packed, count=arrays["scores"].size).astype(bool),
         )
         if (d / _ANN).exists():
             index._ann_path = d / _ANN

@@ -35,10 +35,16 @@ Cards: on data like MMLU-Pro the kNN predictor's per-domain card prior carries m
 signal (per-prompt residuals are shrunk by their small neighbour support), so outcomes that only
 entered the store would leave a cold-start card's level wrong everywhere the representatives do not
 reach. Onboarding therefore also estimates the model's accuracy over the store, overall and per
-domain (difficulty-adjusted: relative to the other models on the same prompts, each representative
-weighted by its cluster's size; :func:`calibrate_card`) and moves a card whose accuracy is imputed
-towards it; a model without a card gets one built from these estimates (prices as given). A card
-with sourced accuracy is left alone.
+domain, with its standard error (difficulty-adjusted: relative to the other models on the same
+prompts; :mod:`optiroute.onboard_level`), and moves a card whose accuracy is imputed towards it; a
+model without a card gets one built from these estimates (prices as given). A card with sourced
+accuracy is left alone.
+
+Running onboarding again on a model the store already has adds outcomes instead of replacing them:
+its measured cells are kept (cells that onboarding filled are marked in the store and dropped), the
+new representatives are drawn from the prompts it has no measurement for, and the estimate, the
+card and the fill are redone from everything measured. That is how a caller whose
+``accuracy_se`` is too wide for the decision at hand buys more precision.
 """
 
 from __future__ import annotations
@@ -54,13 +60,14 @@ from pydantic import BaseModel, Field
 
 from .errors import InvalidInputError
 from .onboard_impute import ImputeResult, impute_column
+from .onboard_level import LevelEstimate, calibrate_card, estimate_level
 from .onboard_scoring import JudgeFn, _judge, choice_letter, parse_grade, reference_score
 
 if TYPE_CHECKING:
     from .registry import ModelCard
     from .router import Router
 
-__all__ = ["DEFAULT_FRAC", "DEFAULT_PROPAGATE", "OnboardResult", "Representatives", "calibrate_card", "choice_letter",
+__all__ = ["DEFAULT_FRAC", "DEFAULT_PROPAGATE", "LevelEstimate", "OnboardResult", "Representatives", "calibrate_card", "choice_letter",
            "onboard", "parse_grade", "reference_score", "representatives"]
 
 log = logging.getLogger(__name__)
@@ -95,7 +102,10 @@ class OnboardResult(BaseModel):
     scores: list[float | None] = Field(description="score per representative (None: could not be scored)")
     sources: list[str] = Field(description="per representative: 'scorer', 'reference' or 'judge:<model>'")
     mean_score: float | None
-    accuracy_estimate: float = Field(description="difficulty-adjusted accuracy over the store (cluster-weighted)")
+    accuracy_estimate: float = Field(description="difficulty-adjusted accuracy over the store, from every "
+                                                 "measured outcome (earlier runs' included)")
+    accuracy_se: float = Field(description="standard error of ``accuracy_estimate``; run onboard again to shrink it")
+    measured_before: int = Field(0, description="measured outcomes the store already had for this model")
     propagated: int = Field(description="cluster members that received a propagated value")
     imputed: int = Field(0, description="cells filled from the models the new one resembles")
     imputation: ImputeResult | None = Field(None, description="how the column was filled, or why not")
@@ -158,7 +168,8 @@ def onboard(
         answer_fn: ``answer_fn(prompt_text) -> answer_text``, the candidate itself.
         prompts: ``prompt_id -> text`` of the stored prompts (the store keeps embeddings, not texts);
             only stored prompts found here can be representatives.
-        k: representatives to evaluate (default: ``frac`` of the eligible stored prompts, at least 1).
+        k: representatives to evaluate (default: ``frac`` of the eligible stored prompts, at least 1;
+            eligible: in ``prompts`` and not yet measured for this model).
         references: ``prompt_id -> reference answer`` where the data has one.
         judge_fn: ``judge_fn(judge_model, judge_prompt) -> text``, calls the judge the router picks.
         scorer: ``scorer(prompt_id, text, answer) -> score in 0..1 or None``; overrides the others.
@@ -176,7 +187,8 @@ def onboard(
             a caller evaluate rows of its own choosing).
 
     Raises:
-        InvalidInputError: no store, no eligible prompt, or an answer that cannot be scored because
+        InvalidInputError: no store, no eligible prompt (every one given is already measured for
+            this model), or an answer that cannot be scored because
             neither a reference, a judge nor a scorer is available.
     """
     from .training import card_from_data
@@ -189,7 +201,21 @@ def onboard(
     if not 0.0 <= propagate <= 1.0:
         raise InvalidInputError(f"propagate must be in 0..1, got {propagate}.")
     index = _private_store(st)
-    eligible = [i for i, p in enumerate(index.prompt_ids) if p in prompts]
+    n = len(index)
+    col = np.full(n, np.nan, dtype=np.float32)
+    cost = np.full(n, np.nan, dtype=np.float32)
+    j = index.column(model_name)
+    if j is not None:  # a second run: keep what was measured, re-estimate the rest from all of it
+        keep = np.isfinite(index.scores[:, j]) & ~index.estimated[:, j]
+        col[keep], cost[keep] = index.scores[keep, j], index.costs[keep, j]
+    others = index.scores if j is None else np.delete(index.scores, j, axis=1)
+    other_models = [m for m in index.models if m != model_name]
+    before = int(np.isfinite(col).sum())
+    eligible = [i for i, p in enumerate(index.prompt_ids) if p in prompts and np.isnan(col[i])]
+    if reps is None and not eligible:
+        raise InvalidInputError(
+            f"{model_name!r} already has measured outcomes on every stored prompt given ({before}); there is "
+            "nothing left to evaluate. Pass the texts of other stored prompts, or remove the model first.")
     n_k = k if k is not None else max(1, round(frac * len(eligible)))
     if reps is None:
         reps = representatives(index.matrix, n_k, seed=seed, rows=eligible)
@@ -201,9 +227,6 @@ def onboard(
     prices = price if price is not None else (
         (the_card.input_usd_per_mtok, the_card.output_usd_per_mtok) if the_card is not None else None)
 
-    n = len(index)
-    col = np.full(n, np.nan, dtype=np.float32)
-    cost = np.full(n, np.nan, dtype=np.float32)
     scores: list[float | None] = []
     sources: list[str] = []
     for row in reps.rows:
@@ -221,13 +244,15 @@ def onboard(
     if not got:
         raise InvalidInputError(f"None of the {len(scores)} answers of {model_name!r} could be scored; "
                                 "check the endpoint's answers and the judge's replies.")
-    level, n_obs, by_domain = _levels(index, reps, col, st.analyzer.domains)
-    spread = _propagate(index, reps, col, propagate) if propagate > 0 else 0
+    measured = np.isfinite(col)
+    est = estimate_level(others, index.tasks, col, st.analyzer.domains)
+    level, n_obs, by_domain = est.level, est.n, est.by_domain
+    spread = _propagate(others, reps, col, propagate) if propagate > 0 else 0
     fill = ImputeResult(reason="impute=False")
     if impute:
-        filled, fill = impute_column(index.scores, index.tasks, col, index.models, seed=seed)
+        filled, fill = impute_column(others, index.tasks, col, other_models, seed=seed)
         col = filled.astype(np.float32)
-    index.add_model(model_name, col, cost)
+    index.add_model(model_name, col, cost, estimated=np.isfinite(col) & ~measured)
 
     added = False
     if not known:
@@ -242,7 +267,7 @@ def onboard(
             the_card = calibrate_card(the_card, level, n_obs, by_domain)
         st.registry.add(the_card.model_copy(update={"name": model_name}) if the_card.name != model_name else the_card)
         added = True
-    elif calibrate and "accuracy" in st.registry.get(model_name).imputed:
+    elif calibrate and _estimated_accuracy(st.registry.get(model_name)):
         st.registry.add(calibrate_card(st.registry.get(model_name), level, n_obs, by_domain), replace=True)
     if fill.filled:  # the card says which of its outcomes are estimates (saved with the router)
         c = st.registry.get(model_name)
@@ -256,8 +281,14 @@ def onboard(
     return OnboardResult(
         model=model_name, k=len(reps.rows), n_store=n, prompt_ids=[index.prompt_ids[r] for r in reps.rows],
         scores=scores, sources=sources, mean_score=float(np.mean(got)), accuracy_estimate=level, propagated=spread,
-        card_added=added, predictor=how, imputed=fill.filled, imputation=fill,
+        card_added=added, predictor=how, imputed=fill.filled, imputation=fill, accuracy_se=est.se,
+        measured_before=before,
     )
+
+
+def _estimated_accuracy(card: ModelCard) -> bool:
+    """Whether the card's accuracy is an estimate onboarding may set: imputed, or set by an earlier run."""
+    return "accuracy" in card.imputed or str(card.sources.get("accuracy", "")).startswith("onboarding:")
 
 
 def _score(router: Router, model: str, pid: str, text: str, answer: str,
@@ -274,86 +305,11 @@ def _score(router: Router, model: str, pid: str, text: str, answer: str,
                             "references, a judge_fn (optiroute onboard --judge-base-url) or a scorer.")
 
 
-def _levels(index: Any, reps: Representatives, col: np.ndarray,
-            domains: Sequence[str]) -> tuple[float, int, dict[str, tuple[float, int]]]:
-    """The new model's accuracy over the whole store, and per domain, from the representatives.
-
-    Each representative stands for its cluster (weight = cluster size), and its outcome is taken
-    relative to the other models' mean on the same prompt, then added to their mean over the store
-    (or over the store's prompts of that domain: the store's task labels, where they name one of the
-    analyzer's ``domains``): a difficulty-adjusted estimate, which a raw mean over a few (possibly
-    lopsided) prompts is not. Returns ``(level, n, {domain: (level, n)})``.
-    """
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        others = np.nanmean(index.scores, axis=1)
-    base = float(np.nanmean(others)) if np.isfinite(others).any() else 0.5
-    others = np.where(np.isnan(others), base, others)
-    labels = np.asarray(reps.labels)
-    cand = np.asarray(reps.candidates)
-    sizes = np.bincount(labels)
-    rows = np.array([r for r in reps.rows if np.isfinite(col[r])], dtype=np.int64)
-    pos = {int(c): i for i, c in enumerate(cand)}
-    w = sizes[labels[[pos[int(r)] for r in rows]]].astype(np.float64)
-    rel = col[rows] - others[rows]
-    level = float(np.clip(base + (w * rel).sum() / w.sum(), 0.01, 0.99))
-    tasks = np.asarray(index.tasks)
-    by_domain: dict[str, tuple[float, int]] = {}
-    for d in set(domains) & set(tasks[rows].tolist()):
-        on = tasks[rows] == d
-        base_d = float(others[tasks == d].mean())
-        by_domain[d] = (float(np.clip(base_d + (w[on] * rel[on]).sum() / w[on].sum(), 0.01, 0.99)), int(on.sum()))
-    return level, len(rows), by_domain
-
-
-#: Pseudo-observations of the card's own level when onboarding outcomes recalibrate it ...
-CARD_N0 = 10.0
-#: ... and of each of its per-domain accuracies: a domain gets few representatives, so shrink hard.
-#: Chosen on MMLU-Pro *train* outcomes only (10 / 30 / 100 / no per-domain step compared by the
-#: per-domain error against the card calibrated on all train outcomes, over the 31 models).
-DOMAIN_N0 = 100.0
-
-
-def calibrate_card(card: ModelCard, level: float, n: int,
-                   by_domain: Mapping[str, tuple[float, int]] | None = None, *,
-                   n0: float | None = None, n0_domain: float | None = None) -> ModelCard:
-    """Move the card's accuracy and per-domain accuracies towards the onboarded estimates.
-
-    On the logit scale: every domain first shifts by ``n / (n + CARD_N0)`` of the gap between the
-    card's overall accuracy and ``level`` (the card keeps its per-domain shape, the outcomes set its
-    level), then each domain with ``n_d`` outcomes moves ``n_d / (n_d + CARD_N0)`` of the way to its
-    own estimate. Why: the kNN predictor blends per-prompt evidence around the card prior, and on
-    data like MMLU-Pro the per-domain prior carries most of the routing signal, so an imputed
-    (cold-start) card would otherwise bias every prompt the representatives do not cover.
-    """
-    def logit(p: float) -> float:
-        p = min(max(p, 0.01), 0.99)
-        return math.log(p / (1 - p))
-
-    def sig(z: float) -> float:
-        return round(1.0 / (1.0 + math.exp(-z)), 4)
-
-    n0 = CARD_N0 if n0 is None else n0
-    n0_domain = DOMAIN_N0 if n0_domain is None else n0_domain
-    old = float(card.metrics.get("accuracy", 0.5))
-    shift = n / (n + n0) * (logit(level) - logit(old))
-    z = {d: logit(v) + shift for d, v in card.accuracy_by_domain.items()}
-    for d, (lv, nd) in (by_domain or {}).items():
-        zd = z.get(d, logit(old) + shift)
-        z[d] = zd + nd / (nd + n0_domain) * (logit(lv) - zd)
-    src = f"onboarding: {n} representative outcomes (estimated {level:.3f}) moved the card's {old:.3f}"
-    return card.model_copy(update={
-        "metrics": {**card.metrics, "accuracy": sig(logit(old) + shift)},
-        "accuracy_by_domain": {d: sig(v) for d, v in sorted(z.items())},
-        "sources": {**card.sources, "accuracy": src, "accuracy_by_domain": src},
-    })
-
-
-def _propagate(index: Any, reps: Representatives, col: np.ndarray, weight: float) -> int:
+def _propagate(others: np.ndarray, reps: Representatives, col: np.ndarray, weight: float) -> int:
     """Write ``weight`` x each representative's residual onto its cluster members (in ``col``)."""
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        row_mean = np.nan_to_num(np.nanmean(index.scores, axis=1), nan=0.5)
+        row_mean = np.nan_to_num(np.nanmean(others, axis=1), nan=0.5)
     labels = np.asarray(reps.labels)
     cand = np.asarray(reps.candidates)
     pos = {int(c): i for i, c in enumerate(cand)}
@@ -376,7 +332,7 @@ def _private_store(st: Any) -> Any:
 
     ix = st.index
     new = OutcomeIndex(ix._q, ix.prompt_ids, ix.tasks, list(ix.models), ix.scores.copy(), ix.costs.copy(),
-                       n_trees=ix.n_trees)
+                       n_trees=ix.n_trees, estimated=ix.estimated.copy())
     new._mat, new._ann, new._ann_path = ix._mat, ix._ann, ix._ann_path
     st.index = new
     if getattr(st.predictor, "index", None) is ix:

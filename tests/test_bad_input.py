@@ -395,6 +395,20 @@ def test_unknown_manifest_version_is_refused(saved, tmp_path):
         Router.load(d)
 
 
+def test_onboarding_a_model_already_measured_on_every_given_prompt(default_router):
+    """Onboarding a bundled model again on stored prompts it already has outcomes for: refused, and
+    the store's outcomes are unchanged."""
+    from optiroute.onboard import onboard
+
+    ix = default_router.index
+    j = ix.column(ix.models[0])
+    rows = [i for i in range(len(ix)) if ix.scores[i, j] == ix.scores[i, j]][:5]  # measured (not NaN)
+    before = ix.scores.copy()
+    with pytest.raises(InvalidInputError, match="already has measured outcomes"):
+        onboard(default_router, ix.models[0], lambda text: "A", prompts={ix.prompt_ids[i]: "x" for i in rows})
+    assert (default_router.index.scores == before).sum() == (before == before).sum()  # NaN-aware equality
+
+
 _PICKLE_USE = re.compile(
     r"^\s*(import|from)\s+(pickle|cPickle|_pickle|dill|cloudpickle|joblib|shelve|marshal)\b"
     r"|allow_pickle\s*=\s*True|\bpickle\.loads?\(|\btorch\.load\(|\bread_pickle\(",

@@ -62,6 +62,23 @@ def test_save_load_round_trip_and_corruption(index, tmp_path):
         OutcomeIndex.load(tmp_path / "missing")
 
 
+def test_estimated_cells_survive_save_load_and_older_files_read_as_measured(index, tmp_path):
+    idx, _ = index
+    mask = np.zeros(200, dtype=bool)
+    mask[::3] = True
+    idx.add_model("d", np.full(200, 0.5, dtype=np.float32), estimated=mask)
+    assert idx.estimated.shape == (200, 4) and not idx.estimated[:, :3].any()
+    idx.save(tmp_path / "new", with_ann=False)
+    np.testing.assert_array_equal(OutcomeIndex.load(tmp_path / "new").estimated, idx.estimated)
+    # An index.npz written before the mark existed: every stored score counts as measured.
+    with np.load(tmp_path / "new" / "index.npz", allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files if k != "estimated"}
+    (tmp_path / "old").mkdir()
+    np.savez_compressed(tmp_path / "old" / "index.npz", **arrays)
+    old = OutcomeIndex.load(tmp_path / "old")
+    assert old.estimated.shape == (200, 4) and not old.estimated.any()
+
+
 def test_shape_mismatch_is_reported():
     with pytest.raises(CorruptArtifactError, match="shape"):
         OutcomeIndex(np.zeros((3, 4)), ["a", "b", "c"], ["", "", ""], ["m"], np.zeros((2, 1)))

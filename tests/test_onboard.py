@@ -195,12 +195,22 @@ def test_cli_onboards_through_an_openai_compatible_endpoint(tmp_path: Path, monk
             str(tmp_path / "refs.csv"), "--k", "6", "--out", str(tmp_path / "r2"),
             "--price-in", "1", "--price-out", "1", "--no-impute",
         ])
+        again = CliRunner().invoke(app, [  # a second run adds outcomes to the saved column
+            "onboard", "--router", str(tmp_path / "r2"), "--model", "gamma", "--base-url", url,
+            "--api-key", "sk-test", "--prompts", str(tmp_path / "prompts.csv"), "--references",
+            str(tmp_path / "refs.csv"), "--k", "6", "--out", str(tmp_path / "r3"), "--no-impute",
+        ])
     finally:
         server.shutdown()
         server.server_close()
+    assert again.exit_code == 0, again.output
+    assert "from 12 measured outcomes, 6 of them from earlier runs" in " ".join(again.output.split())
+    r3 = Router.load(tmp_path / "r3", embedder=FakeEmbedder())
+    assert np.isfinite(r3.index.scores[:, r3.index.column("gamma")]).sum() == 12
     assert res.exit_code == 0, res.output
-    assert "Column: impute=False" in res.output
-    assert len(_FakeOpenAI.seen) == 6
+    assert "Column: impute=False" in res.output and "Accuracy over the store: " in res.output
+    assert "(95 %, from 6 measured outcomes)" in " ".join(res.output.split())
+    assert len(_FakeOpenAI.seen) == 12
     assert {s["path"] for s in _FakeOpenAI.seen} == {"/v1/chat/completions"}
     assert {s["model"] for s in _FakeOpenAI.seen} == {"gamma"}
     assert {s["auth"] for s in _FakeOpenAI.seen} == {"Bearer sk-test"}
@@ -272,3 +282,46 @@ def test_the_column_is_filled_from_a_stored_model_the_new_one_resembles() -> Non
     assert kept.imputed == 0 and "impute=False" in kept.imputation.reason
     assert "outcomes" not in sparse.registry.get("gamma").sources
     assert np.isfinite(sparse.index.scores[:, sparse.index.column("gamma")]).sum() == 40
+
+
+def test_onboarding_again_adds_outcomes_instead_of_replacing_them(tmp_path: Path) -> None:
+    """A second run keeps the first run's measured cells, evaluates other prompts, drops the filled
+    estimates, and narrows the accuracy estimate; the marks survive save/load."""
+    router, prompts = _router()
+    ix = router.index
+    is_a = np.array([prompts[p].split()[1] == "A" for p in ix.prompt_ids])
+    ix.scores[:, 0] = (is_a ^ (np.random.default_rng(5).random(len(is_a)) < 0.1)).astype(np.float32)
+    truth = dict(zip(ix.prompt_ids, ix.scores[:, 0].tolist(), strict=True))
+
+    def scorer(pid: str, text: str, answer: str) -> float:
+        return truth[pid]
+
+    first = onboard(router, "gamma", lambda t: "", prompts=prompts, scorer=scorer, k=20, price=(1.0, 1.0))
+    j = router.index.column("gamma")
+    assert first.measured_before == 0 and first.imputed == 180
+    assert int(router.index.estimated[:, j].sum()) == 180
+    router.save(tmp_path / "r")
+    again = Router.load(tmp_path / "r", embedder=FakeEmbedder(), policy=PolicyConfig(min_confidence=0.0))
+    j = again.index.column("gamma")
+    np.testing.assert_array_equal(again.index.estimated[:, j], router.index.estimated[:, router.index.column("gamma")])
+
+    second = onboard(again, "gamma", lambda t: "", prompts=prompts, scorer=scorer, k=40, price=(1.0, 1.0))
+    assert second.measured_before == 20
+    assert not set(first.prompt_ids) & set(second.prompt_ids)
+    col, est = again.index.scores[:, j], again.index.estimated[:, j]
+    assert int((~est).sum()) == 60 and second.imputed == 140
+    for pid in first.prompt_ids + second.prompt_ids:
+        assert col[again.index.prompt_ids.index(pid)] == truth[pid]
+    assert second.accuracy_se < first.accuracy_se
+    card = again.registry.get("gamma")  # built by the first run, recalibrated from all 60 outcomes
+    assert card.sources["accuracy"].startswith("onboarding: 60 representative outcomes")
+    assert "alpha" in second.imputation.resembles and "gamma" not in second.imputation.resembles
+    assert again.registry.get("gamma").sources["outcomes"].startswith("onboarding: 60 measured, 140 filled")
+
+
+def test_onboarding_a_fully_measured_model_is_refused_and_changes_nothing() -> None:
+    router, prompts = _router()
+    before = router.index.scores.copy()
+    with pytest.raises(InvalidInputError, match="already has measured outcomes on every stored prompt"):
+        onboard(router, "alpha", _gamma, prompts=prompts, references={p: "B" for p in prompts}, k=4)
+    np.testing.assert_array_equal(router.index.scores, before)
