@@ -5,7 +5,8 @@ asks the local SmolLM2-135M (served as ``smollm2`` by the ``llama_server`` fixtu
 representatives over real HTTP, scores its answers against the MMLU-Pro reference letters
 (``tests/fixtures/mmlu_slice_answers.csv``, from TIGER-AI-Lab/MMLU-Pro, Apache-2.0) and saves the
 router with the new outcome column. The reloaded router must have those outcomes and predict a
-quality for SmolLM2 on unseen prompts. Bounded: 8 representatives, 32 answer tokens each.
+quality for SmolLM2 on unseen prompts. A second CLI run on the saved router adds 8 more outcomes on
+other prompts and keeps the first 8. Bounded: 2 x 8 representatives, 32 answer tokens each.
 """
 
 from __future__ import annotations
@@ -52,3 +53,16 @@ def test_onboard_smollm2_from_a_real_local_server(llama_server, tmp_path: Path) 
     assert q.shape == (5, len(loaded.models)) and np.isfinite(q[:, j]).all()
     support = loaded.decide_batch(texts, preferences="quality-first").parts[0].support[:, j]
     assert (support > 0).any()  # the new outcomes are evidence for similar prompts, not just the card
+
+    again = CliRunner().invoke(app, [
+        "onboard", "--router", str(tmp_path / "onboarded"), "--model", "smollm2",
+        "--base-url", llama_server.base_url, "--prompts", str(SLICE / "prompts.csv.gz"),
+        "--references", str(FIXTURES / "mmlu_slice_answers.csv"), "--k", str(K),
+        "--max-tokens", "32", "--timeout", "240", "--out", str(tmp_path / "again"),
+    ])
+    assert again.exit_code == 0, again.output
+    assert f"from {2 * K} measured outcomes, {K} of them from earlier runs" in " ".join(again.output.split())
+    more = Router.load(tmp_path / "again")
+    got2 = more.index.scores[:, more.index.column("smollm2")]
+    assert np.isfinite(got2).sum() == 2 * K
+    np.testing.assert_array_equal(got2[np.isfinite(got)], got[np.isfinite(got)])  # the first run's outcomes kept
