@@ -134,8 +134,8 @@ def onboard_cmd(
     n_meas = len(scored) + result.measured_before
     earlier = f", {result.measured_before} of them from earlier runs" if result.measured_before else ""
     console.print(f"Accuracy over the store: {result.accuracy_estimate:.3f} +/- {1.96 * result.accuracy_se:.3f} "
-                  f"(95 %, from {n_meas} measured outcomes{earlier}); onboard the model again to add outcomes "
-                  "and narrow it.")
+                  f"(95 %, from {n_meas} measured outcomes{earlier}). Onboarding the model again adds "
+                  f"outcomes on other prompts; about {3 * n_meas} more would halve the interval.")
     if result.imputation is not None:
         like = result.imputation.resembling()
         console.print(f"Column: {result.imputation.reason}" + (f"; resembles {like}" if like else "") + ".")
