@@ -17,23 +17,27 @@ import numpy as np
 import pandas as pd
 from optiroute import Router
 from optiroute.cli import app
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 SLICE = FIXTURES / "mmlu_slice"
 K = 8
 
 
+def _onboard(base_url: str, router: Path, out: Path) -> Result:
+    """``optiroute onboard`` of smollm2 on K representatives of the saved router, saved to ``out``."""
+    return CliRunner().invoke(app, [
+        "onboard", "--router", str(router), "--model", "smollm2", "--base-url", base_url,
+        "--prompts", str(SLICE / "prompts.csv.gz"), "--references", str(FIXTURES / "mmlu_slice_answers.csv"),
+        "--k", str(K), "--max-tokens", "32", "--timeout", "240", "--out", str(out),
+    ])
+
+
 def test_onboard_smollm2_from_a_real_local_server(llama_server, tmp_path: Path) -> None:
     router = Router.fit(SLICE / "prompts.csv.gz", SLICE / "outcomes.csv.gz", SLICE / "prices.csv",
                         predictor="knn")
     router.save(tmp_path / "router")
-    res = CliRunner().invoke(app, [
-        "onboard", "--router", str(tmp_path / "router"), "--model", "smollm2",
-        "--base-url", llama_server.base_url, "--prompts", str(SLICE / "prompts.csv.gz"),
-        "--references", str(FIXTURES / "mmlu_slice_answers.csv"), "--k", str(K),
-        "--max-tokens", "32", "--timeout", "240", "--out", str(tmp_path / "onboarded"),
-    ])
+    res = _onboard(llama_server.base_url, tmp_path / "router", tmp_path / "onboarded")
     assert res.exit_code == 0, res.output
 
     loaded = Router.load(tmp_path / "onboarded")
@@ -54,12 +58,7 @@ def test_onboard_smollm2_from_a_real_local_server(llama_server, tmp_path: Path) 
     support = loaded.decide_batch(texts, preferences="quality-first").parts[0].support[:, j]
     assert (support > 0).any()  # the new outcomes are evidence for similar prompts, not just the card
 
-    again = CliRunner().invoke(app, [
-        "onboard", "--router", str(tmp_path / "onboarded"), "--model", "smollm2",
-        "--base-url", llama_server.base_url, "--prompts", str(SLICE / "prompts.csv.gz"),
-        "--references", str(FIXTURES / "mmlu_slice_answers.csv"), "--k", str(K),
-        "--max-tokens", "32", "--timeout", "240", "--out", str(tmp_path / "again"),
-    ])
+    again = _onboard(llama_server.base_url, tmp_path / "onboarded", tmp_path / "again")
     assert again.exit_code == 0, again.output
     assert f"from {2 * K} measured outcomes, {K} of them from earlier runs" in " ".join(again.output.split())
     more = Router.load(tmp_path / "again")
