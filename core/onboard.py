@@ -60,14 +60,14 @@ from pydantic import BaseModel, Field
 
 from .errors import InvalidInputError
 from .onboard_impute import ImputeResult, impute_column
-from .onboard_level import LevelEstimate, calibrate_card, estimate_level
+from .onboard_level import calibrate_card, estimate_level
 from .onboard_scoring import JudgeFn, _judge, choice_letter, parse_grade, reference_score
 
 if TYPE_CHECKING:
     from .registry import ModelCard
     from .router import Router
 
-__all__ = ["DEFAULT_FRAC", "DEFAULT_PROPAGATE", "LevelEstimate", "OnboardResult", "Representatives", "calibrate_card", "choice_letter",
+__all__ = ["DEFAULT_FRAC", "DEFAULT_PROPAGATE", "OnboardResult", "Representatives", "calibrate_card", "choice_letter",
            "onboard", "parse_grade", "reference_score", "representatives"]
 
 log = logging.getLogger(__name__)
