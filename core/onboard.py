@@ -200,6 +200,11 @@ def onboard(
                                 "Router.fit(prompts, outcomes) or load a saved router.")
     if not 0.0 <= propagate <= 1.0:
         raise InvalidInputError(f"propagate must be in 0..1, got {propagate}.")
+    if model_name in st.registry:  # another name of a stored model onboards that column, not a second one
+        from .predictor_base import match_columns
+
+        j = match_columns([st.registry.resolve(model_name)], index.models)[0]
+        model_name = model_name if j is None else index.models[j]
     index = _private_store(st)
     n = len(index)
     col = np.full(n, np.nan, dtype=np.float32)
@@ -214,8 +219,8 @@ def onboard(
     eligible = [i for i, p in enumerate(index.prompt_ids) if p in prompts and np.isnan(col[i])]
     if reps is None and not eligible:
         raise InvalidInputError(
-            f"{model_name!r} already has measured outcomes on every stored prompt given ({before}); there is "
-            "nothing left to evaluate. Pass the texts of other stored prompts, or remove the model first.")
+            f"{model_name!r} already has measured outcomes on every stored prompt given ({before} in all); "
+            "there is nothing left to evaluate. Pass the texts of other stored prompts, or remove the model first.")
     n_k = k if k is not None else max(1, round(frac * len(eligible)))
     if reps is None:
         reps = representatives(index.matrix, n_k, seed=seed, rows=eligible)

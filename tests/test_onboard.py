@@ -319,9 +319,13 @@ def test_onboarding_again_adds_outcomes_instead_of_replacing_them(tmp_path: Path
     assert again.registry.get("gamma").sources["outcomes"].startswith("onboarding: 60 measured, 140 filled")
 
 
-def test_onboarding_a_fully_measured_model_is_refused_and_changes_nothing() -> None:
+@pytest.mark.parametrize("name", ["alpha", "alpha-latest"])
+def test_onboarding_a_fully_measured_model_is_refused_and_changes_nothing(name: str) -> None:
+    """Also under an alias: it names the stored model, so it must not become a second column."""
     router, prompts = _router()
+    router.registry.add(_card("alpha").model_copy(update={"aliases": ["alpha-latest"]}), replace=True)
     before = router.index.scores.copy()
-    with pytest.raises(InvalidInputError, match="already has measured outcomes on every stored prompt"):
-        onboard(router, "alpha", _gamma, prompts=prompts, references={p: "B" for p in prompts}, k=4)
+    with pytest.raises(InvalidInputError, match="'alpha' already has measured outcomes on every stored prompt"):
+        onboard(router, name, _gamma, prompts=prompts, references={p: "B" for p in prompts}, k=4)
     np.testing.assert_array_equal(router.index.scores, before)
+    assert router.index.models == ["alpha", "beta"]
