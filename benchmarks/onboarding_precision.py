@@ -53,6 +53,7 @@ def precision_lines(ix: OutcomeIndex, sets: dict[tuple[float, int], Representati
     outcome. A calibrated error has SD(error / SE) near 1 and covers the truth in about 95 % of the
     +/- 1.96 SE intervals.
     """
+    top = max(f for f, _ in sets)
     rows: dict[float, list[tuple[float, float]]] = {}
     mine: dict[str, list[str]] = {m: [] for m in models}
     for (frac, seed), reps in sorted(sets.items()):
@@ -64,7 +65,7 @@ def precision_lines(ix: OutcomeIndex, sets: dict[tuple[float, int], Representati
             est = estimate_level(np.delete(ix.scores, j, axis=1), ix.tasks, col, [])
             true = float(np.nanmean(y))
             rows.setdefault(frac, []).append((est.level - true, est.se))
-            if m in mine and frac == max(f for f, _ in sets):
+            if m in mine and frac == top:
                 mine[m].append(f"{est.level:.3f} +/- {est.se:.3f}")
     out = ["", ("Precision of the accuracy estimate onboarding reports (`OnboardResult.accuracy_estimate` "
                 "+/- `accuracy_se`), for each of the store's models left out in turn, on the benchmark's "
@@ -76,7 +77,6 @@ def precision_lines(ix: OutcomeIndex, sets: dict[tuple[float, int], Representati
         se = np.array([s for _, s in vals])
         out.append(f"| {frac:.1%} | {len(vals)} | {np.sqrt((err ** 2).mean()):.4f} | {se.mean():.4f} | "
                    f"{(err / se).std():.2f} | {(np.abs(err) <= 1.96 * se).mean():.0%} |")
-    top = max(f for f, _ in sets)
     out += ["", f"The held-out models at {top:.0%} (one estimate per clustering seed; true = mean train outcome):", "",
             "| model | true | estimates (+/- SE) |", "|---|---|---|"]
     for m, ests in mine.items():

@@ -205,7 +205,6 @@ def onboard(
 
         j = match_columns([st.registry.resolve(model_name)], index.models)[0]
         model_name = model_name if j is None else index.models[j]
-    index = _private_store(st)
     n = len(index)
     col = np.full(n, np.nan, dtype=np.float32)
     cost = np.full(n, np.nan, dtype=np.float32)
@@ -221,6 +220,7 @@ def onboard(
         raise InvalidInputError(
             f"{model_name!r} already has measured outcomes on every stored prompt given ({before} in all); "
             "there is nothing left to evaluate. Pass the texts of other stored prompts, or remove the model first.")
+    index = _private_store(st)  # only now: a refused call leaves the router's store object as it was
     n_k = k if k is not None else max(1, round(frac * len(eligible)))
     if reps is None:
         reps = representatives(index.matrix, n_k, seed=seed, rows=eligible)

@@ -45,7 +45,7 @@ class LevelEstimate(BaseModel):
     """The new model's accuracy over the store, from its measured outcomes."""
 
     level: float = Field(description="difficulty-adjusted accuracy over the store, 0.01..0.99")
-    se: float = Field(description="standard error of ``level`` (from the spread of the weighted outcomes)")
+    se: float = Field(description="standard error of ``level`` (spread of the difficulty-adjusted outcomes / sqrt(n))")
     n: int = Field(description="measured outcomes it rests on")
     by_domain: dict[str, tuple[float, int]] = Field(default_factory=dict,
                                                     description="domain -> (level, outcomes)")

@@ -324,8 +324,9 @@ def test_onboarding_a_fully_measured_model_is_refused_and_changes_nothing(name: 
     """Also under an alias: it names the stored model, so it must not become a second column."""
     router, prompts = _router()
     router.registry.add(_card("alpha").model_copy(update={"aliases": ["alpha-latest"]}), replace=True)
-    before = router.index.scores.copy()
+    store, before = router.index, router.index.scores.copy()
     with pytest.raises(InvalidInputError, match="'alpha' already has measured outcomes on every stored prompt"):
         onboard(router, name, _gamma, prompts=prompts, references={p: "B" for p in prompts}, k=4)
     np.testing.assert_array_equal(router.index.scores, before)
+    assert router.index is store  # refused before the router got a private copy of its store
     assert router.index.models == ["alpha", "beta"]
