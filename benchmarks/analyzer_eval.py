@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from embed_cache import load_or_embed  # noqa: E402
 
-from optiroute.analyzer import TaskAnalyzer  # noqa: E402
+from optiroute.analysis.analyzer import TaskAnalyzer  # noqa: E402
 
 #: Evaluation label -> analyzer task type. MT-Bench's stem/humanities questions ask for expert
 #: explanations (knowledge); roleplay is writing in a persona; Vicuna's fermi and counterfactual

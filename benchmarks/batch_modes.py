@@ -53,13 +53,13 @@ from embed_cache import load_or_embed  # noqa: E402
 
 from optiroute import BudgetExceededError, Router  # noqa: E402
 from optiroute import bench_baselines as bl  # noqa: E402
-from optiroute.bench_embed import LookupEmbedder  # noqa: E402
-from optiroute.budgeted import allocate, hard_eligible  # noqa: E402
-from optiroute.datasets import fill_costs, load_outcomes, load_prices, load_prompts  # noqa: E402
-from optiroute.embedding import get_default_embedder  # noqa: E402
-from optiroute.metrics import aiq  # noqa: E402
-from optiroute.pool import coverage, select_models  # noqa: E402
-from optiroute.training import outcome_matrices  # noqa: E402
+from optiroute.bench.embed_cache import LookupEmbedder  # noqa: E402
+from optiroute.routing.budgeted import allocate, hard_eligible  # noqa: E402
+from optiroute.fit.datasets import fill_costs, load_outcomes, load_prices, load_prompts  # noqa: E402
+from optiroute.analysis.embedding import get_default_embedder  # noqa: E402
+from optiroute.metrics.curves import aiq  # noqa: E402
+from optiroute.fit.pool import coverage, select_models  # noqa: E402
+from optiroute.fit.training import outcome_matrices  # noqa: E402
 
 BUDGET_FRACTIONS = (0.03, 0.1, 0.25, 0.5)
 #: Routoo selector exponents: 0 targets the best predicted model; on MMLU-Pro's ~150x price range a
@@ -89,7 +89,7 @@ def _rss_mb() -> tuple[float, float]:
 
 # ------------------------------------------------------------------ stream worker (subprocess)
 def _worker(args: argparse.Namespace) -> None:
-    from optiroute.route_stream import route_file
+    from optiroute.router.route_file import route_file
 
     kw = {}
     if args.worker == "lookup":
@@ -145,7 +145,7 @@ def main() -> None:
     lookup = LookupEmbedder(get_default_embedder(), texts, emb)
     t0 = time.perf_counter()
     router = Router.fit(train_p, o, prices, embedder=lookup, models=models)
-    kind = getattr(router._ensure().predictor, "kind", None) or "knn"
+    kind = getattr(router.predictor, "kind", None) or "knn"
     fit_s = time.perf_counter() - t0
     lookup.clear()  # from here on, anything not given embeddings= really encodes
     tr_s, tr_c = outcome_matrices(train_p["prompt_id"].tolist(), models, o)

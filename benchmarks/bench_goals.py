@@ -1,6 +1,6 @@
 """Issue 6's routing-quality goals, measured by ``optiroute bench`` on four data sets in one run.
 
-For each set this runs :func:`optiroute.bench.run_bench` (what ``optiroute bench --data DIR`` runs:
+For each set this runs :func:`optiroute.bench.evaluate.run_bench` (what ``optiroute bench --data DIR`` runs:
 fit on train, quality predictor chosen by ``--predictor auto`` on a validation split carved from train,
 every predictor kind also fitted and swept as its own method, baselines, metrics on test) with the
 prompts' MiniLM vectors served from the shared cache (``scripts/embed_cache.py``), then checks the
@@ -35,8 +35,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from embed_cache import load_or_embed  # noqa: E402
 
-from optiroute.bench import BenchResult, run_bench  # noqa: E402
-from optiroute.bench_report import markdown, write_outputs  # noqa: E402
+from optiroute.bench.evaluate import BenchResult, run_bench  # noqa: E402
+from optiroute.bench.report import markdown, write_outputs  # noqa: E402
 
 SETS = ["mmlu_pro", "llmrouter", "routellm/mmlu", "routellm/gsm8k"]
 
@@ -98,7 +98,7 @@ def _with_prices(data: Path, set_name: str) -> Path:
     """
     import pandas as pd
 
-    from optiroute.registry import Registry
+    from optiroute.catalog.registry import Registry
 
     src = data / set_name
     if any((src / n).exists() for n in ("prices.csv", "prices.csv.gz")):

@@ -1,12 +1,12 @@
 """Cold start on MMLU-Pro: predict a model's per-category accuracy from its card alone.
 
-Each of the 31 MMLU-Pro models is left out in turn. :class:`optiroute.cold_start.AbilityMap` is
+Each of the 31 MMLU-Pro models is left out in turn. :class:`optiroute.catalog.cold_start.AbilityMap` is
 fitted on the other 30 (their card features -> their measured per-category accuracy) and predicts the
 held-out model's 14 per-category accuracies from its card features (kind, prices, context window,
 sourced AlpacaEval / TruthfulQA / IFEval / safety / creative-writing metrics; metrics the registry
 imputed count as missing) plus the card's ``facts`` (``params_b``, Arena Elo and MT-Bench, copied
 from ``model_metrics.csv`` by ``scripts/build_registry.py``): exactly what
-:func:`~optiroute.cold_start.predict_card_domains` uses. The
+:func:`~optiroute.catalog.cold_start.predict_card_domains` uses. The
 held-out model's own outcomes, MMLU-Pro accuracy and ``accuracy_by_domain`` are never used as
 features. Accuracies are over all 12,032 prompts (train and test: nothing here is a router fit).
 
@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from optiroute.cold_start import AbilityMap, card_features
-from optiroute.registry import Registry
+from optiroute.catalog.cold_start import AbilityMap, card_features
+from optiroute.catalog.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[1]
 

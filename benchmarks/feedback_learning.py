@@ -16,7 +16,7 @@ Starting routers (both route among the 31 MMLU-Pro models):
 - ``cards``: the bundled cards (per-domain MMLU-Pro train accuracy) and no kNN store, i.e. a router
   that knows these models per domain but nothing per prompt.
 
-Mechanisms (:mod:`optiroute.online`): ``task`` = the store's shrunk residual per (model, task type)
+Mechanisms (:mod:`optiroute.learning.feedback_memory`): ``task`` = the store's shrunk residual per (model, task type)
 only (the mechanism before this benchmark); ``pooled`` = the ridge fit over task type, domain and
 complexity decile shared across models, and (model, task type) and (model, domain); ``pooled+kNN`` = also the kNN memory of rated prompts
 (``keep_prompts=True``). ``pooled+kNN+explore`` additionally turns on the router's exploration
@@ -49,12 +49,12 @@ from embed_cache import _path as cache_path  # noqa: E402
 from embed_cache import load_or_embed  # noqa: E402
 
 from optiroute import Router  # noqa: E402
-from optiroute.bench_embed import LookupEmbedder  # noqa: E402
+from optiroute.bench.embed_cache import LookupEmbedder  # noqa: E402
 from optiroute.errors import RoutingFallbackWarning  # noqa: E402
-from optiroute.metrics import aiq  # noqa: E402
-from optiroute.policy import PolicyConfig  # noqa: E402
-from optiroute.registry import Registry  # noqa: E402
-from optiroute.training import fit_parts, outcome_matrices  # noqa: E402
+from optiroute.metrics.curves import aiq  # noqa: E402
+from optiroute.routing.policy import PolicyConfig  # noqa: E402
+from optiroute.catalog.registry import Registry  # noqa: E402
+from optiroute.fit.training import fit_parts, outcome_matrices  # noqa: E402
 
 CHECKPOINTS = (0, 100, 300, 1000)
 SWEEP = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
@@ -226,7 +226,7 @@ def main() -> None:
         f"Settings: `cold` = the 31 models without registry cards, fitted on {args.n_train} MMLU-Pro "
         "train prompts (cards and kNN store from those outcomes only, no per-domain accuracy); `cards` "
         "= the bundled cards (per-domain MMLU-Pro train accuracy), no kNN store. Mechanisms: `task` = "
-        "the store's shrunk mean residual per (model, task type) only, as before `optiroute.online` "
+        "the store's shrunk mean residual per (model, task type) only, as before `optiroute.learning.feedback_memory` "
         "(now against the pre-feedback prediction); `pooled` = ridge fit of residuals on task type, "
         "domain and complexity decile shared across models plus (model, task type) and (model, domain), "
         "priors by empirical Bayes; `+kNN` = also the kNN memory of rated prompts (`keep_prompts=True`); "

@@ -36,8 +36,8 @@ def main() -> None:
 
     from langchain_optiroute import ChatOptiRoute
     from optiroute import Router
-    from optiroute.local_models import find_local_models
-    from optiroute.local_server import LlamaServer
+    from optiroute.local import find_local_models
+    from optiroute.local import LlamaServer
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--rounds", type=int, default=15)

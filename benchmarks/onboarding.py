@@ -4,19 +4,19 @@ For each of the five models the full router picks most often over its sweep (a m
 has no AIQ to recover: an earlier run over five models at evenly spaced accuracy ranks found a gap
 for gpt-4o only), the model's outcomes are removed from the router's train store and the model is brought back three ways; every router is then swept
 over the accuracy/cost weight on the *test* split (``decide_batch`` with the cached embeddings,
-realised on the real test outcomes) and scored by RouterBench AIQ (:func:`optiroute.metrics.aiq`,
+realised on the real test outcomes) and scored by RouterBench AIQ (:func:`optiroute.metrics.curves.aiq`,
 cost normalised between the cheapest and dearest single model on test):
 
 - **full**: the model's real outcomes on every train prompt (what the store had), added through
-  the same :func:`~optiroute.onboard.onboard` call with every train prompt as a "representative"
+  the same :func:`~optiroute.onboard.onboarding.onboard` call with every train prompt as a "representative"
   (so its card is calibrated from all of them, see below);
 - **cold**: no outcomes, routed from its card only;
-- **onboarded**: :func:`optiroute.onboard.onboard` replays the model's REAL train outcomes
+- **onboarded**: :func:`optiroute.onboard.onboarding.onboard` replays the model's REAL train outcomes
   (``mmlu_pro/outcomes.csv.gz``) only on the K-Means representatives of 0.5 %, 1 % and 2 % of the
   train prompts, beside the same number of uniformly random train prompts, and (K-Means only) with
   each representative's residual propagated to its cluster members at weight 0.5. Onboarding fills
   the rest of the column from the models the new one resembles (``impute=True``, the default;
-  :mod:`optiroute.onboard_impute`); at the largest budget the same representatives are also run with
+  :mod:`optiroute.onboard.impute`); at the largest budget the same representatives are also run with
   the column left sparse (``impute=False``, the default before), so both are measured in one run.
   "full" never fills: it is the data's own outcomes (DeepSeek-Coder-V2 skipped 1,182 train prompts
   in chemistry and engineering; they stay empty there).
@@ -27,10 +27,10 @@ per-category estimate without per-prompt outcomes); K-Means at the largest budge
 :data:`KMEANS_SEEDS` clustering seeds.
 
 In all three the held-out model's card is its *cold-start* card
-(:func:`optiroute.cold_start.predict_card_domains`: per-domain accuracy predicted from its model-level
+(:func:`optiroute.catalog.cold_start.predict_card_domains`: per-domain accuracy predicted from its model-level
 metrics), because the registry's own card carries per-domain accuracy measured on MMLU-Pro itself;
 so "cold" really knows nothing of the model's MMLU-Pro outcomes. Onboarding (and "full") then
-calibrate that imputed card's level from the outcomes (:func:`optiroute.onboard.calibrate_card`). Predictor: ``--predictor`` (default ``task``, the kind ``auto`` picks on MMLU-Pro; each router's learned predictor is fitted on exactly its store, and onboarding refits it). Gap recovered =
+calibrate that imputed card's level from the outcomes (:func:`optiroute.onboard.onboarding.calibrate_card`). Predictor: ``--predictor`` (default ``task``, the kind ``auto`` picks on MMLU-Pro; each router's learned predictor is fitted on exactly its store, and onboarding refits it). Gap recovered =
 (AIQ_onboarded - AIQ_cold) / (AIQ_full - AIQ_cold), left blank when the full/cold gap is below 0.002.
 
 Run: ``python benchmarks/onboarding.py [--data ../shared/data]`` (single-threaded, a few minutes);
@@ -59,14 +59,14 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from embed_cache import load_or_embed
 from onboarding_precision import noise_lines, precision_lines
 from optiroute import Router
-from optiroute import bench_baselines as bl
-from optiroute.bench_embed import LookupEmbedder
-from optiroute.cold_start import predict_card_domains
-from optiroute.index import OutcomeIndex
-from optiroute.metrics import aiq
-from optiroute.onboard import Representatives, onboard, representatives
-from optiroute.predictor_base import TrainData, predictor_class
-from optiroute.training import fit_parts, outcome_matrices
+from optiroute.metrics import baselines as bl
+from optiroute.bench.embed_cache import LookupEmbedder
+from optiroute.catalog.cold_start import predict_card_domains
+from optiroute.quality.index import OutcomeIndex
+from optiroute.metrics.curves import aiq
+from optiroute.onboard.onboarding import Representatives, onboard, representatives
+from optiroute.quality.base import TrainData, predictor_class
+from optiroute.fit.training import fit_parts, outcome_matrices
 
 FRACS = (0.005, 0.01, 0.02)
 SWEEP = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
@@ -325,7 +325,7 @@ TRIED = (
     "it recovers nothing while its exact per-category accuracy would beat full data), gains nothing;\n"
     "- the accuracy estimate's weights: each representative weighted by its cluster's size (the "
     "previous default) 0.032, by the stored prompts nearest to it 0.034, equally 0.029; equal weights "
-    "are the default from this run on (`optiroute.onboard_level`), and they let a second onboarding "
+    "are the default from this run on (`optiroute.onboard.level`), and they let a second onboarding "
     "run pool its outcomes with the first.\n\n"
     "Every estimator and sample design tried lands at a level error of 0.025-0.034 from 168 binary "
     "outcomes, more than the 0.018 between the two best models. So onboarding reports that error "
@@ -425,7 +425,7 @@ def report(rows: list[dict], n_train: int, base_aiq: float, seconds: float, t_km
         lines.append(f"| {f:.1%} ({round(f * n_train)} prompts) | " + " | ".join(cells) + " |")
     lines += ["", ("Cells: AIQ (share of the full-data gap recovered). The held-out model's card starts as "
                    "its cold-start card in every condition; full and onboarded calibrate it from their "
-                   "outcomes (optiroute.onboard.calibrate_card), cold does not (see the script's docstring).")]
+                   "outcomes (optiroute.onboard.onboarding.calibrate_card), cold does not (see the script's docstring).")]
     return "\n".join(lines)
 
 

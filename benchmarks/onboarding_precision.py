@@ -6,9 +6,9 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from optiroute.index import OutcomeIndex
-from optiroute.onboard import Representatives
-from optiroute.onboard_level import estimate_level
+from optiroute.quality.index import OutcomeIndex
+from optiroute.onboard.onboarding import Representatives
+from optiroute.onboard.level import estimate_level
 
 
 def noise_lines(ix: OutcomeIndex, models: list[str], frac: float) -> list[str]:
@@ -49,7 +49,7 @@ def precision_lines(ix: OutcomeIndex, sets: dict[tuple[float, int], Representati
 
     For each set of representatives (share, seed) and each of the store's models: its outcomes on
     the representatives only, the others' outcomes everywhere, and
-    :func:`optiroute.onboard_level.estimate_level`; the error is against the model's true mean train
+    :func:`optiroute.onboard.level.estimate_level`; the error is against the model's true mean train
     outcome. A calibrated error has SD(error / SE) near 1 and covers the truth in about 95 % of the
     +/- 1.96 SE intervals.
     """

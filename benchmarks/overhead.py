@@ -43,8 +43,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from optiroute import Router
-    from optiroute.demo import DEMO_CANDIDATES, load_demo_prompts
-    from optiroute.embedding import prune_text
+    from optiroute.cli.demo import DEMO_CANDIDATES, load_demo_prompts
+    from optiroute.analysis.embedding import prune_text
 
     prompts = [p["text"] for p in load_demo_prompts()]
     router = Router.default()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .errors import (
+from optiroute.errors import (
     ArtifactError,
     ArtifactNotFoundError,
     BudgetExceededError,
@@ -35,39 +35,39 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from .batch import BatchDecisions
-    from .feedback import FeedbackStore, MemoryFeedbackStore, SQLiteFeedbackStore, SQLStore, open_store
-    from .policy import PolicyConfig
-    from .spend import Budget, CallTicket
-    from .profiles import DIMENSIONS, PROFILES, Preferences, preferences
-    from .registry import ModelCard, Registry
-    from .router import Router
-    from .types import Constraints, ModelScore, Neighbour, RoutingDecision, TaskProfile
+    from optiroute.routing.batch import BatchDecisions
+    from optiroute.store import FeedbackStore, MemoryFeedbackStore, SQLiteFeedbackStore, SQLStore, open_store
+    from optiroute.routing.policy import PolicyConfig
+    from optiroute.schema.budget import Budget, CallTicket
+    from optiroute.schema.preferences import DIMENSIONS, PROFILES, Preferences, preferences
+    from optiroute.catalog.registry import ModelCard, Registry
+    from optiroute.router.router import Router
+    from optiroute.schema.decision import Constraints, ModelScore, Neighbour, RoutingDecision, TaskProfile
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Router": "router",
-    "BatchDecisions": "batch",
-    "Preferences": "profiles",
-    "PROFILES": "profiles",
-    "DIMENSIONS": "profiles",
-    "preferences": "profiles",
-    "Constraints": "types",
-    "ModelScore": "types",
-    "Neighbour": "types",
-    "RoutingDecision": "types",
-    "TaskProfile": "types",
-    "ModelCard": "registry",
-    "Registry": "registry",
-    "PolicyConfig": "policy",
-    "Budget": "spend",
-    "CallTicket": "spend",
-    "FeedbackStore": "feedback",
-    "MemoryFeedbackStore": "feedback",
-    "SQLiteFeedbackStore": "feedback",
-    "SQLStore": "feedback",
-    "open_store": "feedback",
+    "Router": "router.router",
+    "BatchDecisions": "routing.batch",
+    "Preferences": "schema.preferences",
+    "PROFILES": "schema.preferences",
+    "DIMENSIONS": "schema.preferences",
+    "preferences": "schema.preferences",
+    "Constraints": "schema.decision",
+    "ModelScore": "schema.decision",
+    "Neighbour": "schema.decision",
+    "RoutingDecision": "schema.decision",
+    "TaskProfile": "schema.decision",
+    "ModelCard": "catalog.registry",
+    "Registry": "catalog.registry",
+    "PolicyConfig": "routing.policy",
+    "Budget": "schema.budget",
+    "CallTicket": "schema.budget",
+    "FeedbackStore": "store",
+    "MemoryFeedbackStore": "store",
+    "SQLiteFeedbackStore": "store",
+    "SQLStore": "store",
+    "open_store": "store",
 }
 
 __all__ = sorted(

@@ -34,7 +34,7 @@ def shared_default_router() -> Any:
 class Plan:
     """A decision, the ordered (name, candidate) chain to try, and the call's accounting.
 
-    The accounting (:class:`optiroute.calls.CallAccount`) has already admitted the call under the
+    The accounting (:class:`optiroute.router.calls.CallAccount`) has already admitted the call under the
     router's budget; exactly one of :meth:`observe` / :meth:`failed` closes it, and every failed
     fallback attempt leaves a row through :meth:`attempt_failed`.
     """

@@ -17,7 +17,7 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
 from optiroute.errors import FallbackExhaustedError
-from optiroute.fallback import is_retryable
+from optiroute.router.fallback import is_retryable
 
 from ._routing import Plan, stamp_message
 

@@ -4,7 +4,7 @@ Each call is analysed and routed by the OptiRoute core; the chosen candidate's o
 ``_generate/_agenerate/_stream/_astream`` then runs under *our* run manager, so a call is one LLM run
 (tokens are counted once by ``get_usage_metadata_callback``). The candidate's own cache and callbacks
 are therefore bypassed; its ``rate_limiter`` is honoured explicitly. Retryable provider errors move
-down the decision's fallback chain (shared logic in :mod:`optiroute.fallback`); others surface as is.
+down the decision's fallback chain (shared logic in :mod:`optiroute.router.fallback`); others surface as is.
 """
 
 from __future__ import annotations
@@ -25,9 +25,8 @@ from langchain_core.runnables import Runnable
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, field_validator
 
-from optiroute.calls import CallAccount
 from optiroute.errors import FeedbackError, InvalidInputError
-from optiroute.fallback import acall_with_fallbacks, call_with_fallbacks
+from optiroute.router.fallback import acall_with_fallbacks, call_with_fallbacks
 
 from ._routing import Call, Plan, aemit_decision, emit_decision, shared_default_router, stamp_message, with_run_id
 from ._streaming import astream_chain, stream_chain
@@ -182,7 +181,7 @@ class ChatOptiRoute(BaseChatModel):
         decision = router.decide(messages, preferences=prefs, constraints=constraints, candidates=pool,
                                  user=user, run_id=None if run_id is None else str(run_id))
         chain = [(n, self.models[names[n]]) for n in [decision.model, *decision.fallbacks] if n in names]
-        account = CallAccount(router, decision, chain=[n for n, _ in chain], user=user,
+        account = router.open_call(decision, chain=[n for n, _ in chain], user=user,
                               run_id=None if run_id is None else str(run_id),
                               max_tokens=self._max_tokens(kwargs, [m for _, m in chain]))
         return Plan(decision, chain, router, account)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from optiroute.fallback import acall_with_fallbacks, call_with_fallbacks
+from optiroute.router.fallback import acall_with_fallbacks, call_with_fallbacks
 
 __all__ = ["arun_chain", "run_chain"]
 

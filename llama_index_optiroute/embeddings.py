@@ -31,7 +31,7 @@ class MiniLMEmbedding(BaseEmbedding):
 
     def _encode(self, texts: list[str]) -> list[list[float]]:
         if self._model is None:
-            from optiroute.embedding import get_default_embedder
+            from optiroute.analysis.embedding import get_default_embedder
 
             self._model = get_default_embedder()  # the router's own, shared per process
         model = self._model._load()  # the SentenceTransformer, without routing's long-prompt pruning

@@ -5,7 +5,7 @@ Each call is analysed and routed by the OptiRoute core, then the chosen candidat
 ``llm_chat_callback``: the candidate's decorated method emits the LLM start/end events, so each call
 produces exactly one pair. The decision is dispatched as a :class:`RoutingDecisionEvent` and stored in
 the response's ``additional_kwargs["optiroute"]``. Retryable provider errors move down the fallback
-chain (:mod:`optiroute.fallback`, shared with the LangChain adapter).
+chain (:mod:`optiroute.router.fallback`, shared with the LangChain adapter).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from llama_index.core.llms.llm import LLM
 from pydantic import ConfigDict, Field
 
 from optiroute.errors import FallbackExhaustedError, FeedbackError, InvalidInputError
-from optiroute.fallback import is_retryable
+from optiroute.router.fallback import is_retryable
 
 from ._calls import _Route, _usage, arun_chain, run_chain
 
@@ -112,7 +112,7 @@ class OptiRoute(FunctionCallingLLM):
 
     # ------------------------------------------------------------------ routing
     def _plan(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any], *, tools: bool = False) -> _Route:
-        from optiroute.profiles import current_preferences
+        from optiroute.schema.preferences import current_preferences
 
         if not self.models:
             raise InvalidInputError("OptiRoute needs at least one candidate LLM in `models`.")
@@ -138,13 +138,11 @@ class OptiRoute(FunctionCallingLLM):
 
     def _account(self, route: _Route, kwargs: dict[str, Any]) -> Any:
         """Admit the call under the router's budget (raises BudgetExceededError when spent)."""
-        from optiroute.calls import CallAccount
-
         router = _router_of(self)
         names = [router.registry.resolve(k).name for k in route.chain]
         caps = [kwargs.get("max_tokens") or getattr(self.models[k], "max_tokens", None) for k in route.chain]
         cap = max(caps) if caps and all(isinstance(c, int) for c in caps) else None
-        return CallAccount(router, route.decision, chain=names, user=route.user, max_tokens=cap)
+        return router.open_call(route.decision, chain=names, user=route.user, max_tokens=cap)
 
     def _timed(self, account: Any, call: Any) -> Any:
         """Wrap a per-candidate call so its latency, tokens and cost reach the router."""

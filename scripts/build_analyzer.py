@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from embed_cache import load_or_embed  # noqa: E402
 
-from optiroute.analyzer import BUNDLED, TaskAnalyzer  # noqa: E402
+from optiroute.analysis.analyzer import BUNDLED, TaskAnalyzer  # noqa: E402
 
 SEED = 0
 TASK_TYPES = ["math", "coding", "reasoning", "knowledge", "writing", "extraction", "chat"]
@@ -336,7 +336,7 @@ def build(d: Path, cfg: Config) -> TaskAnalyzer:
         sources["seed_prompts"] = (f"scripts/data/{cfg.seed_prompts.name}: hand-written example prompts "
                                    "for OptiRoute (Apache-2.0)")
     meta = {
-        "format": "optiroute.analyzer", "version": 2,
+        "format": "optiroute.analysis.analyzer", "version": 2,
         "task_types": TASK_TYPES, "domains": info["domains"],
         "taxonomy": TAXONOMY,
         "taxonomy_note": (

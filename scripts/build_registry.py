@@ -113,7 +113,7 @@ FACTS_SRC = ("../shared/data/model_metrics.csv params_b / arena_elo / mt_bench (
              "Arena Elo of vendor entries: LMSYS leaderboard, late 2024 (manual entry); LLMRouter model sizes "
              "from their names")
 VERBOSITY_SRC = ("MMLU-Pro train split (5-shot chain-of-thought answers): sum of recorded output_tokens / the "
-                 "bundled analyzer's answer-length estimate on the same prompts (optiroute.training.measure_verbosity)")
+                 "bundled analyzer's answer-length estimate on the same prompts (optiroute.fit.training.measure_verbosity)")
 
 
 def verbosity(d: Path) -> dict[str, float]:
@@ -128,8 +128,8 @@ def verbosity(d: Path) -> dict[str, float]:
     sys.path.insert(0, str(ROOT / "scripts"))
     from embed_cache import load_or_embed
 
-    from optiroute.analyzer import TaskAnalyzer
-    from optiroute.training import measure_verbosity
+    from optiroute.analysis.analyzer import TaskAnalyzer
+    from optiroute.fit.training import measure_verbosity
 
     analyzer = TaskAnalyzer.default()
     p = pd.read_csv(d / "mmlu_pro" / "prompts.csv.gz", dtype={"prompt_id": str})

@@ -87,7 +87,7 @@ def load_or_embed(set_name: str, prompt_ids: Sequence[str], texts: Sequence[str]
     keys = [_key(set_name, str(i), t) for i, t in zip(prompt_ids, texts)]
     todo = sorted({k: j for j, k in enumerate(keys) if k not in index}.values())
     if todo:
-        from optiroute.embedding import MiniLMEmbedder
+        from optiroute.analysis.embedding import MiniLMEmbedder
 
         print(f"{set_name}: embedding {len(todo)} of {len(keys)} prompts", file=sys.stderr)
         new = MiniLMEmbedder(threads=None).encode([texts[j] for j in todo], batch_size=64, show_progress=True)

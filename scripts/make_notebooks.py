@@ -7,8 +7,8 @@ import nbformat as nbf
 ROOT = Path(__file__).resolve().parents[1]
 
 SERVER = '''# Two real local models behind one OpenAI-compatible server on 127.0.0.1 (no API key, no network).
-from optiroute.local_models import find_local_models
-from optiroute.local_server import LlamaServer
+from optiroute.local import find_local_models
+from optiroute.local import LlamaServer
 
 local = find_local_models()
 specs = [

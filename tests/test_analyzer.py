@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from optiroute import ArtifactNotFoundError, CorruptArtifactError
-from optiroute.analyzer import BUNDLED, AnalyzerOutput, TaskAnalyzer
-from optiroute.embedding import get_default_embedder, prune_text
+from optiroute.analysis.analyzer import BUNDLED, AnalyzerOutput, TaskAnalyzer
+from optiroute.analysis.embedding import get_default_embedder, prune_text
 from optiroute.errors import InvalidInputError
-from optiroute.types import TaskProfile
+from optiroute.schema.decision import TaskProfile
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +149,7 @@ def test_default_reads_nothing_until_used(tmp_path):
     assert TaskAnalyzer.default() is TaskAnalyzer.default()
 
 
-@pytest.mark.parametrize("module", ["optiroute.analyzer", "optiroute.embedding"])
+@pytest.mark.parametrize("module", ["optiroute.analysis.analyzer", "optiroute.analysis.embedding"])
 def test_import_does_not_pull_torch(module):
     code = f"import sys, {module}; print('torch' in sys.modules, 'sentence_transformers' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -400,7 +400,7 @@ def test_unknown_manifest_version_is_refused(saved, tmp_path):
 def test_onboarding_a_model_already_measured_on_every_given_prompt(default_router):
     """Onboarding a bundled model again on stored prompts it already has outcomes for: refused, and
     the store's outcomes are unchanged."""
-    from optiroute.onboard import onboard
+    from optiroute.onboard.onboarding import onboard
 
     ix = default_router.index
     j = ix.column(ix.models[0])

@@ -18,7 +18,7 @@ from optiroute import (
     StoreDegradedWarning,
     StoreError,
 )
-from optiroute.spend import scope_keys
+from optiroute.schema.budget import scope_keys
 
 CANDS = ["gpt-4o", "gpt-4o-mini"]
 TEXT = "Prove that there are infinitely many primes, step by step."
@@ -179,7 +179,7 @@ def test_a_budget_with_an_unreadable_ledger_refuses_rather_than_overspends(share
 
 
 def test_prompt_text_is_stored_only_when_the_store_opts_in(shared_router, tmp_path):
-    from optiroute.feedback import SQLiteFeedbackStore
+    from optiroute.store import SQLiteFeedbackStore
 
     for keep in (False, True):
         store = SQLiteFeedbackStore(tmp_path / f"keep-{keep}.db", keep_prompts=keep)
@@ -192,7 +192,7 @@ def test_prompt_text_is_stored_only_when_the_store_opts_in(shared_router, tmp_pa
 def test_a_really_locked_sqlite_store_degrades_and_recovers(shared_router, tmp_path):
     import sqlite3
 
-    from optiroute.feedback import SQLiteFeedbackStore
+    from optiroute.store import SQLiteFeedbackStore
 
     path = tmp_path / "locked.db"
     store = SQLiteFeedbackStore(path, timeout_s=0.2)
@@ -216,7 +216,7 @@ def test_a_really_locked_sqlite_store_degrades_and_recovers(shared_router, tmp_p
 def test_accounting_failures_never_cost_the_answer_or_hide_the_provider_error(shared_router, monkeypatch, caplog):
     """CallAccount closes calls for the adapters: when settling breaks, the answer (after success)
     and the provider's exception (after failure) must still reach the caller; the bug is logged."""
-    from optiroute import calls
+    from optiroute.router import calls
 
     router = make(shared_router, budget=Budget(total_usd=1.0))
     d = router.decide(TEXT, candidates=CANDS)
@@ -225,7 +225,7 @@ def test_accounting_failures_never_cost_the_answer_or_hide_the_provider_error(sh
         raise RuntimeError("ledger bug")
 
     monkeypatch.setattr(calls, "end_call", broken)
-    with caplog.at_level("WARNING", logger="optiroute.calls"):
+    with caplog.at_level("WARNING", logger="optiroute.router.calls"):
         assert calls.CallAccount(router, d).succeeded(d.model, 0.1, 10, 10) == 0.0
         calls.CallAccount(router, d).failed(TimeoutError("slow"))  # does not raise
     assert sum("could not account" in r.getMessage() for r in caplog.records) == 2

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from optiroute.cli import app
+from optiroute.cli.app import app
 
 SLICE = Path(__file__).parent / "fixtures" / "mmlu_slice"
 
@@ -67,7 +67,7 @@ def test_fit_with_a_named_predictor(tmp_path):
 
 
 def test_models_add_imputes_domains_from_the_card_unless_told_not_to(tmp_path):
-    from optiroute.registry import Registry
+    from optiroute.catalog.registry import Registry
 
     reg = tmp_path / "models.json"
     res = invoke("models", "add", "--registry", str(reg), "--name", "big-api", "--input-price", "5",

@@ -2,7 +2,7 @@ import pandas as pd
 import pytest
 
 from optiroute import DataFormatError
-from optiroute.datasets import fill_costs, load_outcomes, load_prices, load_prompts
+from optiroute.fit.datasets import fill_costs, load_outcomes, load_prices, load_prompts
 
 
 def _prompts():

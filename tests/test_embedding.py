@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from optiroute.embedding import Embedder, MiniLMEmbedder, get_default_embedder, prune_text
+from optiroute.analysis.embedding import Embedder, MiniLMEmbedder, get_default_embedder, prune_text
 from optiroute.errors import DependencyError, InvalidInputError
 
 
@@ -38,7 +38,7 @@ def test_pruning_is_deterministic_and_depends_on_the_text():
     other = text.replace("w300", "x300")
     assert prune_text(other)[0] != prune_text(text)[0]
     # Deterministic across processes too (no PYTHONHASHSEED dependence).
-    code = "from optiroute.embedding import prune_text; import sys; print(prune_text(sys.argv[1])[0])"
+    code = "from optiroute.analysis.embedding import prune_text; import sys; print(prune_text(sys.argv[1])[0])"
     run = subprocess.run([sys.executable, "-c", code, text], capture_output=True, text=True, check=True)
     assert run.stdout.strip() == prune_text(text)[0]
 

@@ -11,7 +11,7 @@ import pytest
 
 from optiroute import Router
 from optiroute.errors import InvalidInputError
-from optiroute.policy import PolicyConfig, explore_choice
+from optiroute.routing.policy import PolicyConfig, explore_choice
 
 from .test_predictors import FakeEmbedder, _frames
 

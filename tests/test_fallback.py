@@ -5,7 +5,7 @@ import openai
 import pytest
 
 from optiroute import InvalidInputError
-from optiroute.fallback import FallbackExhaustedError, acall_with_fallbacks, call_with_fallbacks, is_retryable
+from optiroute.router.fallback import FallbackExhaustedError, acall_with_fallbacks, call_with_fallbacks, is_retryable
 
 
 def _openai_status(cls, code):

@@ -3,7 +3,7 @@ from datetime import datetime, timezone
 import pytest
 
 from optiroute import FeedbackError, StoreError
-from optiroute.feedback import DecisionRecord, FeedbackStore, MemoryFeedbackStore, SQLiteFeedbackStore
+from optiroute.store import DecisionRecord, FeedbackStore, MemoryFeedbackStore, SQLiteFeedbackStore
 
 
 def _rec(i, model="m", q=0.8):

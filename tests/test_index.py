@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from optiroute import ArtifactNotFoundError, CorruptArtifactError
-from optiroute.index import OutcomeIndex
+from optiroute.quality.index import OutcomeIndex
 
 
 def _unit(rng, n, d=16):

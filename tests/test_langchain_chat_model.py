@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from langchain_optiroute import DECISION_EVENT, ChatOptiRoute, OptiRouteCallbackHandler
 from optiroute import FallbackExhaustedError, InvalidInputError, Router
-from tests.lc_fakes import EchoChat, NoToolsChat
+from tests.support.lc_fakes import EchoChat, NoToolsChat
 
 MATH = "Prove that the square root of 2 is irrational, step by step."
 

@@ -5,7 +5,7 @@ from typing import Any
 from langchain_tests.unit_tests import ChatModelUnitTests
 
 from langchain_optiroute import ChatOptiRoute
-from tests.lc_fakes import EchoChat
+from tests.support.lc_fakes import EchoChat
 
 
 class TestChatOptiRouteStandardUnit(ChatModelUnitTests):

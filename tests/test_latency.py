@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from optiroute.latency import LatencyTracker
+from optiroute.learning.latency import LatencyTracker
 
 
 def test_unobserved_model_has_no_ratio_and_unit_multiplier():

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from optiroute.metrics import aiq, apgr, cost_to_match, cpt, quality_at_cost, upper_hull
+from optiroute.metrics.curves import aiq, apgr, cost_to_match, cpt, quality_at_cost, upper_hull
 
 
 def test_upper_hull_drops_points_under_the_chord_and_costlier_worse_points() -> None:

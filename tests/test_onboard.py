@@ -20,16 +20,16 @@ import pandas as pd
 import pytest
 from optiroute import Router
 from optiroute.errors import InvalidInputError
-from optiroute.index import OutcomeIndex
-from optiroute.onboard import (
+from optiroute.quality.index import OutcomeIndex
+from optiroute.onboard.onboarding import (
     choice_letter,
     onboard,
     parse_grade,
     reference_score,
     representatives,
 )
-from optiroute.policy import PolicyConfig
-from optiroute.registry import ModelCard, Registry
+from optiroute.routing.policy import PolicyConfig
+from optiroute.catalog.registry import ModelCard, Registry
 from typer.testing import CliRunner
 
 DIM = 384
@@ -175,8 +175,8 @@ class _FakeOpenAI(BaseHTTPRequestHandler):
 
 
 def test_cli_onboards_through_an_openai_compatible_endpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from optiroute import embedding
-    from optiroute.cli import app
+    from optiroute.analysis import embedding
+    from optiroute.cli.app import app
 
     router, prompts = _router()
     router.save(tmp_path / "r")
@@ -222,7 +222,7 @@ def test_cli_onboards_through_an_openai_compatible_endpoint(tmp_path: Path, monk
 
 
 def test_a_learned_predictor_is_refitted_with_a_head_for_the_new_model() -> None:
-    from optiroute.predictor_base import TrainData, predictor_class
+    from optiroute.quality.base import TrainData, predictor_class
 
     router, prompts = _router()
     ix = router.index
@@ -232,7 +232,7 @@ def test_a_learned_predictor_is_refitted_with_a_head_for_the_new_model() -> None
     result = onboard(router, "gamma", _gamma, prompts=prompts, references={p: "B" for p in prompts}, k=8,
                      price=(1.0, 1.0))
     assert result.predictor.startswith("mlp: refitted")
-    refitted = router._ensure().predictor
+    refitted = router.predictor
     assert refitted is not mlp and "gamma" in refitted.models
     new = _texts("new", 20)
     q = router.predict_quality(new)

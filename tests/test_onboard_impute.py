@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from optiroute.onboard_impute import MIN_OUTCOMES, impute_column
+from optiroute.onboard.impute import MIN_OUTCOMES, impute_column
 
 
 def _store(n: int = 600, seed: int = 0) -> tuple[np.ndarray, list[str], np.ndarray]:

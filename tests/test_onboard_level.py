@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from optiroute.onboard_level import estimate_level
+from optiroute.onboard.level import estimate_level
 
 
 def test_level_is_the_other_models_mean_plus_the_mean_edge_on_the_measured_prompts() -> None:

@@ -1,4 +1,4 @@
-"""Online learning from feedback (optiroute.online): the memory's math, locality, bounds and opt-in.
+"""Online learning from feedback (optiroute.learning.feedback_memory): the memory's math, locality, bounds and opt-in.
 
 Router tests use card priors only (no evaluation store) and a table embedder that maps chosen texts
 to hand-made vectors, so similarity is controlled exactly and nothing loads a model.
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from optiroute import Router
-from optiroute.online import FeedbackMemory
+from optiroute.learning.feedback_memory import FeedbackMemory
 
 MODELS = ["gpt-4o", "gpt-4o-mini"]
 # Repeated thumbs-down can make the only candidate "not competent": the generalist fallback warns.
@@ -159,15 +159,20 @@ def test_memory_is_a_bounded_ring():
     assert mem.learn("p9", 1.0, model="a", task="t", domain="x", base_quality=0.5) is True
 
 
-def test_staged_batches_are_bounded_and_keyed_by_identity():
-    mem = FeedbackMemory(keep_embeddings=True, max_staged_rows=4)
-    keys = [["t"] * 2 for _ in range(4)]
-    for key in keys:
-        mem.stage(key, np.ones((2, 3), np.float32) / 3**0.5, np.zeros((2, 1), np.float32))
-    assert mem.take(keys[0], 0) == (None, None)  # evicted beyond 4 rows
-    emb, corr = mem.take(keys[3], 1)
-    assert emb is not None and emb.dtype == np.int8 and corr is not None
-    assert mem.take(["t", "t"], 0) == (None, None)  # an equal but different list is not the key
+def test_a_late_batch_row_keeps_its_feedback_correction(vectors):
+    """A batch carries the corrections it applied: ``batch[i]`` materialised after many later batches
+    still records the quality predicted *before* feedback (its residual baseline)."""
+    router = _router(vectors, keep_prompts=True)
+    _thumbs_down(router, 5)
+    early = router.decide_batch(["query near", "query far"], preferences="quality-first", candidates=["gpt-4o"])
+    assert early.parts[0].corrections is not None and early.parts[0].embeddings is not None
+    for _ in range(40):  # many later batches: nothing held elsewhere can evict the early one's rows
+        router.decide_batch(["query near"] * 64, preferences="quality-first", candidates=["gpt-4o"])
+    d = early[1]
+    part = early.parts[0]
+    expected = float(part.quality[1, 0]) - float(part.corrections[1, 0])
+    assert part.corrections[1, 0] != 0.0
+    assert router.store.get_decision(d.decision_id).predicted_quality == pytest.approx(expected, abs=1e-5)
 
 
 # ------------------------------------------------------------------------------ router
@@ -218,11 +223,12 @@ def test_corrections_converge_to_the_observed_gap(vectors):
 def test_nothing_about_prompts_is_kept_without_opt_in(vectors):
     router = _router(vectors)
     _thumbs_down(router, 3)
-    router.decide_batch(["query near", "query far"], preferences="balanced")[0]
+    batch = router.decide_batch(["query near", "query far"], preferences="balanced")
+    batch[0]
+    assert batch.parts[0].embeddings is None  # the arrays keep no embedding either
     mem = router.feedback_memory
     assert not mem.keep_embeddings and len(mem) == 0 and mem._emb is None
     assert mem.pending == 1 and all(e is None for e, _ in mem._pending.values())  # complexity only
-    assert all(e is None for _, e, _ in mem._staged.values())
     assert mem.events == 3  # the groups still learn (model, task and domain names and numbers only)
     assert all(router.store.get_decision(f.decision_id).prompt is None for f in router.store.feedback())
 

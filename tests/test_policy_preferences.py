@@ -8,7 +8,7 @@ filter calls it not competent whenever the caller gives accuracy any weight.
 from __future__ import annotations
 
 from optiroute import Router
-from optiroute.policy import PolicyConfig
+from optiroute.routing.policy import PolicyConfig
 
 from .test_predictors import FakeEmbedder, _frames
 

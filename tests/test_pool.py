@@ -1,4 +1,4 @@
-"""Pool design by greedy submodular coverage (``optiroute.pool`` and ``optiroute select-models``)."""
+"""Pool design by greedy submodular coverage (``optiroute.fit.pool`` and ``optiroute select-models``)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from optiroute.cli import app
+from optiroute.cli.app import app
 from optiroute.errors import InvalidInputError
-from optiroute.pool import coverage, select_models, select_models_from_data
+from optiroute.fit.pool import coverage, select_models, select_models_from_data
 
 SLICE = Path(__file__).parent / "fixtures" / "mmlu_slice"
 runner = CliRunner()

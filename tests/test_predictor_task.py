@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from optiroute import Router
 from optiroute.errors import InvalidInputError
-from optiroute.index import OutcomeIndex
-from optiroute.predictor_base import TrainData
-from optiroute.predictor_task import KNN_WEIGHTS, TaskPredictor, knn_mean, task_table
+from optiroute.quality.index import OutcomeIndex
+from optiroute.quality.base import TrainData
+from optiroute.quality.task import KNN_WEIGHTS, TaskPredictor, knn_mean, task_table
 
 from .test_predictors import FakeEmbedder, _card, _data, _frames
 
@@ -85,7 +85,7 @@ def test_auto_skips_the_task_kind_when_the_data_has_no_labels() -> None:
     prompts, outcomes, prices = _frames(420, 0)
     prompts["task"] = ""
     router = Router.fit(prompts, outcomes, prices, embedder=FakeEmbedder(), predictor="auto")
-    sel = router._ensure().predictor.selection
+    sel = router.predictor.selection
     assert "task" not in sel["validation_aiq"] and "distinct task label" in sel["skipped"]["task"]
     assert sel["chosen"] in {"knn", "routoo", "mlp"}
 
@@ -97,7 +97,7 @@ def test_a_fitted_task_router_round_trips(tmp_path) -> None:
     q = router.predict_quality(texts)
     router.save(tmp_path / "r")
     again = Router.load(tmp_path / "r", embedder=FakeEmbedder())
-    assert again._ensure().predictor.kind == "task"
+    assert again.predictor.kind == "task"
     np.testing.assert_allclose(again.predict_quality(texts), q, atol=1e-6)
     assert router.decide_batch(texts, preferences="quality-first").model_names == ["alpha", "beta"]
 

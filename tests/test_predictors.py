@@ -16,10 +16,10 @@ import pandas as pd
 import pytest
 
 from optiroute import Router
-from optiroute.cold_start import AbilityMap, card_features, predict_card_domains
+from optiroute.catalog.cold_start import AbilityMap, card_features, predict_card_domains
 from optiroute.errors import InvalidInputError
-from optiroute.predictor_base import KINDS, Evidence, TrainData, predictor_class
-from optiroute.registry import ModelCard, Registry
+from optiroute.quality.base import KINDS, Evidence, TrainData, predictor_class
+from optiroute.catalog.registry import ModelCard, Registry
 
 DIM = 384
 _rng = np.random.default_rng(7)
@@ -144,7 +144,7 @@ def test_auto_selects_on_a_validation_split_of_train_only(monkeypatch: pytest.Mo
 
         monkeypatch.setattr(cls, "fit", classmethod(spy))
     router = Router.fit(prompts, outcomes, prices, embedder=FakeEmbedder(), predictor="auto")
-    pred = router._ensure().predictor
+    pred = router.predictor
     sel = pred.selection
     assert sel["requested"] == "auto" and sel["chosen"] in KINDS and pred.kind == sel["chosen"]
     # 63 validation prompts per split is few, so five disjoint splits are averaged.
@@ -162,7 +162,7 @@ def test_auto_selects_on_a_validation_split_of_train_only(monkeypatch: pytest.Mo
     router.save(tmp_path / "r")
     again = Router.load(tmp_path / "r", embedder=FakeEmbedder())
     np.testing.assert_allclose(again.predict_quality(texts), q, atol=1e-6)
-    assert again._ensure().predictor.selection == sel
+    assert again.predictor.selection == sel
     # The learned router routes each cluster to the model that is right there.
     d = router.decide_batch(["cluster A new", "cluster B new"], preferences="quality-first")
     assert d.model_names == ["alpha", "beta"]
@@ -171,7 +171,7 @@ def test_auto_selects_on_a_validation_split_of_train_only(monkeypatch: pytest.Mo
 def test_named_kind_and_unknown_kind(tmp_path: Path) -> None:
     prompts, outcomes, prices = _frames(120, 0)
     router = Router.fit(prompts, outcomes, prices, embedder=FakeEmbedder(), predictor="mlp")
-    assert router._ensure().predictor.kind == "mlp"
+    assert router.predictor.kind == "mlp"
     router.save(tmp_path / "m")
     assert "predictor.npz" in (tmp_path / "m" / "manifest.json").read_text()
     with pytest.raises(InvalidInputError, match="auto, knn, routoo, mlp, task"):
@@ -181,7 +181,7 @@ def test_named_kind_and_unknown_kind(tmp_path: Path) -> None:
 def test_small_train_sets_keep_knn_under_auto() -> None:
     prompts, outcomes, prices = _frames(100, 0)
     router = Router.fit(prompts, outcomes, prices, embedder=FakeEmbedder())
-    pred = router._ensure().predictor
+    pred = router.predictor
     assert pred.kind == "knn" and "validation prompts" in pred.selection["note"]
 
 

@@ -4,7 +4,7 @@ import pytest
 
 import optiroute
 from optiroute import InvalidPreferencesError, OptiRouteError, Preferences, UnknownProfileError
-from optiroute.profiles import DIMENSIONS, PROFILES, coerce_preferences, current_preferences
+from optiroute.schema.preferences import DIMENSIONS, PROFILES, coerce_preferences, current_preferences
 
 
 def test_profiles_cover_the_five_named_profiles():

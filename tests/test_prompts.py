@@ -1,7 +1,7 @@
 import pytest
 
 from optiroute import InvalidInputError
-from optiroute.prompts import content_text, to_routable
+from optiroute.analysis.prompts import content_text, to_routable
 
 
 @pytest.mark.parametrize("bad", [None, b"hello", bytearray(b"x"), "", "   \n\t", [], 42, [{"role": "user", "content": "  "}]])

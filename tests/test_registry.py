@@ -4,7 +4,7 @@ import warnings
 import pytest
 
 from optiroute import ModelNotFoundError, RegistryError, UnknownModelWarning
-from optiroute.registry import METRICS, ModelCard, Registry, normalise_name
+from optiroute.catalog.registry import METRICS, ModelCard, Registry, normalise_name
 
 
 @pytest.fixture()

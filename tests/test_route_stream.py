@@ -17,10 +17,10 @@ import pytest
 from typer.testing import CliRunner
 
 from optiroute import Router
-from optiroute.cli import app
+from optiroute.cli.app import app
 from optiroute.errors import DataFormatError
-from optiroute.route_stream import OUTPUT_COLUMNS, iter_prompt_chunks, route_file
-from tests.fakes import HashEmbedder
+from optiroute.router.route_file import OUTPUT_COLUMNS, iter_prompt_chunks, route_file
+from tests.support.fakes import HashEmbedder
 
 SLICE = Path(__file__).parent / "fixtures" / "mmlu_slice"
 runner = CliRunner()

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from optiroute import Constraints
-from optiroute import policy as pol
-from optiroute.predictors import card_prior
-from optiroute.scorer import card_matrix, score
+from optiroute.routing import policy as pol
+from optiroute.quality.priors import card_prior
+from optiroute.routing.scoring import card_matrix, score
 
 
 def card(name, acc=0.7, tools=True, json=True, ctx=128_000, dom=None, task=None, **metrics):

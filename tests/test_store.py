@@ -21,7 +21,7 @@ import pytest
 
 import optiroute
 from optiroute import FeedbackError, InvalidConstraintsError, StoreError
-from optiroute.feedback import (
+from optiroute.store import (
     DecisionRecord,
     MemoryFeedbackStore,
     ObservationRecord,
@@ -410,7 +410,7 @@ def test_open_store_picks_the_backend(tmp_path):
 
 
 def test_import_optiroute_does_not_import_sqlalchemy():
-    code = ("import sys, optiroute, optiroute.feedback; optiroute.SQLiteFeedbackStore; "
+    code = ("import sys, optiroute, optiroute.store.records; optiroute.SQLiteFeedbackStore; "
             "print('sqlalchemy' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from optiroute import Router
-from optiroute.calls import reservation_bound
-from optiroute.training import measure_verbosity
+from optiroute.router.calls import reservation_bound
+from optiroute.fit.training import measure_verbosity
 
 from .test_predictors import FakeEmbedder, _frames
 
@@ -86,8 +86,8 @@ def test_a_call_without_usage_records_its_estimated_length_as_whole_tokens() -> 
 
 
 def test_implied_lengths_fill_only_what_the_costs_determine() -> None:
-    from optiroute.registry import ModelCard
-    from optiroute.training import implied_output_tokens
+    from optiroute.catalog.registry import ModelCard
+    from optiroute.fit.training import implied_output_tokens
 
     prompts = pd.DataFrame({"prompt_id": ["a"], "text": ["x" * 400]})  # 100 input tokens
     o = pd.DataFrame({"prompt_id": ["a"] * 4, "model": ["m", "m", "free", "m"],

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from optiroute.local_models import find_local_models
+from optiroute.local import find_local_models
 
-from optiroute.local_server import LlamaServer
+from optiroute.local import LlamaServer
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -64,7 +64,7 @@ def postgres_url():
     Missing binaries or psycopg skip the tests locally and fail them when the CI env var is set."""
     import os
 
-    from tests.pg_server import PostgresServer, create_database, find_pg_bin
+    from tests.support.pg_server import PostgresServer, create_database, find_pg_bin
 
     missing = None
     try:

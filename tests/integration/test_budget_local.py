@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 
 from optiroute import Budget, BudgetExceededError, Router
-from optiroute.feedback import SQLiteFeedbackStore
-from optiroute.registry import Registry
+from optiroute.store import SQLiteFeedbackStore
+from optiroute.catalog.registry import Registry
 
 N_CALLS = 200
 MAX_TOKENS = 8

@@ -97,7 +97,7 @@ def test_json_mode_structured_output(router, openai_chat):
 
 def test_connection_refused_falls_back_to_a_live_model(router, openai_chat):
     from langchain_openai import ChatOpenAI
-    from optiroute.local_server import free_port
+    from optiroute.local.server import free_port
 
     dead = ChatOpenAI(model="gpt-4o", base_url=f"http://127.0.0.1:{free_port()}/v1", api_key="x", max_retries=0, timeout=5)
     llm = ChatOptiRoute(models={"gpt-4o": dead, SMOL: openai_chat("smollm2")}, router=router, preferences="quality-first")

@@ -12,7 +12,7 @@ from llama_index.core.tools import FunctionTool
 import optiroute
 from llama_index_optiroute import OptiRoute, RoutingDecisionEvent
 from optiroute import Router
-from optiroute.local_server import free_port
+from optiroute.local.server import free_port
 
 SMOL, GEMMA = "SmolLM2-135M-Instruct", "gemma-3-270m"
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from optiroute import Router
-from optiroute.cli import app
+from optiroute.cli.app import app
 from typer.testing import CliRunner, Result
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"

@@ -1,7 +1,7 @@
 """Observed latencies replace the card estimates, so latency-first routing moves off a model that slows down.
 
 Two model cards with *equal* latency estimates are served by one real llama.cpp server (SmolLM2-135M)
-through two loopback delay proxies (:class:`optiroute.slow_proxy.SlowProxy`), each wrapped as a real
+through two loopback delay proxies (:class:`tests.support.slow_proxy.SlowProxy`), each wrapped as a real
 ``ChatOpenAI`` candidate of ``ChatOptiRoute``. The cards differ only in accuracy, so latency-first
 routing starts on the more accurate one (A). Then A's proxy is slowed down by two seconds per
 response, and the test asserts on the decisions the router actually makes: within a bounded number
@@ -18,10 +18,10 @@ import pytest
 
 from langchain_optiroute import ChatOptiRoute
 from optiroute import Router
-from optiroute.local_server import LlamaServer
-from optiroute.policy import PolicyConfig
-from optiroute.registry import ModelCard, Registry
-from optiroute.slow_proxy import SlowProxy
+from optiroute.local import LlamaServer
+from optiroute.routing.policy import PolicyConfig
+from optiroute.catalog.registry import ModelCard, Registry
+from tests.support.slow_proxy import SlowProxy
 
 A, B = "local-a", "local-b"
 BASE_DELAY_S = 1.0
@@ -34,7 +34,7 @@ PROMPT = "Name one colour."
 
 def _card(name: str, accuracy: float) -> ModelCard:
     # Equal latency estimates; distinct providers, because the two proxies are separate deployments
-    # (models of one provider share an observed-latency pool: see optiroute.latency).
+    # (models of one provider share an observed-latency pool: see optiroute.learning.latency).
     return ModelCard(name=name, provider=f"proxy-{name}", kind="chat", input_usd_per_mtok=0.0,
                      output_usd_per_mtok=0.0, context_window=2048, ttft_s=0.5, tokens_per_s=100.0,
                      metrics={"accuracy": accuracy})

@@ -10,8 +10,8 @@ import uuid
 import pytest
 
 from optiroute import StoreError
-from optiroute.feedback import SQLStore
-from tests.pg_server import create_database
+from optiroute.store import SQLStore
+from tests.support.pg_server import create_database
 from tests.test_store import StoreContract as _Contract
 from tests.test_store import Backend, check_ledger, rec, run_spend_processes
 

@@ -1,0 +1,166 @@
+"""Writing a bench run's outputs: report.md, curve.csv, decisions.csv.gz and cost_quality.png.
+
+Kept apart from :mod:`optiroute.bench.evaluate` so the measurement has no formatting in it and the report can
+be rewritten from a :class:`~optiroute.bench.evaluate.BenchResult` alone. matplotlib is optional (the
+``bench`` extra) and imported lazily with the Agg backend; without it the PNG is skipped with a note.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import math
+from pathlib import Path
+
+import numpy as np
+
+from optiroute.bench.evaluate import BenchResult
+
+__all__ = ["write_outputs", "markdown"]
+
+
+def _f(x: float | None, fmt: str = ".3f") -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    return format(x, fmt)
+
+
+def _pct(x: float | None) -> str:
+    return "not reached" if x is None else f"{100 * x:.1f} %"
+
+
+def markdown(r: BenchResult) -> str:
+    """The report as markdown tables (also the body of a BENCHMARKS.md fragment)."""
+    b_q, b_c = r.singles[r.best_single]
+    ch_q, ch_c = r.singles[r.cheapest]
+    lines = [
+        f"Data `{r.data}`: fitted on {r.n_train} train prompts, evaluated on {r.n_test} test prompts; "
+        f"{len(r.models)} models; quality predictor: {r.predictor}. Best single model **{r.best_single}** "
+        f"{b_q:.3f} at ${b_c:.6f}/prompt; cheapest {r.cheapest} {ch_q:.3f} at ${ch_c:.6f}; oracle "
+        f"{r.oracle[0]:.3f} at ${r.oracle[1]:.6f}. Missing cells in the test outcomes: {r.missing_cells} "
+        "(a prompt whose chosen model has no outcome is left out of that point's mean).",
+        "",
+        f"AIQ: RouterBench area under the non-decreasing convex hull, cost normalised to "
+        f"[${r.c_lo:.6f}, ${r.c_hi:.6f}] (cheapest, most expensive single model). Quality at x % is the "
+        f"best measured operating point at <= x % of {r.best_single}'s cost; the match fraction is read "
+        "on the hull. `predictor <kind>` rows are routers fitted on the same train split with that "
+        "quality predictor and swept the same way; **router** is the one `--predictor` chose. "
+        "`predictor <kind>: quality matrix, linear cost sweep` rows take that router's predicted quality "
+        "alone and trace argmax(quality - lambda x mean train cost) like the baselines, so the gap to the "
+        "`predictor <kind>` row is what the scorer (log-cost scale) and the policy filters add or lose.",
+        "",
+        "| method | points | AIQ | quality at 25 % cost | quality at 50 % cost | cost fraction to match best |",
+        "|---|---|---|---|---|---|",
+    ]
+    for s in r.summaries:
+        name = f"**{s.method}**" if s.method == "router" else s.method
+        lines.append(
+            f"| {name} | {s.n_points} | {_f(s.aiq)} | {_f(s.quality_at_25)} | {_f(s.quality_at_50)} | "
+            f"{_pct(s.match_cost_fraction)} |"
+        )
+    if r.pair is not None:
+        pr = r.pair
+        lines += [
+            "",
+            f"Strong/weak pair (RouteLLM): strong {pr.strong} {pr.strong_quality:.3f}, weak {pr.weak} "
+            f"{pr.weak_quality:.3f}. Each method sends the share of prompts with the largest predicted "
+            "gap to the strong model (21 shares, 0-100 %); CPT(x %) is the share of strong calls "
+            "needed to recover x % of the gap.",
+            "",
+            "| method | APGR | CPT(50 %) | CPT(80 %) |",
+            "|---|---|---|---|",
+        ]
+        lines += [f"| {row.method} | {_f(row.apgr)} | {_pct(row.cpt50)} | {_pct(row.cpt80)} |" for row in pr.rows]
+    if r.overhead is not None:
+        o = r.overhead
+        lines += [
+            "",
+            "| decision overhead | value |",
+            "|---|---|",
+            f"| decide_batch of {o.n_batch} prompts (incl. encode) | {o.decide_batch_s:.2f} s = "
+            f"{o.decisions_per_s:.0f} decisions/s |",
+            f"| raw encode of the same prompts | {o.encode_batch_s:.2f} s |",
+            f"| batch ratio (decide / encode) | {o.batch_ratio:.2f} |",
+            f"| median decide() of one prompt ({o.n_single} prompts) | {o.decide_one_ms:.1f} ms |",
+            f"| median raw encode of one prompt | {o.encode_one_ms:.1f} ms |",
+            f"| single ratio (decide / encode) | {o.single_ratio:.2f} |",
+        ]
+    lines += [
+        "",
+        "| operating point | cost weight | mean score | mean $ / prompt | left out (missing cell) |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {p.point} | {p.cost_weight:.3f} | {_f(p.mean_score)} | {_f(p.mean_cost_usd, '.6f')} | {p.left_out} |"
+        for p in r.router
+    ]
+    lines += ["", "| single model | mean score | mean $ / prompt |", "|---|---|---|"]
+    for m, (q, c) in sorted(r.singles.items(), key=lambda kv: -kv[1][0]):
+        lines.append(f"| {m} | {_f(q)} | {_f(c, '.6f')} |")
+    lines += [f"", *[f"Note: {n}" for n in r.notes]] if r.notes else []
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(
+    r: BenchResult, decisions: np.ndarray, prompt_ids: list[str], out: Path
+) -> list[Path]:
+    """Write the four outputs into ``out`` (created); returns the paths written."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "report.md", out / "curve.csv", out / "decisions.csv.gz"]
+    written[0].write_text("# optiroute bench\n\n" + markdown(r), encoding="utf-8")
+    with written[1].open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["point", "cost_weight", "mean_cost_usd", "mean_score"])
+        for p in r.router:
+            w.writerow([p.point, p.cost_weight, f"{p.mean_cost_usd:.8g}", f"{p.mean_score:.6g}"])
+    with gzip.open(written[2], "wt", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["prompt_id", "point", "model"])
+        for i, row in enumerate(decisions):
+            for pid, j in zip(prompt_ids, row, strict=True):
+                w.writerow([pid, i, r.models[int(j)]])
+    png = _plot(r, out / "cost_quality.png")
+    if png is not None:
+        written.append(png)
+    return written
+
+
+def _plot(r: BenchResult, path: Path) -> Path | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        r.notes.append("cost_quality.png not written: install matplotlib (pip install 'optiroute[bench]').")
+        return None
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    qs = [(c, q) for q, c in r.singles.values()]
+    ax.scatter([c for c, _ in qs], [q for _, q in qs], s=18, c="grey", label="single models", zorder=2)
+    for m in {r.best_single, r.cheapest}:
+        q, c = r.singles[m]
+        ax.annotate(m, (c, q), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    style = {"per-task": ("tab:green", "--"), "plain kNN": ("tab:orange", "--"), "random mix": ("black", ":")}
+    for name, pts in r.baselines.items():
+        if name == "single models":
+            continue
+        color, ls = next((v for k, v in style.items() if name.startswith(k)), ("tab:purple", "--"))
+        pts = sorted(pts)
+        ax.plot([c for c, _ in pts], [q for _, q in pts], ls, color=color, lw=1, marker=".", ms=3, label=name)
+    for i, (kind, pts) in enumerate(sorted(r.predictors.items())):
+        pts = sorted(pts)
+        ax.plot([c for c, _ in pts], [q for _, q in pts], "-", color=f"C{5 + i}", lw=1, alpha=0.8,
+                label=f"predictor {kind}")
+    rp = sorted((p.mean_cost_usd, p.mean_score) for p in r.router)
+    ax.plot([c for c, _ in rp], [q for _, q in rp], "-o", color="tab:blue", ms=4, lw=1.8, label="router", zorder=3)
+    ax.scatter([r.oracle[1]], [r.oracle[0]], marker="*", s=120, color="gold", edgecolor="k", label="oracle", zorder=4)
+    ax.set_xscale("log")
+    ax.set_xlabel("mean cost per prompt (USD, log scale)")
+    ax.set_ylabel("mean score")
+    ax.set_title(f"{Path(r.data).name}: quality vs cost on the test split")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

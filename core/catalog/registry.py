@@ -1,0 +1,345 @@
+"""MRES model registry: model cards with prices, capabilities, latency estimates and 0..1 metrics.
+
+A :class:`ModelCard` says what routing needs to know of a model without calling it. Metrics are
+normalised to 0..1 (higher is better) by ``scripts/build_registry.py`` and keep the public source of
+every value (``sources``); values that had no source are imputed and listed in ``imputed``:
+
+- ``accuracy``: MMLU-Pro train-split accuracy where the model has outcomes, else mapped from Arena Elo
+  (or MT-Bench) by a regression fitted on models that have both;
+- ``helpfulness``: AlpacaEval 2 length-controlled win rate (or MT-Bench), min-max over the registry;
+- ``honesty``: TruthfulQA MC2; ``harmlessness``: 1 - SORRY-Bench fulfilment rate of unsafe requests;
+- ``steerability``: IFEval; ``creativity``: EQ-Bench creative writing, min-max per scale.
+
+Latency is an **estimate**: time to first token + output tokens / throughput, from public throughput
+figures; no data source records latency, and observed latencies replace the estimate at run time.
+
+The :class:`Registry` resolves the names callers use (``ChatOpenAI(model="gpt-4o-mini")``,
+``"meta-llama/Llama-3.1-8B-Instruct"``, ``"claude-3-5-haiku-latest"``) through a normalised alias map;
+an unknown name gets a neutral-prior card and one :class:`UnknownModelWarning`, never a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import statistics
+import threading
+import warnings
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from optiroute.errors import ModelNotFoundError, RegistryError, UnknownModelWarning
+
+__all__ = ["METRICS", "ModelCard", "Registry", "normalise_name"]
+
+METRICS = ("accuracy", "helpfulness", "honesty", "harmlessness", "steerability", "creativity")
+BUNDLED = Path(__file__).resolve().parent.parent / "data" / "models.json"
+_DATE = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8}|\d{4}|latest|preview|v\d+(-\d+)?)$")
+
+
+def normalise_name(name: str) -> str:
+    """Lower-case, drop a provider prefix (``openai/``), unify ``_ . space`` to ``-``."""
+    n = str(name).strip().lower()
+    if "/" in n:
+        n = n.rsplit("/", 1)[1]
+    n = re.sub(r"[\s_.:]+", "-", n)
+    return re.sub(r"-+", "-", n).strip("-")
+
+
+class ModelCard(BaseModel):
+    """Everything routing knows of one model.
+
+    Attributes:
+        name: canonical registry name.
+        aliases: other names that resolve to this card.
+        provider: who serves it (``openai``, ``anthropic``, ``local``, ...).
+        kind: ``api`` (hosted proprietary), ``chat`` (instruction-tuned open model), ``base``
+            (pre-trained only: completions) or ``local`` (runs on this machine).
+        input_usd_per_mtok, output_usd_per_mtok: list prices per million tokens.
+        context_window: maximum tokens of prompt + answer.
+        supports_tools, supports_json: function calling / JSON output mode.
+        ttft_s, tokens_per_s: latency model (estimate; see module docstring).
+        verbosity: this model's answer length relative to the analyzer's per-prompt estimate (a
+            chain-of-thought model answers at 2-4x the typical length, and is billed for it);
+            :meth:`Router.fit` measures it from the data's ``output_tokens``.
+        metrics: the six 0..1 quality dimensions.
+        accuracy_by_task, accuracy_by_domain: 0..1 accuracy per task type / MMLU-Pro domain.
+        facts: model-level figures on their own scales (``params_b``, ``arena_elo``, ``mt_bench``);
+            cold start (:func:`optiroute.catalog.cold_start.predict_card_domains`) maps them to accuracy
+            for a model without outcomes.
+        sources: field -> public source of its value.
+        imputed: fields whose value was imputed rather than sourced.
+        prior: True for the neutral card of an unknown model.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    name: str = Field(min_length=1)
+    aliases: list[str] = Field(default_factory=list)
+    provider: str = "unknown"
+    kind: Literal["api", "chat", "base", "local"] = "chat"
+    input_usd_per_mtok: float = Field(ge=0)
+    output_usd_per_mtok: float = Field(ge=0)
+    context_window: int = Field(default=8192, gt=0)
+    supports_tools: bool = True
+    supports_json: bool = True
+    ttft_s: float = Field(default=0.5, ge=0)
+    tokens_per_s: float = Field(default=50.0, gt=0)
+    verbosity: float = Field(default=1.0, gt=0)
+    metrics: dict[str, float] = Field(default_factory=dict)
+    accuracy_by_task: dict[str, float] = Field(default_factory=dict)
+    accuracy_by_domain: dict[str, float] = Field(default_factory=dict)
+    facts: dict[str, float] = Field(default_factory=dict)
+    sources: dict[str, str] = Field(default_factory=dict)
+    imputed: list[str] = Field(default_factory=list)
+    prior: bool = False
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ())) or "card"
+            raise RegistryError(
+                f"Invalid model card {data.get('name', '?')!r}: field {where!r}: {first.get('msg')}. "
+                "Prices are USD per million tokens (>= 0), metrics are 0..1."
+            ) from None
+
+    @field_validator("metrics", "accuracy_by_task", "accuracy_by_domain")
+    @classmethod
+    def _unit_interval(cls, values: dict[str, float]) -> dict[str, float]:
+        for key, v in values.items():
+            if not (0.0 <= float(v) <= 1.0):
+                raise ValueError(f"{key}={v!r} must be in 0..1")
+        return {k: float(v) for k, v in values.items()}
+
+    @field_validator("facts")
+    @classmethod
+    def _finite(cls, values: dict[str, float]) -> dict[str, float]:
+        for key, v in values.items():
+            if not math.isfinite(float(v)):
+                raise ValueError(f"{key}={v!r} must be a finite number")
+        return {k: float(v) for k, v in values.items()}
+
+    def model_post_init(self, __context: Any) -> None:
+        missing = [m for m in METRICS if m not in self.metrics]
+        if missing:  # a card always answers every dimension; unknown ones are neutral and imputed
+            self.metrics.update({m: 0.5 for m in missing})
+            self.imputed.extend(m for m in missing if m not in self.imputed)
+
+    def cost_usd(self, input_tokens: float, output_tokens: float) -> float:
+        """Predicted cost of one call at list prices."""
+        return (input_tokens * self.input_usd_per_mtok + output_tokens * self.output_usd_per_mtok) / 1e6
+
+    def latency_s(self, output_tokens: float) -> float:
+        """Estimated end-to-end latency: time to first token + generation time."""
+        return self.ttft_s + output_tokens / self.tokens_per_s
+
+
+class Registry:
+    """A mutable set of model cards with name/alias resolution.
+
+    Args:
+        cards: the initial cards (names and aliases must not collide).
+    """
+
+    def __init__(self, cards: Iterable[ModelCard] = ()) -> None:
+        self._cards: dict[str, ModelCard] = {}
+        self._alias: dict[str, str] = {}
+        self._priors: dict[str, ModelCard] = {}
+        self._lock = threading.RLock()
+        for card in cards:
+            self.add(card)
+
+    # ------------------------------------------------------------------ lookup
+    def _index(self, card: ModelCard) -> None:
+        for n in (card.name, *card.aliases):
+            self._alias[normalise_name(n)] = card.name
+
+    def _lookup(self, name: str) -> ModelCard | None:
+        if name in self._cards:
+            return self._cards[name]
+        key = normalise_name(name)
+        hit = self._alias.get(key)
+        if hit is None:
+            stripped = _DATE.sub("", key)
+            while stripped != key and hit is None:
+                key, stripped = stripped, _DATE.sub("", stripped)
+                hit = self._alias.get(key)
+        return self._cards.get(hit) if hit else None
+
+    def get(self, name: str) -> ModelCard:
+        """The card of ``name`` (exact, alias, or normalised form).
+
+        Raises:
+            ModelNotFoundError: no card matches; add one with :meth:`add` or use :meth:`resolve`.
+        """
+        card = self._lookup(name)
+        if card is None:
+            raise ModelNotFoundError(
+                f"No model card for {name!r}; add one with registry.add(ModelCard(...)) or "
+                "`optiroute models add`, or call registry.resolve() for a neutral prior."
+            )
+        return card
+
+    def resolve(self, name: str) -> ModelCard:
+        """Like :meth:`get`, but an unknown model gets a neutral-prior card and one warning."""
+        card = self._lookup(name)
+        if card is not None:
+            return card
+        with self._lock:
+            prior = self._priors.get(name)
+            if prior is None:
+                prior = self._neutral(name)
+                self._priors[name] = prior
+                warnings.warn(
+                    f"OptiRoute has no card for model {name!r}; routing it with a neutral prior "
+                    "(median price and metrics). Add a card for better decisions.",
+                    UnknownModelWarning,
+                    stacklevel=3,
+                )
+        return prior
+
+    def _neutral(self, name: str) -> ModelCard:
+        pool = [c for c in self._cards.values() if c.kind in ("api", "chat")] or list(self._cards.values())
+
+        def med(values: list[float], default: float) -> float:
+            return float(statistics.median(values)) if values else default
+
+        return ModelCard(
+            name=name, provider="unknown", kind="chat",
+            input_usd_per_mtok=med([c.input_usd_per_mtok for c in pool], 1.0),
+            output_usd_per_mtok=med([c.output_usd_per_mtok for c in pool], 2.0),
+            context_window=8192, supports_tools=True, supports_json=True,
+            ttft_s=med([c.ttft_s for c in pool], 0.5), tokens_per_s=med([c.tokens_per_s for c in pool], 50.0),
+            metrics={m: med([c.metrics[m] for c in pool], 0.5) for m in METRICS},
+            sources={"*": "neutral prior: registry medians"}, imputed=list(METRICS), prior=True,
+        )
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self._lookup(name) is not None
+
+    def __iter__(self) -> Iterator[ModelCard]:
+        return iter(list(self._cards.values()))
+
+    def __len__(self) -> int:
+        return len(self._cards)
+
+    @property
+    def names(self) -> list[str]:
+        """Canonical names of every card."""
+        return list(self._cards)
+
+    def cards_for(self, names: Iterable[str]) -> list[ModelCard]:
+        """Resolve several names (unknown ones get neutral priors)."""
+        return [self.resolve(n) for n in names]
+
+    # ------------------------------------------------------------------ edit
+    def add(self, card: ModelCard, *, replace: bool = False) -> None:
+        """Add a card; its name and aliases must not belong to another card unless ``replace``."""
+        if not isinstance(card, ModelCard):
+            raise RegistryError(f"Registry.add takes a ModelCard, got {type(card).__name__}.")
+        with self._lock:
+            for n in (card.name, *card.aliases):
+                owner = self._alias.get(normalise_name(n))
+                if owner is not None and not (replace and owner == card.name):
+                    raise RegistryError(
+                        f"Name {n!r} of card {card.name!r} already belongs to {owner!r}; pass "
+                        "replace=True to replace that card, or remove it first."
+                    )
+            if replace and card.name in self._cards:
+                self.remove(card.name)
+            self._cards[card.name] = card
+            self._priors.pop(card.name, None)
+            self._index(card)
+
+    def update(self, name: str, **fields: Any) -> ModelCard:
+        """Replace fields of a card (validated); returns the new card."""
+        with self._lock:
+            old = self.get(name)
+            new = ModelCard(**{**old.model_dump(), **fields})
+            self.remove(old.name)
+            self.add(new)
+            return new
+
+    def remove(self, name: str) -> ModelCard:
+        """Remove a card by name or alias; returns it."""
+        with self._lock:
+            card = self.get(name)
+            del self._cards[card.name]
+            self._alias = {k: v for k, v in self._alias.items() if v != card.name}
+            return card
+
+    def copy(self) -> Registry:
+        """An independent copy (cards are re-validated, so edits never leak between copies)."""
+        return Registry(ModelCard(**c.model_dump()) for c in self._cards.values())
+
+    def merged(self, other: Registry) -> Registry:
+        """A copy of this registry with ``other``'s cards added (they replace same-named cards)."""
+        out = self.copy()
+        for card in other:
+            out.add(ModelCard(**card.model_dump()), replace=True)
+        return out
+
+    # ------------------------------------------------------------------ files
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe contents."""
+        return {"format": "optiroute-registry", "version": 1,
+                "cards": [c.model_dump(exclude_defaults=False) for c in self._cards.values()]}
+
+    def to_file(self, path: str | Path) -> None:
+        """Write the registry as JSON (``.json``) or YAML (``.yaml``/``.yml``)."""
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        data = self.to_dict()
+        if p.suffix in (".yaml", ".yml"):
+            import yaml
+
+            p.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+        else:
+            p.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Registry:
+        """Read a registry file (JSON or YAML, safe loader only).
+
+        Raises:
+            RegistryError: missing file, bad syntax or invalid cards (the message names the file).
+        """
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+            if p.suffix in (".yaml", ".yml"):
+                import yaml
+
+                data = yaml.safe_load(text)
+            else:
+                data = json.loads(text)
+        except FileNotFoundError:
+            raise RegistryError(f"Registry file {str(p)!r} does not exist.") from None
+        except Exception as exc:  # json/yaml/unicode errors: say which file is broken
+            raise RegistryError(f"Registry file {str(p)!r} cannot be parsed: {exc}") from None
+        cards = data.get("cards") if isinstance(data, dict) else data
+        if not isinstance(cards, list):
+            raise RegistryError(f"Registry file {str(p)!r} must hold a list of cards under 'cards'.")
+        try:
+            return cls(ModelCard(**c) for c in cards)
+        except TypeError as exc:
+            raise RegistryError(f"Registry file {str(p)!r} has a malformed card: {exc}") from None
+
+    @classmethod
+    def default(cls) -> Registry:
+        """A copy of the bundled registry (loaded once per process)."""
+        global _DEFAULT
+        with _DEFAULT_LOCK:
+            if _DEFAULT is None:
+                _DEFAULT = cls.from_file(BUNDLED)
+        return _DEFAULT.copy()
+
+
+_DEFAULT: Registry | None = None
+_DEFAULT_LOCK = threading.Lock()

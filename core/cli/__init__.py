@@ -1,0 +1,4 @@
+"""The ``optiroute`` command line (Typer): a shell over the library.
+
+May import: anything in optiroute.
+"""

@@ -1,0 +1,68 @@
+"""The ``optiroute bench`` command (registered in :mod:`optiroute.cli.app`).
+
+Fits a router on a data directory's train split (quality predictor ``--predictor``, default ``auto``:
+chosen on a validation split of train), fits every other predictor kind too (``--compare``), measures
+them and the baselines on the test split and writes ``report.md``, ``curve.csv``,
+``decisions.csv.gz`` and ``cost_quality.png`` (see :mod:`optiroute.bench.evaluate`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from optiroute.cli.common import console, err, fail, load_router, parse_candidates, parse_preferences
+from optiroute.errors import OptiRouteError
+
+__all__ = ["bench"]
+
+
+
+def _names(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def bench(
+    data: Annotated[Path, typer.Option("--data", help="Directory with prompts.csv[.gz], outcomes.csv[.gz], prices.csv.")],
+    out: Annotated[Path, typer.Option("--out", help="Directory for report.md, curve.csv, decisions.csv.gz, cost_quality.png.")] = Path("bench"),
+    pool: Annotated[str | None, typer.Option("--pool", help="Comma-separated models to route among (default: all).")] = None,
+    predictor: Annotated[str, typer.Option("--predictor", help="Quality predictor for Router.fit: auto (best validation AIQ on a split of train), knn, routoo, mlp or task (needs task labels).")] = "auto",
+    compare: Annotated[str | None, typer.Option("--compare", help="Predictor kinds also fitted and reported as methods (default: all; 'none' to skip).")] = None,
+    pair: Annotated[str | None, typer.Option("--pair", help="strong,weak for APGR/CPT (default: best single, cheapest).")] = None,
+    cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help="Cache prompt embeddings here (npz) across runs.")] = None,
+    overhead_n: Annotated[int, typer.Option("--overhead-n", help="Prompts timed for decision overhead (0: skip).")] = 256,
+) -> None:
+    """Fit on train, evaluate on test: AIQ, budgets, APGR/CPT, overhead and every baseline."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from optiroute.bench.evaluate import run_bench
+    from optiroute.bench.report import write_outputs
+
+    pair_names = _names(pair)
+    if pair_names is not None and len(pair_names) != 2:
+        err.print("[bold red]error:[/] --pair takes exactly two names: strong,weak")
+        raise typer.Exit(code=2)
+    try:
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                      TimeElapsedColumn(), console=console, transient=True) as progress:
+            result, decisions, ids = run_bench(
+                data, pool=_names(pool), predictor=predictor,
+                compare=None if compare is None else ([] if compare == "none" else _names(compare)),
+                pair=None if pair_names is None else (pair_names[0], pair_names[1]),
+                cache_dir=cache_dir, overhead_n=overhead_n, progress=progress,
+            )
+        paths = write_outputs(result, decisions, ids, out)
+    except OptiRouteError as exc:
+        err.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(code=2) from None
+    router = next(s for s in result.summaries if s.method == "router")
+    console.print(
+        f"router AIQ [bold]{router.aiq:.3f}[/] (predictor: {result.predictor}); best single "
+        f"{result.best_single} {result.singles[result.best_single][0]:.3f}"
+    )
+    for s in result.summaries:
+        if s.method.startswith("predictor "):
+            console.print(f"  {s.method}: AIQ {s.aiq:.3f}, quality at 25 % cost {s.quality_at_25:.3f}")
+    console.print(f"wrote {', '.join(str(p) for p in paths)}")

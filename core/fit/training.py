@@ -1,0 +1,356 @@
+"""Fitting a router's evaluation store and quality predictor from per-prompt outcomes (``Router.fit``).
+
+Fitting embeds the training prompts, stacks their outcomes into a (prompts x models) matrix, builds
+the kNN store and fits the quality predictor (:mod:`optiroute.quality.base`): a named kind, or with
+``predictor="auto"`` the kind with the best validation AIQ (:func:`select_predictor`). Models the registry knows keep their cards (with prices from the given price
+table); models it does not know get a card derived from the data: accuracy = mean training score,
+price from the price table or the observed costs, the other metrics neutral and marked imputed.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from optiroute.fit.datasets import fill_costs, input_tokens, load_outcomes, load_prices, load_prompts
+from optiroute.errors import DataFormatError, ModelNotFoundError
+
+__all__ = ["card_from_data", "fit_parts", "implied_output_tokens", "measure_verbosity", "outcome_matrices",
+           "select_predictor", "validation_aiq"]
+
+log = logging.getLogger(__name__)
+
+#: Used for models with no card and no price: typical of a mid-size hosted open model.
+NEUTRAL_LATENCY = {"ttft_s": 0.6, "tokens_per_s": 60.0}
+
+
+def outcome_matrices(
+    prompt_ids: list[str], models: list[str], outcomes: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pivot long outcomes into (n_prompts, n_models) score and cost matrices (NaN = unknown)."""
+    row = {p: i for i, p in enumerate(prompt_ids)}
+    col = {m: j for j, m in enumerate(models)}
+    scores = np.full((len(prompt_ids), len(models)), np.nan, dtype=np.float32)
+    costs = np.full_like(scores, np.nan)
+    r = outcomes["prompt_id"].map(row).to_numpy()
+    c = outcomes["model"].map(col).to_numpy()
+    ok = ~(np.isnan(r.astype(float)) | np.isnan(c.astype(float)))
+    r, c = r[ok].astype(np.int64), c[ok].astype(np.int64)
+    scores[r, c] = outcomes["score"].to_numpy(dtype=np.float32)[ok]
+    costs[r, c] = outcomes["cost_usd"].to_numpy(dtype=np.float32)[ok]
+    return scores, costs
+
+
+def measure_verbosity(prompt_ids: list[str], models: list[str], outcomes: Any,
+                      estimate: np.ndarray, *, min_rows: int = 20) -> dict[str, float]:
+    """Per model, its answers' length relative to the analyzer's estimate for the same prompts.
+
+    ``sum(observed output_tokens) / sum(estimate)`` over the prompts where the model has a recorded
+    length (ratio of sums, so a few very long answers count by their tokens, as they are billed).
+    Models with fewer than ``min_rows`` recorded lengths are left out (their cards keep 1.0); the
+    ratio is clipped to 0.05..20.
+    """
+    row = {p: i for i, p in enumerate(prompt_ids)}
+    o = outcomes[outcomes["output_tokens"].notna()]
+    out: dict[str, float] = {}
+    for m, g in o.groupby("model"):
+        if m not in models:
+            continue
+        at = g["prompt_id"].map(row)
+        known = at.notna().to_numpy()
+        if known.sum() < min_rows:
+            continue
+        r = at[known].astype(np.int64).to_numpy()
+        tok = g["output_tokens"].to_numpy(dtype=np.float64)[known]
+        den = float(np.asarray(estimate, dtype=np.float64)[r].sum())
+        if den > 0:
+            out[str(m)] = float(np.clip(tok.sum() / den, 0.05, 20.0))
+    return out
+
+
+def implied_output_tokens(outcomes: Any, prompts: Any, cards: Mapping[str, Any]) -> Any:
+    """``outcomes`` with each empty ``output_tokens`` cell implied by its ``cost_usd``, where it can be.
+
+    ``(cost_usd x 1e6 - input tokens x input price) / output price``, input tokens counted as
+    characters / 4 and prices from each model's card. Why: verbosity must agree with the data's own
+    costs. Data that records costs but not lengths still says how long each model answers; and where
+    the costs were themselves filled from prices at one length for every model
+    (:func:`~optiroute.fit.datasets.fill_costs`), a verbosity measured elsewhere would price answers
+    differently from the costs the router is judged by. Cells without cost or output price stay empty.
+    """
+    out = outcomes.copy()
+    todo = out["output_tokens"].isna() & out["cost_usd"].notna()
+    if not todo.any():
+        return out
+    rows = out[todo]
+    in_tok = input_tokens(rows, prompts)
+    pin = rows["model"].map({m: c.input_usd_per_mtok for m, c in cards.items()}).to_numpy(dtype=np.float64)
+    pout = rows["model"].map({m: c.output_usd_per_mtok for m, c in cards.items()}).to_numpy(dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tok = (rows["cost_usd"].to_numpy(dtype=np.float64) * 1e6 - in_tok * pin) / pout
+    tok = np.where(np.isfinite(tok) & (pout > 0), np.maximum(tok, 0.0), np.nan)
+    out.loc[todo, "output_tokens"] = tok
+    return out
+
+
+def card_from_data(
+    model: str, scores: np.ndarray, costs: np.ndarray, in_tok: np.ndarray, price: Any | None
+) -> Any:
+    """A card for a model the registry does not know, built from its training outcomes."""
+    from optiroute.catalog.registry import ModelCard
+
+    acc = float(np.nanmean(scores)) if np.isfinite(scores).any() else 0.5
+    if price is not None:
+        pin, pout, src = float(price["input_usd_per_mtok"]), float(price["output_usd_per_mtok"]), str(price["source"])
+    else:
+        mean_cost = float(np.nanmean(costs)) if np.isfinite(costs).any() else math.nan
+        # Without a price table, express the observed mean cost per prompt as one blended price.
+        tokens = float(np.mean(in_tok)) + 256.0
+        blended = mean_cost / tokens * 1e6 if math.isfinite(mean_cost) else 1.0
+        pin = pout = blended
+        src = "derived from observed cost_usd in the fit data" if math.isfinite(mean_cost) else "unknown (neutral)"
+    metrics = {d: 0.5 for d in ("helpfulness", "honesty", "harmlessness", "steerability", "creativity")}
+    metrics["accuracy"] = acc
+    return ModelCard(
+        name=model,
+        provider="unknown",
+        kind="chat",
+        input_usd_per_mtok=pin,
+        output_usd_per_mtok=pout,
+        context_window=32768,
+        supports_tools=True,
+        supports_json=True,
+        metrics=metrics,
+        sources={"accuracy": "mean score in the fit data", "price": src},
+        imputed=[d for d in metrics if d != "accuracy"] + ["context_window", "latency"],
+        **NEUTRAL_LATENCY,
+    )
+
+
+def fit_parts(
+    prompts: Any,
+    outcomes: Any,
+    prices: Any = None,
+    *,
+    registry: Any = None,
+    embedder: Any = None,
+    analyzer: Any = None,
+    split: str | None = "train",
+    show_progress: bool = False,
+    n_trees: int = 16,
+    predictor: str = "auto",
+    val_frac: float = 0.15,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Build the parts of a fitted router (see :meth:`Router.fit`).
+
+    Args:
+        prompts, outcomes, prices: paths or DataFrames in the documented format.
+        registry: cards to start from (default: the bundled registry).
+        embedder, analyzer: defaults are the bundled MiniLM and heads.
+        split: keep only prompts of this split when the data has splits (``None``: all).
+        show_progress: show a progress bar while embedding.
+        predictor: quality predictor kind (``knn``, ``routoo``, ``mlp``, ``task``) or ``auto``: each kind is
+            fitted on a seeded ``1 - val_frac`` of the *training* prompts, the one with the best
+            AIQ on the remaining ``val_frac`` wins and is refitted on all training prompts.
+        val_frac, seed: the validation share and the seed of every random choice.
+
+    Raises:
+        DataFormatError: malformed files, or no outcome matching a training prompt.
+        InvalidInputError: unknown predictor kind.
+    """
+    from optiroute.quality.base import predictor_class
+
+    if predictor != "auto":
+        predictor_class(predictor)  # fail on a typo before embedding anything
+    from optiroute.analysis.embedding import get_default_embedder, prune_text
+    from optiroute.quality.index import OutcomeIndex
+    from optiroute.catalog.registry import Registry
+
+    p = load_prompts(prompts)
+    o = load_outcomes(outcomes)
+    pr = load_prices(prices) if prices is not None else None
+    if split is not None and (p["split"] == split).any():
+        p = p[p["split"] == split].reset_index(drop=True)
+    o = o[o["prompt_id"].isin(set(p["prompt_id"]))]
+    if o.empty:
+        raise DataFormatError(
+            "No outcome row matches a training prompt_id; check that outcomes and prompts come from "
+            "the same data set (and that some prompts have split == 'train')."
+        )
+    p = p[p["prompt_id"].isin(set(o["prompt_id"]))].reset_index(drop=True)
+    o = fill_costs(o, p, pr)
+    models = sorted(o["model"].unique().tolist())
+    ids = p["prompt_id"].tolist()
+    scores, costs = outcome_matrices(ids, models, o)
+    embedder = embedder or get_default_embedder()
+    texts = [prune_text(t)[0] for t in p["text"].tolist()]
+    log.info("fit: embedding %d prompts for %d models", len(texts), len(models))
+    emb = embedder.encode(texts, show_progress=show_progress)
+    index = OutcomeIndex(emb, ids, p["task"].tolist(), models, scores, costs, n_trees=n_trees)
+
+    base = registry if registry is not None else Registry.default()
+    reg = base.copy() if hasattr(base, "copy") else base
+    price_rows = {} if pr is None else {r["model"]: r for _, r in pr.iterrows()}
+    in_tok = p["text"].str.len().to_numpy(dtype=np.float64) / 4.0
+    for j, m in enumerate(models):
+        try:
+            card = reg.get(m)
+        except ModelNotFoundError:
+            reg.add(card_from_data(m, scores[:, j], costs[:, j], in_tok, price_rows.get(m)))
+            continue
+        if m in price_rows:
+            row = price_rows[m]
+            reg.update(
+                card.name,
+                input_usd_per_mtok=float(row["input_usd_per_mtok"]),
+                output_usd_per_mtok=float(row["output_usd_per_mtok"]),
+            )
+    lengths = implied_output_tokens(o, p, {m: reg.resolve(m) for m in models})
+    if lengths["output_tokens"].notna().any():
+        from optiroute.analysis.analyzer import TaskAnalyzer
+
+        an = analyzer or TaskAnalyzer.default()
+        est = an.output_tokens(an.predict(emb).task_probs)
+        for m, v in measure_verbosity(ids, models, lengths, est).items():
+            card = reg.resolve(m)
+            reg.update(card.name, verbosity=v, sources={**card.sources, "verbosity": (
+                "Router.fit: answer lengths in the fit data (output_tokens, else implied by cost_usd and "
+                "the card's prices) / the analyzer's estimate on the same prompts")})
+    parts: dict[str, Any] = {"registry": reg, "index": index, "models": models, "embedder": embedder}
+    parts["predictor"] = select_predictor(
+        predictor, emb, scores, costs, models, index, [reg.resolve(m) for m in models],
+        analyzer, val_frac=val_frac, seed=seed,
+    )
+    if analyzer is not None:
+        parts["analyzer"] = analyzer
+    return parts
+
+
+#: Fewer validation prompts than this make a validation AIQ noise: ``auto`` then keeps kNN.
+MIN_VALIDATION = 50
+
+
+def validation_aiq(pred: np.ndarray, scores: np.ndarray, costs: np.ndarray, cost_est: np.ndarray) -> float:
+    """RouterBench AIQ of ``argmax(pred - lambda * cost)`` swept over lambda, realised on outcomes.
+
+    The same sweep the bench's baselines use (:func:`optiroute.metrics.baselines.sweep_choices`): the
+    cost estimate per model is its mean cost on the fitting rows, realised quality and cost come from
+    the validation outcomes (missing cells left out), and cost is normalised between the cheapest
+    and dearest single model on the validation rows. Returns NaN when costs do not differ.
+    """
+    from optiroute.metrics import baselines as bl
+    from optiroute.metrics.curves import aiq
+
+    singles = bl.single_models(scores, costs)
+    cs = [c for _, c in singles if np.isfinite(c)]
+    if len(cs) < 2 or not max(cs) > min(cs) or not np.isfinite(cost_est).all():
+        return float("nan")
+    return aiq(bl.sweep_curve(pred, cost_est, scores, costs), min(cs), max(cs))
+
+
+def _logloss(pred: np.ndarray, scores: np.ndarray) -> float:
+    p = np.clip(pred, 1e-4, 1 - 1e-4)
+    ok = ~np.isnan(scores)
+    y = scores[ok]
+    return float(-(y * np.log(p[ok]) + (1 - y) * np.log(1 - p[ok])).mean())
+
+
+def select_predictor(
+    kind: str,
+    emb: np.ndarray,
+    scores: np.ndarray,
+    costs: np.ndarray,
+    models: list[str],
+    index: Any,
+    cards: list[Any],
+    analyzer: Any = None,
+    *,
+    val_frac: float = 0.15,
+    seed: int = 0,
+) -> Any:
+    """Fit the quality predictor ``kind``, or with ``"auto"`` choose it on validation splits of train.
+
+    Everything passed in is *training* data (``fit_parts`` keeps only ``split == "train"``), so the
+    test split is never seen. A validation split is a seeded ``val_frac`` of these rows; each kind
+    is fitted on the other rows and scored by :func:`validation_aiq` (validation log-loss is
+    recorded too, and decides when costs do not differ). When one split has fewer than
+    :data:`VALIDATION_TARGET` prompts, up to :data:`MAX_FOLDS` disjoint splits are used and their
+    numbers averaged (on a thousand-prompt set one 15 % split is too noisy to tell kinds apart).
+    The winner is refitted on all rows. The choice and every kind's numbers are kept on the
+    predictor as ``selection`` (saved in the manifest and shown by ``optiroute bench``).
+    """
+    from optiroute.quality.base import KINDS, TrainData, predictor_class
+
+    if kind != "auto":
+        pred = predictor_class(kind).fit(TrainData(emb, scores, models, index, seed))
+        pred.selection = {"requested": kind, "chosen": kind}
+        return pred
+    n_val = int(round(val_frac * len(emb)))
+    if n_val < MIN_VALIDATION:
+        pred = predictor_class("knn").fit(TrainData(emb, scores, models, index, seed))
+        pred.selection = {"requested": "auto", "chosen": "knn",
+                          "note": f"{n_val} validation prompts (< {MIN_VALIDATION}): kept kNN"}
+        return pred
+    n_folds = int(min(MAX_FOLDS, max(1, -(-VALIDATION_TARGET // n_val)), len(emb) // n_val))
+    perm = np.random.default_rng(seed + 1).permutation(len(emb))
+    everything = TrainData(emb, scores, models, index, seed)
+    why_not = {k: predictor_class(k).unavailable(everything) for k in KINDS}
+    kinds = [k for k in KINDS if why_not[k] is None]
+    skipped = {k: why for k, why in why_not.items() if why is not None}
+    per_fold = [_score_kinds(perm[f * n_val : (f + 1) * n_val], emb, scores, costs, models, index,
+                             cards, analyzer, seed, kinds) for f in range(n_folds)]
+    aiqs = {k: round(float(np.mean([a[k] for a, _ in per_fold])), 5) for k in kinds}
+    losses = {k: round(float(np.mean([lo[k] for _, lo in per_fold])), 5) for k in kinds}
+    by_aiq = all(np.isfinite(v) for v in aiqs.values())
+    chosen = max(aiqs, key=aiqs.__getitem__) if by_aiq else min(losses, key=losses.__getitem__)
+    pred = predictor_class(chosen).fit(TrainData(emb, scores, models, index, seed))
+    pred.selection = {
+        "requested": "auto", "chosen": chosen, "criterion": "validation AIQ" if by_aiq else "validation log-loss",
+        "n_validation": n_val, "n_folds": n_folds, "validation_aiq": aiqs, "validation_logloss": losses,
+    }
+    if skipped:
+        pred.selection["skipped"] = skipped
+    return pred
+
+
+#: ``auto`` averages disjoint validation splits until about this many prompts are scored ...
+VALIDATION_TARGET = 1000
+#: ... using at most this many splits.
+MAX_FOLDS = 5
+
+
+def _score_kinds(val_rows: np.ndarray, emb: np.ndarray, scores: np.ndarray, costs: np.ndarray,
+                 models: list[str], index: Any, cards: list[Any], analyzer: Any,
+                 seed: int, kinds: Sequence[str]) -> tuple[dict[str, float], dict[str, float]]:
+    """Validation AIQ and log-loss of each of ``kinds`` fitted on the rows outside ``val_rows``."""
+    from optiroute.analysis.analyzer import TaskAnalyzer
+    from optiroute.quality.index import OutcomeIndex
+    from optiroute.quality.base import TrainData, predictor_class
+
+    analyzer = analyzer or TaskAnalyzer.default()
+    val = np.zeros(len(emb), dtype=bool)
+    val[val_rows] = True
+    rows = np.flatnonzero(~val)
+    sub = OutcomeIndex(emb[rows], [index.prompt_ids[i] for i in rows], [index.tasks[i] for i in rows],
+                       models, scores[rows], costs[rows])
+    out = analyzer.predict(emb[val])
+    domains = [analyzer.domains[i] for i in out.domain_probs.argmax(axis=1)]
+    tasks = [analyzer.task_types[i] for i in out.task_probs.argmax(axis=1)]
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        cost_est = np.nanmean(costs[rows], axis=0)
+    aiqs: dict[str, float] = {}
+    losses: dict[str, float] = {}
+    for name in kinds:
+        p = predictor_class(name).fit(TrainData(emb[rows], scores[rows], models, sub, seed))
+        q, _ = p.predict_matrix(emb[val], cards, domains, tasks, out.complexity)
+        aiqs[name] = validation_aiq(q, scores[val], costs[val], cost_est)
+        losses[name] = _logloss(q, scores[val])
+        log.info("auto predictor: %s validation AIQ %.4f log-loss %.4f", name, aiqs[name], losses[name])
+    return aiqs, losses

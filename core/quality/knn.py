@@ -1,0 +1,126 @@
+"""Per-prompt quality prediction for every candidate model.
+
+Two sources are blended per (prompt, model):
+
+- **kNN** over the evaluation store (:class:`~optiroute.quality.index.OutcomeIndex`): the similarity-weighted
+  outcome of the nearest stored prompts, exact where the model has dense per-prompt outcomes;
+- **the model card** (cold start): the card's accuracy in the prompt's domain (or overall), shifted
+  by the analyzer's predicted difficulty on the logit scale (an item-response view: harder prompts
+  lower every model's odds).
+
+The blend is ``prior + support / (support + lam) * residual``: the kNN residual is how much better
+than the other evaluated models this model did on similar prompts (relative outcomes stay comparable
+across data sets scored on different scales), shrunk by ``support``, the similarity mass of the
+neighbours that have an outcome for the model. A model with no stored outcomes falls back to its card
+smoothly instead of through a hard switch. Feedback
+then moves the estimate by the mean residual (observed - predicted) per model and task type.
+
+This is the ``knn`` kind of the predictor interface (:mod:`optiroute.quality.base`), beside the
+learned ``routoo`` and ``mlp`` kinds; :func:`~optiroute.quality.priors.card_prior` is every kind's fallback for models
+without outcomes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from optiroute.quality.base import Predictor, TrainData, match_columns
+from optiroute.quality.priors import card_prior
+
+if TYPE_CHECKING:
+    from optiroute.quality.index import KNNResult, OutcomeIndex
+    from optiroute.catalog.registry import ModelCard
+
+__all__ = ["QualityPredictor"]
+
+class QualityPredictor(Predictor):
+    """Blends kNN outcomes with card priors, then applies feedback corrections (kind ``knn``).
+
+    Args:
+        index: the evaluation store (may be ``None`` for card-only routing).
+        lam: prior strength in pseudo-neighbours (larger trusts cards more).
+        k: neighbours per query.
+        tau: similarity temperature for neighbour weights.
+    """
+
+    kind: ClassVar[str] = "knn"
+
+    def __init__(
+        self,
+        index: OutcomeIndex | None,
+        *,
+        lam: float = 3.0,
+        k: int = 50,
+        tau: float = 0.1,
+        mean_complexity: float = 0.5,
+    ) -> None:
+        self.index = index
+        self.lam = lam
+        self.k = k
+        self.tau = tau
+        self.mean_complexity = mean_complexity
+
+    @classmethod
+    def fit(cls, data: TrainData, **kwargs: Any) -> QualityPredictor:
+        """The kNN kind "fits" by storing the outcomes: it predicts from ``data.index``."""
+        if data.index is None:
+            from optiroute.quality.index import OutcomeIndex
+
+            data.index = OutcomeIndex(
+                data.embeddings, [str(i) for i in range(len(data.embeddings))],
+                [""] * len(data.embeddings), data.models, data.scores,
+            )
+        keep = {k: kwargs[k] for k in ("lam", "k", "tau", "mean_complexity") if k in kwargs}
+        return cls(data.index, **keep)
+
+    def columns(self, cards: Sequence[ModelCard]) -> list[int | None]:
+        """Index columns holding each card's outcomes (by name, then by alias, then by the
+        registry's normalised spelling: see :func:`optiroute.quality.base.match_columns`)."""
+        if self.index is None:
+            return [None] * len(cards)
+        return match_columns(cards, self.index.models)
+
+    def neighbours(self, embeddings: np.ndarray, *, exact: bool) -> KNNResult | None:
+        """kNN of the queries (Annoy for one prompt, an exact matrix product for batches)."""
+        if self.index is None or len(self.index) == 0:
+            return None
+        if exact or embeddings.shape[0] > 1:
+            return self.index.search_batch(embeddings, self.k)
+        return self.index.search(embeddings[0], self.k)
+
+    def predict(
+        self,
+        knn: KNNResult | None,
+        cards: Sequence[ModelCard],
+        domains: Sequence[str],
+        tasks: Sequence[str],
+        complexity: np.ndarray,
+        *,
+        columns: Sequence[int | None] | None = None,
+        corrections: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Predicted quality and kNN support, both of shape (n_prompts, n_models).
+
+        Args:
+            knn: neighbours of each prompt (``None`` for card-only).
+            cards: the candidates, in output column order.
+            domains, tasks, complexity: the analyzer's view of each prompt.
+            columns: precomputed :meth:`columns` (saves alias lookups on the hot path).
+            corrections: optional (n_prompts, n_models) additive feedback corrections.
+        """
+        prior = card_prior(
+            cards, domains, tasks, complexity, mean_complexity=self.mean_complexity
+        )
+        if knn is None or self.index is None:
+            quality, support = prior, np.zeros_like(prior)
+        else:
+            cols = list(columns) if columns is not None else self.columns(cards)
+            resid, support = self.index.knn_quality(knn, cols, tau=self.tau, relative=True)
+            resid = np.nan_to_num(resid, nan=0.0)
+            quality = prior + support * resid / (support + self.lam)
+        if corrections is not None:
+            quality = quality + corrections
+        return np.clip(quality, 0.0, 1.0).astype(np.float32), support

@@ -1,0 +1,149 @@
+"""The Router's heavy state and how it is assembled (lazily, on the first decision).
+
+:func:`build_state` merges what a loader provides (the bundled default, a saved directory) with what
+the caller passed explicitly, and picks the quality predictor: the fitted one, or the kNN predictor
+rebuilt with the router's own ``k``/``lam``. :class:`RouterState` is what the rest of the router and
+onboarding work with; it changes only through its methods, which keep the candidate cache in step.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from optiroute.analysis.analyzer import TaskAnalyzer
+from optiroute.analysis.embedding import Embedder, get_default_embedder
+from optiroute.catalog.registry import ModelCard, Registry
+from optiroute.errors import InvalidInputError
+from optiroute.quality.base import Predictor
+from optiroute.quality.index import OutcomeIndex
+from optiroute.quality.knn import QualityPredictor
+
+__all__ = ["RouterState", "build_state"]
+
+
+class RouterState:
+    """Everything heavy, loaded once: registry, analyzer, outcome index, embedder, the default
+    candidate pool and the quality predictor."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        analyzer: TaskAnalyzer,
+        index: OutcomeIndex | None,
+        embedder: Embedder,
+        pool: list[str],
+        predictor: Predictor,
+    ) -> None:
+        self.registry = registry
+        self.analyzer = analyzer
+        self.embedder = embedder
+        self._index = index
+        self._pool = pool
+        self._predictor = predictor
+        self._cache: dict[tuple[str, ...], tuple[list[ModelCard], list[int | None]]] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def index(self) -> OutcomeIndex | None:
+        """The evaluation store used for kNN prediction, if any."""
+        return self._index
+
+    @property
+    def pool(self) -> list[str]:
+        """The default candidate pool (a copy)."""
+        return list(self._pool)
+
+    @property
+    def predictor(self) -> Predictor:
+        """The quality predictor in use."""
+        return self._predictor
+
+    def candidates(self, names: Sequence[str] | None) -> tuple[list[ModelCard], list[int | None]]:
+        """The cards of ``names`` (default: the pool), de-duplicated, and their predictor columns.
+
+        Raises:
+            InvalidInputError: one string instead of a list, an empty list, or an empty name.
+            ModelNotFoundError: a name the registry cannot resolve (strict registries only).
+        """
+        # Checked before the cache: [] must not hit the default pool's entry (key () -> pool).
+        if isinstance(names, str):
+            raise InvalidInputError("candidates must be a list of model names, not one string.")
+        if names is not None and len(names) == 0:
+            raise InvalidInputError("candidates is empty; pass at least one model name or None.")
+        key = tuple(names) if names else tuple(self._pool)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        bad = [n for n in key if not isinstance(n, str) or not n.strip()]
+        if bad:
+            raise InvalidInputError(f"candidates must be non-empty model names (strings), got {bad[0]!r}.")
+        cards = list({c.name: c for c in (self.registry.resolve(n) for n in key)}.values())
+        entry = (cards, self._predictor.columns(cards))
+        self._cache[key] = entry
+        return entry
+
+    # ------------------------------------------------------------------ changes (onboarding)
+    def add_to_pool(self, name: str) -> None:
+        """Add a registered model to the default pool."""
+        with self._lock:
+            if name not in self._pool:
+                self._pool.append(name)
+            self._cache.clear()
+
+    def replace_index(self, index: OutcomeIndex) -> None:
+        """Route with ``index`` from now on (a kNN predictor reading the old one follows it)."""
+        with self._lock:
+            old, self._index = self._index, index
+            if getattr(self._predictor, "index", None) is old:
+                self._predictor.index = index  # type: ignore[attr-defined]
+            self._cache.clear()
+
+    def replace_predictor(self, predictor: Predictor) -> None:
+        """Predict quality with ``predictor`` from now on."""
+        with self._lock:
+            self._predictor = predictor
+            self._cache.clear()
+
+    def forget_candidates(self) -> None:
+        """Drop the cached candidate columns (after the registry or the index changed)."""
+        with self._lock:
+            self._cache.clear()
+
+
+def build_state(loader: Callable[[], dict[str, Any]] | None, given: dict[str, Any], *, k: int,
+                lam: float) -> RouterState:
+    """Load the heavy parts once: registry, analyzer, store, embedder, pool and predictor.
+
+    Args:
+        loader: returns the parts of a bundled or saved router (``None``: nothing to load).
+        given: parts the caller passed explicitly; they win over the loader's.
+        k, lam: the kNN predictor's neighbours and prior strength (when the predictor is kNN).
+    """
+    parts = dict(loader()) if loader else {}
+    for key, value in given.items():
+        if value is not None:
+            parts[key] = value
+    registry = parts.get("registry") or Registry.default()
+    index = parts.get("index")
+    pool = parts.get("models")
+    if not pool:
+        pool = list(index.models) if index is not None else [
+            c.name for c in registry if c.kind in ("api", "chat")
+        ]
+    chosen = parts.get("predictor")
+    predictor: Predictor
+    if chosen is None or getattr(chosen, "kind", "knn") == "knn":
+        predictor = QualityPredictor(index, lam=lam, k=k)
+        predictor.selection = getattr(chosen, "selection", None)
+    else:
+        predictor = chosen
+    return RouterState(
+        registry=registry,
+        analyzer=parts.get("analyzer") or TaskAnalyzer.default(),
+        index=index,
+        embedder=parts.get("embedder") or get_default_embedder(),
+        pool=[registry.resolve(m).name for m in pool],
+        predictor=predictor,
+    )

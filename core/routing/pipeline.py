@@ -1,0 +1,150 @@
+"""One routing pass over a batch of prompts, fully vectorised.
+
+Encode (or take precomputed embeddings), analyse, predict quality for every (prompt, candidate),
+predict cost and latency, apply hard constraints and the task/domain filters, score under the
+preferences, take the argmax, and fall back to the generalist where nothing is competent or the
+router is unsure. Everything is a matrix of shape (n_prompts, n_candidates); explanations are
+materialised later, only for the decisions somebody reads (:class:`~optiroute.routing.batch.RouteArrays`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from optiroute.analysis.analyzer import TaskAnalyzer
+from optiroute.analysis.embedding import Embedder, prune_text
+from optiroute.analysis.prompts import RoutableText
+from optiroute.catalog.registry import ModelCard
+from optiroute.errors import InvalidInputError, NoEligibleModelError
+from optiroute.quality.base import Predictor
+from optiroute.quality.index import quantize
+from optiroute.routing import policy as pol
+from optiroute.routing.batch import RouteArrays
+from optiroute.routing.scoring import card_matrix, score
+from optiroute.schema.decision import Constraints
+from optiroute.schema.preferences import Preferences
+
+__all__ = ["Corrections", "RoutingContext", "domain_matrix", "route_arrays"]
+
+#: Feedback corrections of (cards, task types, domains, embeddings, complexity) -> (n, m) or None.
+Corrections = Callable[[list[ModelCard], list[str], list[str], np.ndarray, np.ndarray], "np.ndarray | None"]
+
+
+@dataclass(frozen=True)
+class RoutingContext:
+    """What one routing pass reads: the router's parts and what it learned, never the router.
+
+    Attributes:
+        corrections: feedback corrections for the pass (see :mod:`optiroute.learning.feedback_memory`).
+        latency_ratios: observed / card latency per candidate (1.0 before observations).
+        keep_embeddings: carry the prompts' int8 embeddings in the arrays (the router keeps prompts).
+    """
+
+    embedder: Embedder
+    analyzer: TaskAnalyzer
+    predictor: Predictor
+    policy: pol.PolicyConfig
+    lam: float
+    corrections: Corrections
+    latency_ratios: Callable[[list[ModelCard]], np.ndarray]
+    explorer: pol.Explorer
+    keep_embeddings: bool = False
+
+
+def domain_matrix(cards: Sequence[ModelCard], domains: Sequence[str]) -> np.ndarray:
+    """(n, m) card accuracy in each prompt's domain (NaN where the card has none)."""
+    uniq, inv = np.unique(np.asarray(domains, dtype=str), return_inverse=True)
+    table = np.array(
+        [[c.accuracy_by_domain.get(d, np.nan) for c in cards] for d in uniq.tolist()],
+        dtype=np.float32,
+    )
+    return table[inv.reshape(-1)]
+
+
+def route_arrays(
+    ctx: RoutingContext,
+    items: list[RoutableText],
+    prefs: Preferences,
+    constraints: Constraints,
+    cards: list[ModelCard],
+    columns: list[int | None],
+    *,
+    batch: bool,
+    show_progress: bool = False,
+    embeddings: np.ndarray | None = None,
+    explore: bool = False,
+) -> RouteArrays:
+    """Route ``items`` over ``cards`` (``columns``: their predictor columns); raises
+    NoEligibleModelError when a prompt has no candidate left after the hard constraints."""
+    pruned = [prune_text(it.text) for it in items]
+    if embeddings is None:
+        emb = ctx.embedder.encode([p for p, _ in pruned], show_progress=show_progress)
+    else:
+        emb = np.asarray(embeddings, dtype=np.float32)
+        if emb.shape != (len(items), ctx.embedder.dim):
+            raise InvalidInputError(
+                f"embeddings must have shape ({len(items)}, {ctx.embedder.dim}), got {emb.shape}."
+            )
+    out = ctx.analyzer.predict(emb)
+    tasks = [ctx.analyzer.task_types[i] for i in out.task_probs.argmax(axis=1)]
+    domains = [ctx.analyzer.domains[i] for i in out.domain_probs.argmax(axis=1)]
+    in_tok = np.array([max(1, it.total_chars // 4) for it in items], dtype=np.float32)
+    out_tok = ctx.analyzer.output_tokens(out.task_probs)
+    knn = ctx.predictor.neighbours(emb, exact=batch)
+    corr = ctx.corrections(cards, tasks, domains, emb, out.complexity)
+    quality, support = ctx.predictor.predict(
+        knn, cards, domains, tasks, out.complexity, columns=columns, corrections=corr
+    )
+    pin = np.array([c.input_usd_per_mtok for c in cards], dtype=np.float32)
+    pout = np.array([c.output_usd_per_mtok for c in cards], dtype=np.float32)
+    # Each model's expected answer length: the prompt's estimate times the model's verbosity.
+    out_m = out_tok[:, None] * np.array([c.verbosity for c in cards], dtype=np.float32)
+    cost = (in_tok[:, None] * pin + out_m * pout) / 1e6
+    ttft = np.array([c.ttft_s for c in cards], dtype=np.float32)
+    tps = np.array([max(c.tokens_per_s, 1e-3) for c in cards], dtype=np.float32)
+    ratio = np.asarray(ctx.latency_ratios(cards), dtype=np.float32)
+    latency = (ttft + out_m / tps) * ratio
+    hard = pol.hard_mask(cards, constraints, in_tok[:, None] + out_m, cost, latency)
+    dom = domain_matrix(cards, domains)
+    weights = prefs.normalized()
+    # The task/domain filters and the low-confidence generalist protect predicted quality. A caller
+    # who gives accuracy no weight ({"cost": 1.0}) has said quality must not override the other
+    # preferences, so only the hard constraints apply (the named profiles all weigh accuracy).
+    guard = weights.get("accuracy", 0.0) > 0
+    if guard:
+        codes, nothing = pol.soft_mask(hard, quality, dom, ctx.policy)
+    else:
+        codes, nothing = hard.copy(), np.zeros(len(items), dtype=bool)
+    empty = ~(hard == 0).any(axis=1)
+    if empty.any():
+        i = int(empty.argmax())
+        reasons = {c.name: pol.EXCLUSION_TEXT[int(hard[i, j])] for j, c in enumerate(cards)}
+        raise NoEligibleModelError(
+            f"No candidate passes the hard constraints ({int(empty.sum())} of {len(items)} "
+            f"prompt(s)); relax one of them: " + "; ".join(f"{m}: {r}" for m, r in reasons.items()),
+            exclusions=reasons,
+        )
+    table = score(weights, quality, cost, latency, card_matrix(cards), codes == 0)
+    winner = table.total.argmax(axis=1)
+    conf = pol.confidence(out.task_probs.max(axis=1), support, winner, ctx.lam)
+    low = (conf < ctx.policy.min_confidence) & guard
+    general = nothing | low
+    if general.any():
+        gidx = pol.generalist_index(cards, hard == 0, ctx.policy.generalist)
+        winner = np.where(general, gidx, winner)
+        codes = np.where(general[:, None], hard, codes)
+    explored = np.zeros(len(items), dtype=bool)
+    if explore and ctx.policy.explore > 0:
+        winner, explored = ctx.explorer.choose(winner, hard == 0, ctx.policy.explore)
+        codes = np.where(explored[:, None], hard, codes)
+    return RouteArrays(
+        names=[c.name for c in cards], winner=winner, total=table.total, sub=table.sub,
+        quality=quality, cost=cost, latency=latency, codes=codes, support=support,
+        confidence=conf, nothing_fits=nothing, low_confidence=low, tasks=tasks,
+        domains=domains, out=out, in_tok=in_tok, out_tok=out_tok, pruned=[p for _, p in pruned],
+        knn=knn, prefs=prefs, task_types=list(ctx.analyzer.task_types), explored=explored,
+        corrections=corr, embeddings=quantize(emb) if ctx.keep_embeddings else None,
+    )

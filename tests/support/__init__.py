@@ -1,0 +1,1 @@
+"""Test infrastructure: fake models and embedders, a loopback delay proxy, a throwaway PostgreSQL."""
