@@ -41,13 +41,13 @@ if TYPE_CHECKING:
     from optiroute.schema.budget import Budget, CallTicket
     from optiroute.schema.preferences import DIMENSIONS, PROFILES, Preferences, preferences
     from optiroute.catalog.registry import ModelCard, Registry
-    from optiroute.router.router import Router
+    from optiroute.router import Router
     from optiroute.schema.decision import Constraints, ModelScore, Neighbour, RoutingDecision, TaskProfile
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Router": "router.router",
+    "Router": "router",
     "BatchDecisions": "routing.batch",
     "Preferences": "schema.preferences",
     "PROFILES": "schema.preferences",

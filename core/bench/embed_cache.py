@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from optiroute.analysis.embedding import prune_text
 
 __all__ = ["LookupEmbedder", "cached_encode"]
 
@@ -30,8 +31,6 @@ class LookupEmbedder:
     """
 
     def __init__(self, base: Any, texts: Sequence[str], vectors: np.ndarray) -> None:
-        from optiroute.analysis.embedding import prune_text
-
         self.base = base
         self.dim = int(vectors.shape[1])
         self.name = getattr(base, "name", "lookup")
@@ -43,8 +42,6 @@ class LookupEmbedder:
         self._table = {}
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
-        from optiroute.analysis.embedding import prune_text
-
         keys = [prune_text(t)[0] for t in texts]
         rows = [self._table.get(k) for k in keys]
         out = np.empty((len(texts), self.dim), dtype=np.float32)

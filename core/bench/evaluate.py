@@ -35,6 +35,11 @@ from optiroute.metrics import curves as metrics
 from optiroute.bench.embed_cache import LookupEmbedder, cached_encode
 from optiroute.bench.overhead import Overhead, measure_overhead
 from optiroute.errors import DataFormatError, InvalidInputError
+from optiroute.fit.datasets import fill_costs, load_outcomes, load_prices, load_prompts
+from optiroute.router.router import Router
+from optiroute.analysis.embedding import get_default_embedder
+from optiroute.quality.base import KINDS, TrainData, predictor_class
+from optiroute.fit.training import outcome_matrices
 
 __all__ = ["COST_WEIGHTS", "BenchResult", "run_bench"]
 
@@ -120,8 +125,6 @@ class BenchResult(BaseModel):
 
 def _load(data: Path, pool: Sequence[str] | None) -> tuple[Any, Any, Any, list[str]]:
     """Prompts, outcomes (costs filled) and prices of a data directory, restricted to ``pool``."""
-    from optiroute.fit.datasets import fill_costs, load_outcomes, load_prices, load_prompts
-
     p = load_prompts(data)
     o = load_outcomes(data)
     prices = load_prices(data) if any((data / n).exists() for n in ("prices.csv", "prices.csv.gz")) else None
@@ -155,8 +158,6 @@ def _load(data: Path, pool: Sequence[str] | None) -> tuple[Any, Any, Any, list[s
 def _fit(train_p: Any, o: Any, prices: Any, models: list[str], embedder: LookupEmbedder,
          predictor: str) -> tuple[Any, str]:
     """Fit the router on train only; returns it and a description of its quality predictor."""
-    from optiroute.router.router import Router
-
     router = Router.fit(train_p, o, prices, embedder=embedder, models=models, predictor=predictor)
     used = _kind(router)
     selection = getattr(router.predictor, "selection", None) or {}
@@ -228,10 +229,6 @@ def run_bench(
         ``(result, decisions, test_prompt_ids)``; ``decisions`` is (points, n_test) model indices
         into ``result.models``, one row per operating point.
     """
-    from optiroute.analysis.embedding import get_default_embedder
-    from optiroute.quality.base import KINDS, TrainData, predictor_class
-    from optiroute.fit.training import outcome_matrices
-
     kinds = list(KINDS) if compare is None else list(compare)
     for k in [predictor, *kinds]:  # a typo fails before any embedding
         if k != "auto":

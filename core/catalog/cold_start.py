@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from optiroute.errors import InvalidInputError
+from optiroute.catalog.registry import Registry
 
 if TYPE_CHECKING:
     from optiroute.catalog.registry import ModelCard, Registry
@@ -165,8 +166,6 @@ def predict_card_domains(card: ModelCard, registry: Registry | None = None,
     bundled cards carry parameters, Arena Elo and MT-Bench where sourced); ``raw`` adds to or
     overrides the new card's.
     """
-    from optiroute.catalog.registry import Registry
-
     reg = registry if registry is not None else Registry.default()
     train = [c for c in reg if _has_measured_domains(c) and c.name != card.name]
     domains = sorted({d for c in train for d in c.accuracy_by_domain})

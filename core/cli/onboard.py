@@ -21,6 +21,10 @@ from rich.table import Table
 
 from optiroute.cli.common import console, err, fail, load_router, parse_candidates, parse_preferences
 from optiroute.errors import OptiRouteError
+from optiroute.fit.datasets import load_prompts
+from optiroute.errors import DataFormatError
+from optiroute.onboard.onboarding import onboard
+from optiroute.router.router import Router
 
 __all__ = ["chat_fn", "onboard_cmd"]
 
@@ -54,8 +58,6 @@ def chat_fn(base_url: str, api_key: str | None = None, *, max_tokens: int = 256,
 def _texts_and_refs(prompts: Path, references: Path | None) -> tuple[dict[str, str], dict[str, str]]:
     import pandas as pd
 
-    from optiroute.fit.datasets import load_prompts
-    from optiroute.errors import DataFormatError
 
     p = load_prompts(prompts)
     texts = dict(zip(p["prompt_id"].astype(str), p["text"].astype(str), strict=True))
@@ -91,8 +93,6 @@ def onboard_cmd(
     """Onboard a new model: run it on K-Means representatives of the store, score, add the outcomes."""
     from rich.progress import Progress
 
-    from optiroute.onboard.onboarding import onboard
-    from optiroute.router.router import Router
 
     try:
         texts, refs = _texts_and_refs(prompts, references)

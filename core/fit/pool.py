@@ -25,6 +25,8 @@ import numpy as np
 from pydantic import BaseModel
 
 from optiroute.errors import DataFormatError, InvalidInputError
+from optiroute.fit.datasets import fill_costs, load_outcomes, load_prices, load_prompts
+from optiroute.fit.training import outcome_matrices
 
 __all__ = ["PoolSelection", "coverage", "load_matrices", "select_models", "select_models_from_data"]
 
@@ -145,9 +147,6 @@ def load_matrices(data: str | Path, split: str | None = "train") -> tuple[np.nda
     Raises:
         DataFormatError: missing files, or no prompt of that split with outcomes.
     """
-    from optiroute.fit.datasets import fill_costs, load_outcomes, load_prices, load_prompts
-    from optiroute.fit.training import outcome_matrices
-
     data = Path(data)
     p = load_prompts(data)
     o = load_outcomes(data)

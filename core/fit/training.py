@@ -19,6 +19,16 @@ import numpy as np
 
 from optiroute.fit.datasets import fill_costs, input_tokens, load_outcomes, load_prices, load_prompts
 from optiroute.errors import DataFormatError, ModelNotFoundError
+from optiroute.catalog.registry import ModelCard
+from optiroute.quality.base import predictor_class
+from optiroute.analysis.embedding import get_default_embedder, prune_text
+from optiroute.quality.index import OutcomeIndex
+from optiroute.catalog.registry import Registry
+from optiroute.analysis.analyzer import TaskAnalyzer
+from optiroute.metrics import baselines as bl
+from optiroute.metrics.curves import aiq
+from optiroute.quality.base import KINDS, TrainData, predictor_class
+from optiroute.quality.base import TrainData, predictor_class
 
 __all__ = ["card_from_data", "fit_parts", "implied_output_tokens", "measure_verbosity", "outcome_matrices",
            "select_predictor", "validation_aiq"]
@@ -102,8 +112,6 @@ def card_from_data(
     model: str, scores: np.ndarray, costs: np.ndarray, in_tok: np.ndarray, price: Any | None
 ) -> Any:
     """A card for a model the registry does not know, built from its training outcomes."""
-    from optiroute.catalog.registry import ModelCard
-
     acc = float(np.nanmean(scores)) if np.isfinite(scores).any() else 0.5
     if price is not None:
         pin, pout, src = float(price["input_usd_per_mtok"]), float(price["output_usd_per_mtok"]), str(price["source"])
@@ -164,13 +172,8 @@ def fit_parts(
         DataFormatError: malformed files, or no outcome matching a training prompt.
         InvalidInputError: unknown predictor kind.
     """
-    from optiroute.quality.base import predictor_class
-
     if predictor != "auto":
         predictor_class(predictor)  # fail on a typo before embedding anything
-    from optiroute.analysis.embedding import get_default_embedder, prune_text
-    from optiroute.quality.index import OutcomeIndex
-    from optiroute.catalog.registry import Registry
 
     p = load_prompts(prompts)
     o = load_outcomes(outcomes)
@@ -213,8 +216,6 @@ def fit_parts(
             )
     lengths = implied_output_tokens(o, p, {m: reg.resolve(m) for m in models})
     if lengths["output_tokens"].notna().any():
-        from optiroute.analysis.analyzer import TaskAnalyzer
-
         an = analyzer or TaskAnalyzer.default()
         est = an.output_tokens(an.predict(emb).task_probs)
         for m, v in measure_verbosity(ids, models, lengths, est).items():
@@ -244,9 +245,6 @@ def validation_aiq(pred: np.ndarray, scores: np.ndarray, costs: np.ndarray, cost
     the validation outcomes (missing cells left out), and cost is normalised between the cheapest
     and dearest single model on the validation rows. Returns NaN when costs do not differ.
     """
-    from optiroute.metrics import baselines as bl
-    from optiroute.metrics.curves import aiq
-
     singles = bl.single_models(scores, costs)
     cs = [c for _, c in singles if np.isfinite(c)]
     if len(cs) < 2 or not max(cs) > min(cs) or not np.isfinite(cost_est).all():
@@ -285,8 +283,6 @@ def select_predictor(
     The winner is refitted on all rows. The choice and every kind's numbers are kept on the
     predictor as ``selection`` (saved in the manifest and shown by ``optiroute bench``).
     """
-    from optiroute.quality.base import KINDS, TrainData, predictor_class
-
     if kind != "auto":
         pred = predictor_class(kind).fit(TrainData(emb, scores, models, index, seed))
         pred.selection = {"requested": kind, "chosen": kind}
@@ -329,10 +325,6 @@ def _score_kinds(val_rows: np.ndarray, emb: np.ndarray, scores: np.ndarray, cost
                  models: list[str], index: Any, cards: list[Any], analyzer: Any,
                  seed: int, kinds: Sequence[str]) -> tuple[dict[str, float], dict[str, float]]:
     """Validation AIQ and log-loss of each of ``kinds`` fitted on the rows outside ``val_rows``."""
-    from optiroute.analysis.analyzer import TaskAnalyzer
-    from optiroute.quality.index import OutcomeIndex
-    from optiroute.quality.base import TrainData, predictor_class
-
     analyzer = analyzer or TaskAnalyzer.default()
     val = np.zeros(len(emb), dtype=bool)
     val[val_rows] = True

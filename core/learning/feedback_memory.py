@@ -43,6 +43,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from optiroute.errors import InvalidInputError
+from optiroute.errors import StoreError
 
 __all__ = ["FeedbackMemory", "store_history"]
 
@@ -101,8 +103,6 @@ class FeedbackMemory:
         tau: float = 0.1,
         local_prior: float = 1.0,
     ) -> None:
-        from optiroute.errors import InvalidInputError
-
         if groups not in ("pooled", "store"):
             raise InvalidInputError(f"FeedbackMemory groups must be 'pooled' or 'store', got {groups!r}.")
         if min(capacity, max_events, k) < 1 or max_pending < 0 or min(tau, local_prior) <= 0 or (
@@ -344,8 +344,6 @@ def store_history(store: Any) -> Iterator[tuple[str, str, str, float, float]]:
 
     Empty for stores that cannot read feedback back, and when the store fails (routing must not).
     """
-    from optiroute.errors import StoreError
-
     try:
         rows = store.feedback_history()
     except (AttributeError, NotImplementedError, StoreError):

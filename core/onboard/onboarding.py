@@ -62,6 +62,9 @@ from optiroute.errors import InvalidInputError
 from optiroute.onboard.impute import ImputeResult, impute_column
 from optiroute.onboard.level import calibrate_card, estimate_level
 from optiroute.onboard.scoring import JudgeFn, _judge, choice_letter, parse_grade, reference_score
+from optiroute.fit.training import card_from_data
+from optiroute.quality.base import match_columns
+from optiroute.quality.base import TrainData, predictor_class
 
 if TYPE_CHECKING:
     from optiroute.catalog.registry import ModelCard
@@ -191,8 +194,6 @@ def onboard(
             this model), or an answer that cannot be scored because
             neither a reference, a judge nor a scorer is available.
     """
-    from optiroute.fit.training import card_from_data
-
     st = router.state
     index = st.index
     if index is None:
@@ -201,7 +202,6 @@ def onboard(
     if not 0.0 <= propagate <= 1.0:
         raise InvalidInputError(f"propagate must be in 0..1, got {propagate}.")
     if model_name in st.registry:  # another name of a stored model onboards that column, not a second one
-        from optiroute.quality.base import match_columns
 
         j = match_columns([st.registry.resolve(model_name)], index.models)[0]
         model_name = model_name if j is None else index.models[j]
@@ -343,7 +343,6 @@ def _update_predictor(router: Router, refit: bool, seed: int) -> str:
         return "knn: reads the new column from the store"
     if not refit:
         return f"{kind}: kept as fitted; the new model is routed from its card"
-    from optiroute.quality.base import TrainData, predictor_class
 
     index = st.index
     refitted = predictor_class(kind).fit(TrainData(index.matrix, index.scores, list(index.models), index, seed))

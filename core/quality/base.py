@@ -42,6 +42,7 @@ import numpy as np
 from optiroute.errors import CorruptArtifactError, InvalidInputError
 from optiroute.quality.index import KNNResult
 from optiroute.quality.priors import card_prior
+from optiroute.catalog.registry import normalise_name
 
 if TYPE_CHECKING:
     from optiroute.quality.index import OutcomeIndex
@@ -318,8 +319,6 @@ def match_columns(cards: Sequence[ModelCard], names: Sequence[str]) -> list[int 
     resolves names (``mistralai/Mixtral-8x7B-Instruct-v0.1`` is the card
     ``Mixtral-8x7B-Instruct-v0.1``), so a data set's own spelling of a model still finds its card.
     """
-    from optiroute.catalog.registry import normalise_name
-
     exact = {n: j for j, n in enumerate(names)}
     loose: dict[str, int] = {}
     for j, n in enumerate(names):

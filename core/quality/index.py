@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from optiroute.errors import ArtifactNotFoundError, CorruptArtifactError, DependencyError
+from optiroute.errors import InvalidInputError
 
 __all__ = ["OutcomeIndex", "KNNResult"]
 
@@ -141,8 +142,6 @@ class OutcomeIndex:
         the Annoy index depends on the embeddings alone and stays valid. ``scores``/``costs`` have one
         value per stored prompt.
         """
-        from optiroute.errors import InvalidInputError
-
         s = np.asarray(scores, dtype=np.float32).reshape(-1)
         c = np.full_like(s, np.nan) if costs is None else np.asarray(costs, dtype=np.float32).reshape(-1)
         if s.shape != (len(self),) or c.shape != (len(self),):

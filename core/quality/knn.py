@@ -29,6 +29,7 @@ import numpy as np
 
 from optiroute.quality.base import Predictor, TrainData, match_columns
 from optiroute.quality.priors import card_prior
+from optiroute.quality.index import OutcomeIndex
 
 if TYPE_CHECKING:
     from optiroute.quality.index import KNNResult, OutcomeIndex
@@ -67,8 +68,6 @@ class QualityPredictor(Predictor):
     def fit(cls, data: TrainData, **kwargs: Any) -> QualityPredictor:
         """The kNN kind "fits" by storing the outcomes: it predicts from ``data.index``."""
         if data.index is None:
-            from optiroute.quality.index import OutcomeIndex
-
             data.index = OutcomeIndex(
                 data.embeddings, [str(i) for i in range(len(data.embeddings))],
                 [""] * len(data.embeddings), data.models, data.scores,

@@ -3,3 +3,7 @@ accounting and budgets, the fallback chain, saved-router artifacts, batch mode a
 
 May import: the layers below it (routing, quality, catalog, analysis, metrics, store, learning, schema, errors).
 """
+
+from optiroute.router.router import Router
+
+__all__ = ["Router"]

@@ -4,7 +4,7 @@ One Router object owns the heavy state (embedder, analyzer heads, evaluation sto
 loads it lazily on first use, so constructing one (and the framework adapters that wrap it) costs
 nothing. It is composed, not inherited: a :class:`~optiroute.router.state.RouterState` (the heavy
 parts), a :class:`~optiroute.store.guarded.GuardedStore` (decisions, feedback, spend; degraded mode),
-a :class:`~optiroute.learning.feedback_memory.FeedbackMemory` and a
+a :class:`~optiroute.router.feedback.FeedbackLoop` (what feedback taught it) and a
 :class:`~optiroute.learning.latency.LatencyTracker`. Each collaborator receives the parts it needs
 (:class:`~optiroute.routing.pipeline.RoutingContext`, :class:`~optiroute.router.calls.CallContext`),
 never the router.
@@ -32,12 +32,13 @@ from optiroute.analysis.embedding import Embedder
 from optiroute.analysis.prompts import RoutableText, to_routable
 from optiroute.catalog.registry import ModelCard, Registry
 from optiroute.errors import InvalidInputError, NoEligibleModelError, RoutingFallbackWarning
-from optiroute.learning.feedback_memory import FeedbackMemory, store_history
+from optiroute.learning.feedback_memory import FeedbackMemory
 from optiroute.learning.latency import LatencyTracker
 from optiroute.quality.base import Predictor
 from optiroute.quality.index import OutcomeIndex
 from optiroute.router import artifacts
 from optiroute.router.batch_mode import BatchModelChoice, choose_batch_model
+from optiroute.router.feedback import FeedbackLoop
 from optiroute.router.calls import CallAccount, CallContext, begin_call, end_call, latency_group, observe_latency, \
     remaining_usd
 from optiroute.router.state import RouterState, build_state
@@ -46,11 +47,12 @@ from optiroute.routing.batch import BatchDecisions, RouteArrays
 from optiroute.routing.budgeted import BudgetedBatch, allocate_batch
 from optiroute.routing.pipeline import RoutingContext, route_arrays
 from optiroute.schema.budget import Budget, CallTicket, scope_keys
-from optiroute.schema.decision import Constraints, ConstraintsLike, Neighbour, RoutingDecision
+from optiroute.schema.decision import Constraints, ConstraintsLike, RoutingDecision
 from optiroute.schema.preferences import Preferences, PreferencesLike, coerce_preferences
 from optiroute.store.guarded import GuardedStore
 from optiroute.store.memory import MemoryFeedbackStore
-from optiroute.store.records import DecisionRecord, FeedbackStore, ObservationRecord
+from optiroute.store.records import FeedbackStore, ObservationRecord
+from optiroute.fit.training import fit_parts # the layer above: pandas, torch, sklearn
 
 __all__ = ["Router"]
 
@@ -102,7 +104,6 @@ class Router:
         keep_prompts: bool = False,
         _loader: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
-        self._memory = FeedbackMemory(keep_embeddings=keep_prompts)
         self._given = {"registry": registry, "index": index, "analyzer": analyzer,
                        "embedder": embedder, "models": list(models) if models else None,
                        "predictor": predictor}
@@ -110,6 +111,7 @@ class Router:
         self.preferences = coerce_preferences(preferences)
         self.constraints = Constraints.coerce(constraints)
         self._store = GuardedStore(store if store is not None else MemoryFeedbackStore())
+        self._feedback = FeedbackLoop(FeedbackMemory(keep_embeddings=keep_prompts), self._store)
         self.budget = budget
         self.policy = policy or pol.PolicyConfig()
         self._explorer = pol.Explorer(self.policy.explore_seed)
@@ -134,8 +136,6 @@ class Router:
         Only rows with ``split == "train"`` are used when the prompts carry a split. See
         :func:`optiroute.fit.training.fit_parts` for the keyword arguments.
         """
-        from optiroute.fit.training import fit_parts  # the layer above: pandas, torch, sklearn
-
         router_kw = {k: kwargs.pop(k) for k in list(kwargs) if k in _ROUTER_KW}
         parts = fit_parts(prompts, outcomes, prices, **kwargs)
         parts.update(router_kw)
@@ -208,14 +208,14 @@ class Router:
     def feedback_memory(self) -> FeedbackMemory:
         """What feedback taught this router (:class:`~optiroute.learning.feedback_memory.FeedbackMemory`):
         pooled task/domain residuals and, with ``keep_prompts=True``, the rated-prompt kNN memory."""
-        return self._memory
+        return self._feedback.memory
 
     # ---------------------------------------------------------------------- routing
     def _routing_context(self, st: RouterState) -> RoutingContext:
         return RoutingContext(
             embedder=st.embedder, analyzer=st.analyzer, predictor=st.predictor, policy=self.policy,
-            lam=self.lam, corrections=self._corrections, latency_ratios=self._latency_ratios,
-            explorer=self._explorer, keep_embeddings=self._memory.keep_embeddings,
+            lam=self.lam, corrections=self._feedback.corrections, latency_ratios=self._latency_ratios,
+            explorer=self._explorer, keep_embeddings=self._feedback.memory.keep_embeddings,
         )
 
     def _route(
@@ -246,18 +246,6 @@ class Router:
             except NoEligibleModelError:
                 pass
         return self._route([item], prefs, cons, candidates, batch=False, explore=True)
-
-    def _corrections(
-        self, cards: list[ModelCard], tasks: list[str], domains: list[str], emb: np.ndarray,
-        complexity: np.ndarray,
-    ) -> np.ndarray | None:
-        """Feedback corrections (n, m): pooled task/domain residuals, rated neighbours with
-        ``keep_prompts`` (:mod:`optiroute.learning.feedback_memory`)."""
-        if not self._memory.history_loaded:  # feedback a durable store kept from earlier runs
-            self._memory.load_history(store_history(self.store))
-        # The store's per-(model, task) residuals are the group estimate of groups="store" only.
-        task_corr = self._store.corrections() if self._memory.groups == "store" else {}
-        return self._memory.corrections([c.name for c in cards], tasks, domains, emb, task_corr, complexity)
 
     def _latency_ratios(self, cards: list[ModelCard]) -> np.ndarray:
         return np.asarray(self._latency.ratios([c.name for c in cards], [latency_group(c) for c in cards]),
@@ -378,34 +366,9 @@ class Router:
         self, arrays: RouteArrays, i: int, decision_id: str, *, run_id: str | None = None,
         user: str | None = None, prompt: str | None = None,
     ) -> RoutingDecision:
-        decision = arrays.decision(i, decision_id, self.policy.max_fallbacks, self._neighbours)
-        # Feedback residuals are taken against the quality predicted *before* feedback corrections
-        # (see optiroute.learning.feedback_memory: against the corrected one they settle at half the gap).
-        w = arrays.names.index(decision.model)
-        base = min(max(float(arrays.quality[i, w]) - arrays.correction(i, w), 0.0), 1.0)
-        self._memory.remember(decision_id, arrays.embedding(i), float(arrays.out.complexity[i]))
-        self._store.write(
-            "record_decision",
-            DecisionRecord.model_construct(
-                decision_id=decision_id, model=decision.model,
-                task_type=decision.profile.task_type, domain=decision.profile.domain,
-                predicted_quality=base, created_at=decision.created_at,
-                run_id=None if run_id is None else str(run_id), user=user, prompt=prompt,
-            ),
-        )
+        decision = arrays.decision(i, decision_id, self.policy.max_fallbacks, self.state.neighbours)
+        self._feedback.record_decision(arrays, i, decision, run_id=run_id, user=user, prompt=prompt)
         return decision
-
-    def _neighbours(self, ids: np.ndarray, sims: np.ndarray) -> list[Neighbour]:
-        index = self.state.index
-        if index is None:
-            return []
-        return [
-            Neighbour.model_construct(
-                prompt_id=index.prompt_ids[int(j)], similarity=round(float(s), 4),
-                task=index.tasks[int(j)] or None,
-            )
-            for j, s in zip(ids[:5], sims[:5])
-        ]
 
     # ------------------------------------------------------------------ calls and budgets
     def _call_context(self) -> CallContext:
@@ -470,11 +433,7 @@ class Router:
         Raises:
             FeedbackError: unknown decision id or run id, or a score outside 0..1.
         """
-        did = self._store.record_feedback(decision_id, score, comment, run_id)
-        rec = self._store.get_decision(did)
-        if rec is not None:
-            self._memory.learn(did, float(score), model=rec.model, task=rec.task_type,
-                               domain=rec.domain, base_quality=rec.predicted_quality)
+        self._feedback.record_feedback(decision_id, score, comment, run_id)
 
     def decision_for_run(self, run_id: UUID | str) -> str | None:
         """The id of the latest decision recorded under ``run_id`` (any store sharing this router's

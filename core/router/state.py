@@ -12,6 +12,8 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
+
 from optiroute.analysis.analyzer import TaskAnalyzer
 from optiroute.analysis.embedding import Embedder, get_default_embedder
 from optiroute.catalog.registry import ModelCard, Registry
@@ -19,6 +21,7 @@ from optiroute.errors import InvalidInputError
 from optiroute.quality.base import Predictor
 from optiroute.quality.index import OutcomeIndex
 from optiroute.quality.knn import QualityPredictor
+from optiroute.schema.decision import Neighbour
 
 __all__ = ["RouterState", "build_state"]
 
@@ -83,6 +86,18 @@ class RouterState:
         entry = (cards, self._predictor.columns(cards))
         self._cache[key] = entry
         return entry
+
+    def neighbours(self, ids: np.ndarray, sims: np.ndarray) -> list[Neighbour]:
+        """The five nearest stored prompts of one routed prompt, for its explanation."""
+        if self._index is None:
+            return []
+        return [
+            Neighbour.model_construct(
+                prompt_id=self._index.prompt_ids[int(j)], similarity=round(float(s), 4),
+                task=self._index.tasks[int(j)] or None,
+            )
+            for j, s in zip(ids[:5], sims[:5])
+        ]
 
     # ------------------------------------------------------------------ changes (onboarding)
     def add_to_pool(self, name: str) -> None:
