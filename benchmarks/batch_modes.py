@@ -52,7 +52,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from embed_cache import load_or_embed  # noqa: E402
 
 from optiroute import BudgetExceededError, Router  # noqa: E402
-from optiroute import bench_baselines as bl  # noqa: E402
+from optiroute.metrics import baselines as bl  # noqa: E402
 from optiroute.bench.embed_cache import LookupEmbedder  # noqa: E402
 from optiroute.routing.budgeted import allocate, hard_eligible  # noqa: E402
 from optiroute.fit.datasets import fill_costs, load_outcomes, load_prices, load_prompts  # noqa: E402
