@@ -41,9 +41,8 @@ def main() -> None:
 
     p = pd.read_csv(args.data / "mmlu_pro/prompts.csv.gz", dtype={"prompt_id": str})
     o = pd.read_csv(args.data / "mmlu_pro/outcomes.csv.gz", dtype={"prompt_id": str})
-    emb_all = load_or_embed("mmlu_pro", p["prompt_id"].tolist(), p["text"].astype(str).tolist())
-    test = (p["split"] == "test").to_numpy()
-    p, emb = p[test].reset_index(drop=True), emb_all[test]
+    p = p[p["split"] == "test"].reset_index(drop=True)  # only the test prompts are routed (or embedded)
+    emb = load_or_embed("mmlu_pro", p["prompt_id"].tolist(), p["text"].astype(str).tolist())
     models = sorted(o["model"].unique())
     scores, costs = outcome_matrices(p["prompt_id"].tolist(), models, o)
 
