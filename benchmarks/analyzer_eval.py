@@ -58,7 +58,7 @@ def task_scores(y: list[str], p: list[str], labels: list[str] | None = None) -> 
     labels = labels or sorted(set(y))
     per = f1_score(y, p, labels=labels, average=None, zero_division=0)
     return {"n": len(y), "macro_f1": float(np.mean(per)), "accuracy": float(np.mean(np.array(y) == np.array(p))),
-            "per_class": {k: float(v) for k, v in zip(labels, per)}}
+            "per_class": {k: float(v) for k, v in zip(labels, per, strict=True)}}
 
 
 def evaluate_tasks(an: TaskAnalyzer, data: Path) -> dict[str, dict[str, object]]:

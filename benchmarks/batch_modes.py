@@ -52,14 +52,14 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from embed_cache import load_or_embed  # noqa: E402
 
 from optiroute import BudgetExceededError, Router  # noqa: E402
-from optiroute.metrics import baselines as bl  # noqa: E402
-from optiroute.bench.embed_cache import LookupEmbedder  # noqa: E402
-from optiroute.routing.budgeted import allocate, hard_eligible  # noqa: E402
-from optiroute.fit.datasets import fill_costs, load_outcomes, load_prices, load_prompts  # noqa: E402
 from optiroute.analysis.embedding import get_default_embedder  # noqa: E402
-from optiroute.metrics.curves import aiq  # noqa: E402
+from optiroute.bench.embed_cache import LookupEmbedder  # noqa: E402
+from optiroute.fit.datasets import fill_costs, load_outcomes, load_prices, load_prompts  # noqa: E402
 from optiroute.fit.pool import coverage, select_models  # noqa: E402
 from optiroute.fit.training import outcome_matrices  # noqa: E402
+from optiroute.metrics import baselines as bl  # noqa: E402
+from optiroute.metrics.curves import aiq  # noqa: E402
+from optiroute.routing.budgeted import allocate, hard_eligible  # noqa: E402
 
 BUDGET_FRACTIONS = (0.03, 0.1, 0.25, 0.5)
 #: Routoo selector exponents: 0 targets the best predicted model; on MMLU-Pro's ~150x price range a
@@ -200,7 +200,8 @@ def main() -> None:
               f"models the ratio of predicted to realised mean cost per prompt spans {min(ratios):.2f} to "
               f"{max(ratios):.2f} (median {float(np.median(ratios)):.2f}). A budget caps *predicted* spend, "
               "so realised spend tracks it as closely as these ratios.", "",
-              "| budget | method | predicted spend $ | realised $/prompt | accuracy | left out | accuracy, missing = wrong |",
+              "| budget | method | predicted spend $ | realised $/prompt | accuracy | left out "
+              "| accuracy, missing = wrong |",
               "|---|---|---|---|---|---|---|"]
     for frac in BUDGET_FRACTIONS:
         budget = frac * full
@@ -249,9 +250,11 @@ def main() -> None:
             rows.append((f"(b) per-prompt routing, cost weight {best_w:.4f}", best_s,
                          realise(best_r.model_names)))
         else:
-            rows.append(("(b) per-prompt routing: no cost weight fits", float("nan"), (float("nan"),) * 2 + (0, float("nan"))))
+            nan = float("nan")
+            rows.append(("(b) per-prompt routing: no cost weight fits", nan, (nan, nan, 0, nan)))
         for label, s, (acc, cost, left, acc0) in rows:
-            lines.append(f"| {frac:.0%} (${budget:.3f}) | {label} | {s:.4f} | {cost:.6f} | {acc:.4f} | {left} | {acc0:.4f} |")
+            lines.append(f"| {frac:.0%} (${budget:.3f}) | {label} | {s:.4f} | {cost:.6f} | {acc:.4f} | {left} "
+                         f"| {acc0:.4f} |")
         print(f"budget {frac:.0%} done", flush=True)
 
     pq = np.concatenate([x.quality for x in base.parts])
@@ -272,13 +275,15 @@ def main() -> None:
               "Per-call = every prompt routed on its own (vectorised `decide_batch`). Batch mode on the "
               "whole test set as one batch, and on one batch per MMLU-Pro category (14 batches; a batch of "
               "similar jobs). Agreement = share of sampled prompts whose own routing chose the batch's model.",
-              "", "| preferences | mode | accuracy | realised $/prompt | left out | accuracy, missing = wrong | model(s) / agreement |",
+              "", "| preferences | mode | accuracy | realised $/prompt | left out | accuracy, missing = wrong "
+              "| model(s) / agreement |",
               "|---|---|---|---|---|---|---|"]
     cats = test_p["task"].to_numpy()
     for prof in PROFILES:
         per = decide(preferences=prof)
         acc, cost, left, acc0 = realise(per.model_names)
-        lines.append(f"| {prof} | per-call | {acc:.4f} | {cost:.6f} | {left} | {acc0:.4f} | {len(set(per.model_names))} distinct models |")
+        lines.append(f"| {prof} | per-call | {acc:.4f} | {cost:.6f} | {left} | {acc0:.4f} "
+                     f"| {len(set(per.model_names))} distinct models |")
         ch = router.choose_batch_model(tt, sample=0.05, preferences=prof, candidates=models, embeddings=e_te)
         acc, cost, left, acc0 = realise([ch.model] * n)
         lines.append(f"| {prof} | batch mode, 1 batch ({ch.sample_size} sampled) | {acc:.4f} | {cost:.6f} | "
@@ -310,7 +315,8 @@ def main() -> None:
     t_one = time.perf_counter() - t0
     lines += ["", "Decisions per second, real MiniLM encoding (single thread), balanced:", "",
               "| mode | prompts | seconds | prompts decided / s |", "|---|---|---|---|",
-              f"| batch mode (encodes the {ch.sample_size}-prompt sample, one model for all) | {n} | {t_bm:.1f} | {n / t_bm:.0f} |",
+              f"| batch mode (encodes the {ch.sample_size}-prompt sample, one model for all) | {n} | {t_bm:.1f} "
+              f"| {n / t_bm:.0f} |",
               f"| per-call, vectorised `decide_batch` | {k_batch} | {t_vec:.1f} | {k_batch / t_vec:.1f} |",
               f"| per-call, one `decide()` per prompt | {k_one} | {t_one:.1f} | {k_one / t_one:.1f} |"]
     print("batch mode speed done", flush=True)
@@ -321,7 +327,8 @@ def main() -> None:
               "the model's mean). Routed = the router restricted to the pool (`candidates=`): quality-first "
               f"accuracy and AIQ of a {len(SWEEP)}-point cost-weight sweep (cost normalised over all "
               f"{len(models)} single models).", "",
-              "| k | pool | models | train coverage | test oracle coverage | routed accuracy (quality-first) | $/prompt | routed AIQ |",
+              "| k | pool | models | train coverage | test oracle coverage | routed accuracy (quality-first) "
+              "| $/prompt | routed AIQ |",
               "|---|---|---|---|---|---|---|---|"]
     for k in POOL_SIZES:
         sel = select_models(tr_s, models, k, costs=tr_c)
@@ -353,7 +360,8 @@ def main() -> None:
                 w.writerows((f"r{i}", texts[j]) for i, j in enumerate(pick))
             return path
 
-        big, mid, small = make(args.stream_rows, "big.csv"), make(10_000, "mid.csv"), make(args.minilm_rows, "small.csv")
+        big, mid = make(args.stream_rows, "big.csv"), make(10_000, "mid.csv")
+        small = make(args.minilm_rows, "small.csv")
         res_big = _stream(args.data, rdir, big, "lookup", 1024)
         res_mid = _stream(args.data, rdir, mid, "lookup", 1024)
         res_big_chunk = _stream(args.data, rdir, big, "lookup", 4096)

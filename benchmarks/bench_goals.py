@@ -1,4 +1,4 @@
-"""Issue 6's routing-quality goals, measured by ``optiroute bench`` on four data sets in one run.
+"""The routing-quality goals, measured by ``optiroute bench`` on four data sets in one run.
 
 For each set this runs :func:`optiroute.bench.evaluate.run_bench` (what ``optiroute bench --data DIR`` runs:
 fit on train, quality predictor chosen by ``--predictor auto`` on a validation split carved from train,

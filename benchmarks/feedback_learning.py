@@ -3,10 +3,11 @@
 The MMLU-Pro test split (3,609 prompts, never used for fitting) is shuffled with each seed (three by
 default) and cut in two halves. The *stream* half is routed one prompt at a time under a fixed
 preference (``decide_batch`` of one prompt with its cached embedding, then ``batch[0]``, which records
-the decision exactly as ``decide`` does without re-embedding); after each decision the router gets feedback = the real outcome (0/1) of the model it
-chose (prompts whose chosen model has no outcome are skipped). After N = 0, 100, 300, 1000 and all
-feedback events the router routes the *evaluation* half, which is never fed back: mean real accuracy
-and cost of the chosen models under the streaming preference, and AIQ over a short cost-weight sweep.
+the decision exactly as ``decide`` does without re-embedding); after each decision the router gets
+feedback = the real outcome (0/1) of the model it chose (prompts whose chosen model has no outcome
+are skipped). After N = 0, 100, 300, 1000 and all feedback events the router routes the *evaluation*
+half, which is never fed back: mean real accuracy and cost of the chosen models under the streaming
+preference, and AIQ over a short cost-weight sweep.
 
 Starting routers (both route among the 31 MMLU-Pro models):
 
@@ -16,13 +17,14 @@ Starting routers (both route among the 31 MMLU-Pro models):
 - ``cards``: the bundled cards (per-domain MMLU-Pro train accuracy) and no kNN store, i.e. a router
   that knows these models per domain but nothing per prompt.
 
-Mechanisms (:mod:`optiroute.learning.feedback_memory`): ``task`` = the store's shrunk residual per (model, task type)
-only (the mechanism before this benchmark); ``pooled`` = the ridge fit over task type, domain and
-complexity decile shared across models, and (model, task type) and (model, domain); ``pooled+kNN`` = also the kNN memory of rated prompts
-(``keep_prompts=True``). ``pooled+kNN+explore`` additionally turns on the router's exploration
+Mechanisms (:mod:`optiroute.learning.feedback_memory`): ``task`` = the store's shrunk residual per
+(model, task type) only (the mechanism before this benchmark); ``pooled`` = the ridge fit over task
+type, domain and complexity decile shared across models, and (model, task type) and (model, domain);
+``pooled+kNN`` = also the kNN memory of rated prompts (``keep_prompts=True``).
+``pooled+kNN+explore`` additionally turns on the router's exploration
 (``PolicyConfig(explore=--explore)``, seeded): that share of the stream goes to a uniformly random
-candidate, so feedback reaches models that greedy routing never picks; the evaluation half is
-always routed by score (``decide_batch(..., explore=False)``).
+candidate, so feedback reaches models that greedy routing never picks; the evaluation half is always
+routed by score (``decide_batch(..., explore=False)``).
 
 Embeddings come from ``.cache/emb/mmlu_pro.npz`` (``scripts/embed_cache.py``); the script waits for
 it rather than embedding 12k prompts itself. Run single-threaded:
@@ -50,11 +52,11 @@ from embed_cache import load_or_embed  # noqa: E402
 
 from optiroute import Router  # noqa: E402
 from optiroute.bench.embed_cache import LookupEmbedder  # noqa: E402
+from optiroute.catalog.registry import Registry  # noqa: E402
 from optiroute.errors import RoutingFallbackWarning  # noqa: E402
+from optiroute.fit.training import fit_parts, outcome_matrices  # noqa: E402
 from optiroute.metrics.curves import aiq  # noqa: E402
 from optiroute.routing.policy import PolicyConfig  # noqa: E402
-from optiroute.catalog.registry import Registry  # noqa: E402
-from optiroute.fit.training import fit_parts, outcome_matrices  # noqa: E402
 
 CHECKPOINTS = (0, 100, 300, 1000)
 SWEEP = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
@@ -241,7 +243,7 @@ def main() -> None:
         for w in weights:
             for mech in mechs:
                 first, last = results[(kind, w, mech)][0], results[(kind, w, mech)][-1]
-                d = {k: [b[k] - a[k] for a, b in zip(first, last)] for k in ("aiq", "acc", "cost")}
+                d = {k: [b[k] - a[k] for a, b in zip(first, last, strict=True)] for k in ("aiq", "acc", "cost")}
                 lines.append(f"| {kind} | {1 - w:g} / {w:g} | {mech} | {_fmt(d['aiq'], 3)} | "
                              f"{_fmt(d['acc'], 3)} | {_fmt(d['cost'], 6)} |")
     lines.append("")

@@ -1,11 +1,12 @@
 """End-to-end cost of routing in LangChain: ChatOptiRoute vs calling the same local model directly.
 
 Starts a llama.cpp server on 127.0.0.1 with SmolLM2-135M-Instruct, then alternates (so machine noise
-hits both equally, and in alternating order) ``ChatOpenAI.invoke`` and ``ChatOptiRoute.invoke`` over the same short prompts,
-with a fixed short answer length (``max_tokens``). Reports medians and their ratio (goal: routing adds
-at most 10 % to a short local-model call). llama.cpp's server is not bit-deterministic across
-requests even at temperature 0, so answer lengths of the two arms can differ a little; the
-``decide`` time alone, relative to the direct call, is the routing share itself.
+hits both equally, and in alternating order) ``ChatOpenAI.invoke`` and ``ChatOptiRoute.invoke`` over
+the same short prompts, with a fixed short answer length (``max_tokens``). Reports medians and their
+ratio (goal: routing adds at most 10 % to a short local-model call). llama.cpp's server is not
+bit-deterministic across requests even at temperature 0, so answer lengths of the two arms can
+differ a little; the ``decide`` time alone, relative to the direct call, is the routing share
+itself.
 
 Run: ``python benchmarks/langchain_overhead.py [--rounds 15] [--max-tokens 32]``; writes
 ``benchmarks/results/langchain_overhead.md``.
@@ -36,8 +37,7 @@ def main() -> None:
 
     from langchain_optiroute import ChatOptiRoute
     from optiroute import Router
-    from optiroute.local import find_local_models
-    from optiroute.local import LlamaServer
+    from optiroute.local import LlamaServer, find_local_models
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--rounds", type=int, default=15)

@@ -2,10 +2,11 @@
 
 For each of the five models the full router picks most often over its sweep (a model it never picks
 has no AIQ to recover: an earlier run over five models at evenly spaced accuracy ranks found a gap
-for gpt-4o only), the model's outcomes are removed from the router's train store and the model is brought back three ways; every router is then swept
-over the accuracy/cost weight on the *test* split (``decide_batch`` with the cached embeddings,
-realised on the real test outcomes) and scored by RouterBench AIQ (:func:`optiroute.metrics.curves.aiq`,
-cost normalised between the cheapest and dearest single model on test):
+for gpt-4o only), the model's outcomes are removed from the router's train store and the model is
+brought back three ways; every router is then swept over the accuracy/cost weight on the *test*
+split (``decide_batch`` with the cached embeddings, realised on the real test outcomes) and scored
+by RouterBench AIQ (:func:`optiroute.metrics.curves.aiq`, cost normalised between the cheapest and
+dearest single model on test):
 
 - **full**: the model's real outcomes on every train prompt (what the store had), added through
   the same :func:`~optiroute.onboard.onboarding.onboard` call with every train prompt as a "representative"
@@ -30,7 +31,9 @@ In all three the held-out model's card is its *cold-start* card
 (:func:`optiroute.catalog.cold_start.predict_card_domains`: per-domain accuracy predicted from its model-level
 metrics), because the registry's own card carries per-domain accuracy measured on MMLU-Pro itself;
 so "cold" really knows nothing of the model's MMLU-Pro outcomes. Onboarding (and "full") then
-calibrate that imputed card's level from the outcomes (:func:`optiroute.onboard.onboarding.calibrate_card`). Predictor: ``--predictor`` (default ``task``, the kind ``auto`` picks on MMLU-Pro; each router's learned predictor is fitted on exactly its store, and onboarding refits it). Gap recovered =
+calibrate that imputed card's level from the outcomes (:func:`optiroute.onboard.level.calibrate_card`).
+Predictor: ``--predictor`` (default ``task``, the kind ``auto`` picks on MMLU-Pro; each router's
+learned predictor is fitted on exactly its store, and onboarding refits it). Gap recovered =
 (AIQ_onboarded - AIQ_cold) / (AIQ_full - AIQ_cold), left blank when the full/cold gap is below 0.002.
 
 Run: ``python benchmarks/onboarding.py [--data ../shared/data]`` (single-threaded, a few minutes);
@@ -46,27 +49,30 @@ import time
 import warnings
 from pathlib import Path
 
+# The thread caps must be set before numpy loads its BLAS, and scripts/ (embed_cache,
+# onboarding_precision) is not a package: hence the imports below the path and environment set-up.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
-import numpy as np
-import pandas as pd
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from embed_cache import load_or_embed
-from onboarding_precision import noise_lines, precision_lines
-from optiroute import Router
-from optiroute.metrics import baselines as bl
-from optiroute.bench.embed_cache import LookupEmbedder
-from optiroute.catalog.cold_start import predict_card_domains
-from optiroute.quality.index import OutcomeIndex
-from optiroute.metrics.curves import aiq
-from optiroute.onboard.onboarding import Representatives, onboard, representatives
-from optiroute.quality.base import TrainData, predictor_class
-from optiroute.fit.training import fit_parts, outcome_matrices
+from embed_cache import load_or_embed  # noqa: E402
+from onboarding_precision import noise_lines, precision_lines  # noqa: E402
+
+from optiroute import Router  # noqa: E402
+from optiroute.bench.embed_cache import LookupEmbedder  # noqa: E402
+from optiroute.catalog.cold_start import predict_card_domains  # noqa: E402
+from optiroute.fit.training import fit_parts, outcome_matrices  # noqa: E402
+from optiroute.metrics import baselines as bl  # noqa: E402
+from optiroute.metrics.curves import aiq  # noqa: E402
+from optiroute.onboard.onboarding import Representatives, onboard, representatives  # noqa: E402
+from optiroute.quality.base import TrainData, predictor_class  # noqa: E402
+from optiroute.quality.index import OutcomeIndex  # noqa: E402
 
 FRACS = (0.005, 0.01, 0.02)
 SWEEP = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
@@ -224,8 +230,8 @@ def main() -> None:
 
         cold = s.evaluate(s.router(s.store_without(m), reg))
         # full: exactly the outcomes the data has (a model that skipped prompts keeps those cells empty)
-        res = {"model": m, "acc": s.acc[m], "share": share[m], "full": onboarded(every, 0.0, impute=False), "cold": cold,
-               "absent": s.evaluate(s.router(s.store_without(m), reg), exclude=m)}
+        res = {"model": m, "acc": s.acc[m], "share": share[m], "full": onboarded(every, 0.0, impute=False),
+               "cold": cold, "absent": s.evaluate(s.router(s.store_without(m), reg), exclude=m)}
         # Reference: the model's exact per-category train accuracy on every train prompt (what a
         # perfect per-category estimate could give), without its per-prompt outcomes.
         cat_mean = s.category_means(m)
@@ -297,7 +303,8 @@ TRIED = (
     "overall accuracy errs by 0.085 (RMSE) against 0.029 for the filled column's, and a quarter "
     "weight on the card already raises it to 0.033;\n"
     "- the per-category level from the calibrated card instead of the mix of incumbents' profiles: "
-    "AIQ about equal (0.7355 against 0.7351 over the three models and seeds), offline per-category RMSE over all 31 models 0.051 against 0.047, "
+    "AIQ about equal (0.7355 against 0.7351 over the three models and seeds), offline per-category RMSE over "
+    "all 31 models 0.051 against 0.047, "
     "bias -0.015 against -0.002; the mix is kept (it needs no card);\n"
     "- exact per-category accuracy plus the binomial noise of the seed-0 representatives per "
     "category (3 draws, four models): 0.7256 with the full noise, 0.7346 with half (cold 0.7315, "
@@ -353,7 +360,8 @@ def reference_lines(rows: list[dict], frac: float) -> list[str]:
                 "second time on the onboarded model, which keeps its measured outcomes and adds another "
                 f"{frac:.0%} drawn by K-Means from the prompts it has none for (about {2 * frac:.0%} in all). "
                 "Gap recovered is against cold, as above."), "",
-           "| held-out model | absent | cold | sparse column (impute=False), mean | K-Means per seed | K-Means mean | run again (+2 %), per seed | run again, mean | exact per-category | full |",
+           "| held-out model | absent | cold | sparse column (impute=False), mean | K-Means per seed | K-Means mean "
+           "| run again (+2 %), per seed | run again, mean | exact per-category | full |",
            "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         ks = r["kmeans_seeds"]
@@ -373,9 +381,11 @@ def reference_lines(rows: list[dict], frac: float) -> list[str]:
     out.append(f"| **mean** | {mean['absent']:.4f} ({rec(mean['absent'])}) | {mean['cold']:.4f} | "
                f"{np.mean(sparse):.4f} ({rec(float(np.mean(sparse)))}; per seed {', '.join(rec(v) for v in sparse)}) | "
                f"{', '.join(f'{v:.4f} ({rec(v)})' for v in per_seed)} | {km:.4f} ({rec(km)}) | "
-               f"{', '.join(f'{v:.4f} ({rec(v)})' for v in again)} | {np.mean(again):.4f} ({rec(float(np.mean(again)))}) | "
+               f"{', '.join(f'{v:.4f} ({rec(v)})' for v in again)} | "
+               f"{np.mean(again):.4f} ({rec(float(np.mean(again)))}) | "
                f"{mean['exact_category']:.4f} ({rec(mean['exact_category'])}) | {mean['full']:.4f} |")
-    vs_absent = (km - mean["absent"]) / (mean["full"] - mean["absent"]) if mean["full"] - mean["absent"] >= 0.002 else float("nan")
+    gap_absent = mean["full"] - mean["absent"]
+    vs_absent = (km - mean["absent"]) / gap_absent if gap_absent >= 0.002 else float("nan")
     out += ["", (f"Against *absent* instead of cold, K-Means at {frac:.0%} recovers "
                  f"{vs_absent:.0%} of the full-data gain." if np.isfinite(vs_absent) else
                  "Absent and full differ by less than 0.002 AIQ.")]
@@ -388,7 +398,8 @@ def _gap(v: float, cold: float, full: float) -> str:
 
 def report(rows: list[dict], n_train: int, base_aiq: float, seconds: float, t_km: float, kind: str) -> str:
     lines = [
-        (f"MMLU-Pro, 31-model pool, `{kind}` predictor (`python benchmarks/onboarding.py --predictor {kind}`), {n_train} train prompts in the store; AIQ of a "
+        (f"MMLU-Pro, 31-model pool, `{kind}` predictor (`python benchmarks/onboarding.py --predictor {kind}`), "
+        f"{n_train} train prompts in the store; AIQ of a "
         f"{len(SWEEP)}-point cost-weight sweep on the test split. The unmodified 31-model router (registry "
         f"cards) reaches AIQ {base_aiq:.4f}. Representatives: seeded K-Means over the train embeddings "
         f"({', '.join(f'{f:.1%} = {round(f * n_train)}' for f in FRACS)} prompts; clustering took "
@@ -396,7 +407,8 @@ def report(rows: list[dict], n_train: int, base_aiq: float, seconds: float, t_km
         f"of {RANDOM_DRAWS} draws (seed 0). "
         f"Run time {seconds:.0f} s."),
         "",
-        "| held-out model | test accuracy | share of decisions (full router) | AIQ full | AIQ cold (card) | gap | " + " | ".join(
+        "| held-out model | test accuracy | share of decisions (full router) | AIQ full | AIQ cold (card) | gap | "
+        + " | ".join(
             f"{lab} {f:.1%}" for f in FRACS for lab in ("K-Means", "random", "K-Means + propagate")) + " |",
         "|---|---|---|---|---|---|" + "---|" * (3 * len(FRACS)),
     ]
@@ -425,7 +437,7 @@ def report(rows: list[dict], n_train: int, base_aiq: float, seconds: float, t_km
         lines.append(f"| {f:.1%} ({round(f * n_train)} prompts) | " + " | ".join(cells) + " |")
     lines += ["", ("Cells: AIQ (share of the full-data gap recovered). The held-out model's card starts as "
                    "its cold-start card in every condition; full and onboarded calibrate it from their "
-                   "outcomes (optiroute.onboard.onboarding.calibrate_card), cold does not (see the script's docstring).")]
+                   "outcomes (optiroute.onboard.level.calibrate_card), cold does not (see the script's docstring).")]
     return "\n".join(lines)
 
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from optiroute.quality.index import OutcomeIndex
-from optiroute.onboard.onboarding import Representatives
+
 from optiroute.onboard.level import estimate_level
+from optiroute.onboard.onboarding import Representatives
+from optiroute.quality.index import OutcomeIndex
 
 
 def noise_lines(ix: OutcomeIndex, models: list[str], frac: float) -> list[str]:
@@ -56,7 +57,7 @@ def precision_lines(ix: OutcomeIndex, sets: dict[tuple[float, int], Representati
     top = max(f for f, _ in sets)
     rows: dict[float, list[tuple[float, float]]] = {}
     mine: dict[str, list[str]] = {m: [] for m in models}
-    for (frac, seed), reps in sorted(sets.items()):
+    for (frac, _seed), reps in sorted(sets.items()):
         r = np.asarray(reps.rows)
         for j, m in enumerate(ix.models):
             y = ix.scores[:, j].astype(np.float64)

@@ -24,9 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _import_cost(module: str, runs: int = 5) -> tuple[float, bool]:
     code = (
-        "import time, sys; t=time.perf_counter(); import {m}; d=time.perf_counter()-t; "
+        f"import time, sys; t=time.perf_counter(); import {module}; d=time.perf_counter()-t; "
         "print(d, 'torch' in sys.modules)"
-    ).format(m=module)
+    )
     times, torch = [], False
     for _ in range(runs):
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -43,8 +43,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from optiroute import Router
-    from optiroute.cli.demo import DEMO_CANDIDATES, load_demo_prompts
     from optiroute.analysis.embedding import prune_text
+    from optiroute.cli.demo import DEMO_CANDIDATES, load_demo_prompts
 
     prompts = [p["text"] for p in load_demo_prompts()]
     router = Router.default()

@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from embed_cache import load_or_embed  # noqa: E402
 
 from optiroute import Router  # noqa: E402
-from optiroute.metrics.curves import aiq as hull_auc  # noqa: E402  (RouterBench AIQ, exact hull integral)
 from optiroute.fit.training import outcome_matrices  # noqa: E402
+from optiroute.metrics.curves import aiq as hull_auc  # noqa: E402  (RouterBench AIQ, exact hull integral)
 
 
 def main() -> None:

@@ -31,7 +31,7 @@ SCRIPTS = [
      "Single-threaded; decide() vs the raw MiniLM encode of the same prompt, interleaved in one run."),
     ("langchain_overhead.md", "langchain_overhead.py", "LangChain: routed vs direct local-model call",
      "ChatOptiRoute vs ChatOpenAI on the same llama.cpp-served SmolLM2-135M, interleaved."),
-    ("goals.md", "bench_goals.py", "Issue 6 goals: `optiroute bench` on every data set",
+    ("goals.md", "bench_goals.py", "Routing-quality goals: `optiroute bench` on every data set",
      "Fit on train (predictor chosen on a validation split carved from train), swept on test; the "
      "per-set reports with every predictor and baseline are in benchmarks/results/bench_<set>.md."),
     ("cold_start.md", "cold_start.py", "Cold start: predicting a model from its card",

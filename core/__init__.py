@@ -35,19 +35,19 @@ from optiroute.errors import (
 )
 
 if TYPE_CHECKING:
+    from optiroute.catalog.registry import ModelCard, Registry
+    from optiroute.router.router import Router
     from optiroute.routing.batch import BatchDecisions
-    from optiroute.store import FeedbackStore, MemoryFeedbackStore, SQLiteFeedbackStore, SQLStore, open_store
     from optiroute.routing.policy import PolicyConfig
     from optiroute.schema.budget import Budget, CallTicket
-    from optiroute.schema.preferences import DIMENSIONS, PROFILES, Preferences, preferences
-    from optiroute.catalog.registry import ModelCard, Registry
-    from optiroute.router import Router
     from optiroute.schema.decision import Constraints, ModelScore, Neighbour, RoutingDecision, TaskProfile
+    from optiroute.schema.preferences import DIMENSIONS, PROFILES, Preferences, preferences
+    from optiroute.store import FeedbackStore, MemoryFeedbackStore, SQLiteFeedbackStore, SQLStore, open_store
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Router": "router",
+    "Router": "router.router",
     "BatchDecisions": "routing.batch",
     "Preferences": "schema.preferences",
     "PROFILES": "schema.preferences",
@@ -70,34 +70,53 @@ _LAZY = {
     "open_store": "store",
 }
 
-__all__ = sorted(
-    [
-        *_LAZY,
-        "ArtifactError",
-        "ArtifactNotFoundError",
-        "BudgetExceededError",
-        "CorruptArtifactError",
-        "DataFormatError",
-        "DependencyError",
-        "FallbackExhaustedError",
-        "FeedbackError",
-        "InvalidConstraintsError",
-        "InvalidInputError",
-        "InvalidPreferencesError",
-        "ModelNotFoundError",
-        "NoEligibleModelError",
-        "OptiRouteError",
-        "OptiRouteWarning",
-        "RegistryError",
-        "RoutingFallbackWarning",
-        "StoreDegradedWarning",
-        "StoreError",
-        "UnknownModelWarning",
-        "UnknownProfileError",
-        "UnsupportedFormatError",
-        "__version__",
-    ]
-)
+# The public names, sorted; every name of _LAZY is one of them (tests/test_architecture.py checks both).
+__all__ = [
+    "ArtifactError",
+    "ArtifactNotFoundError",
+    "BatchDecisions",
+    "Budget",
+    "BudgetExceededError",
+    "CallTicket",
+    "Constraints",
+    "CorruptArtifactError",
+    "DIMENSIONS",
+    "DataFormatError",
+    "DependencyError",
+    "FallbackExhaustedError",
+    "FeedbackError",
+    "FeedbackStore",
+    "InvalidConstraintsError",
+    "InvalidInputError",
+    "InvalidPreferencesError",
+    "MemoryFeedbackStore",
+    "ModelCard",
+    "ModelNotFoundError",
+    "ModelScore",
+    "Neighbour",
+    "NoEligibleModelError",
+    "OptiRouteError",
+    "OptiRouteWarning",
+    "PROFILES",
+    "PolicyConfig",
+    "Preferences",
+    "Registry",
+    "RegistryError",
+    "Router",
+    "RoutingDecision",
+    "RoutingFallbackWarning",
+    "SQLStore",
+    "SQLiteFeedbackStore",
+    "StoreDegradedWarning",
+    "StoreError",
+    "TaskProfile",
+    "UnknownModelWarning",
+    "UnknownProfileError",
+    "UnsupportedFormatError",
+    "__version__",
+    "open_store",
+    "preferences",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -1,110 +1,88 @@
-"""The streaming half of ``ChatOptiRoute``: walk the fallback chain until a candidate yields its
-first chunk, then stream it through, with the decision on the first chunk only.
+"""The streaming half of ``ChatOptiRoute``: LangChain's side of :meth:`CallPlan.open_stream` /
+:meth:`CallPlan.relay`, with the decision on the first chunk only.
 
-A candidate that fails *before* its first chunk is a fallback case (nothing reached the caller yet);
-one that fails mid-stream surfaces as is, because the caller has already seen part of an answer.
-The call is settled (cost, latency, tokens) when the stream ends, also when the consumer stops early.
+The plan walks the fallback chain until a candidate yields its first chunk (one that fails *before*
+it is a fallback case; one that fails mid-stream surfaces as is, because the caller has already seen
+part of an answer) and settles the call when the stream ends, also when the consumer stops early.
+This module only starts a candidate's LangChain stream and shapes the chunks.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import BaseMessage
+from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
-from optiroute.errors import FallbackExhaustedError
-from optiroute.router.fallback import is_retryable
+from optiroute.integration import CallPlan, Usage
 
-from ._routing import Plan, stamp_message
+from ._routing import stamp_message
 
-__all__ = ["astream_chain", "stream_chain"]
+__all__ = ["acquire", "aacquire", "astream_chain", "message_usage", "stream_chain"]
 
 
-def stream_chain(llm: Any, plan: Plan, messages: list[BaseMessage], stop: list[str] | None,
-                  run_manager: Any, kwargs: dict[str, Any]) -> Iterator[ChatGenerationChunk]:
-    errors = plan.errors
-    for name, model in plan.chain:
-        if model.rate_limiter is not None:
-            model.rate_limiter.acquire(blocking=True)
-        start = time.perf_counter()
+def message_usage(message: BaseMessage | None) -> Usage:
+    """Input and output tokens a LangChain message reports (``None`` when it reports none)."""
+    usage = (getattr(message, "usage_metadata", None) or {}) if message is not None else {}
+    return usage.get("input_tokens"), usage.get("output_tokens")
+
+
+def acquire(model: BaseChatModel) -> None:
+    """Honour the candidate's own rate limiter (its wait is not counted as model latency)."""
+    if model.rate_limiter is not None:
+        model.rate_limiter.acquire(blocking=True)
+
+
+async def aacquire(model: BaseChatModel) -> None:
+    """Async twin of :func:`acquire`."""
+    if model.rate_limiter is not None:
+        await model.rate_limiter.aacquire(blocking=True)
+
+
+def _chunk_usage(chunk: ChatGenerationChunk) -> Usage:
+    return message_usage(chunk.message)
+
+
+def stream_chain(llm: Any, plan: CallPlan, messages: list[BaseMessage], stop: list[str] | None,
+                 run_manager: Any, kwargs: dict[str, Any]) -> Iterator[ChatGenerationChunk]:
+    def start(key: str) -> Iterator[ChatGenerationChunk]:
+        model: BaseChatModel = llm.models[key]
         call_kwargs = llm._call_kwargs(model, kwargs)
-        try:
-            if type(model)._stream is BaseChatModel._stream:  # no native streaming: one chunk
-                res = model._generate(messages, stop=stop or llm.stop, run_manager=run_manager, **call_kwargs)
-                chunks: Iterator[ChatGenerationChunk] = iter([_as_chunk(res)])
-            else:
-                chunks = model._stream(messages, stop=stop or llm.stop, run_manager=run_manager, **call_kwargs)
-            first = next(chunks, None)
-        except Exception as exc:  # failed before the first token: fall back
-            if not is_retryable(exc):
-                raise
-            plan.attempt_failed(name, exc)
-            continue
-        if first is None:
-            first = ChatGenerationChunk(message=_empty_chunk())
-        stamp_message(first.message, plan.summary(name, errors))  # metadata on one chunk only
-        last = first
-        try:
-            yield first
-            for chunk in chunks:
-                last = chunk
-                yield chunk
-        finally:  # also when the consumer stops early: the tokens streamed so far were paid for
-            if not plan.closed:
-                plan.observe(name, time.perf_counter() - start, last.message)
-        return
-    raise FallbackExhaustedError(errors) from list(errors.values())[-1]
+        if type(model)._stream is BaseChatModel._stream:  # no native streaming: one chunk
+            res = model._generate(messages, stop=stop or llm.stop, run_manager=run_manager, **call_kwargs)
+            return iter([_as_chunk(res)])
+        return model._stream(messages, stop=stop or llm.stop, run_manager=run_manager, **call_kwargs)
+
+    opened = plan.open_stream(start, before=lambda key: acquire(llm.models[key]))
+    first = opened.first if opened.first is not None else ChatGenerationChunk(message=AIMessageChunk(content=""))
+    stamp_message(first.message, plan.summary(opened.key))  # metadata on one chunk only
+    yield from plan.relay(replace(opened, first=first), usage=_chunk_usage)
 
 
-async def astream_chain(llm: Any, plan: Plan, messages: list[BaseMessage], stop: list[str] | None,
-                         run_manager: Any, kwargs: dict[str, Any]) -> AsyncIterator[ChatGenerationChunk]:
-    errors = plan.errors
-    for name, model in plan.chain:
-        if model.rate_limiter is not None:
-            await model.rate_limiter.aacquire(blocking=True)
-        start = time.perf_counter()
+async def astream_chain(llm: Any, plan: CallPlan, messages: list[BaseMessage], stop: list[str] | None,
+                        run_manager: Any, kwargs: dict[str, Any]) -> AsyncIterator[ChatGenerationChunk]:
+    async def start(key: str) -> AsyncIterator[ChatGenerationChunk]:
+        model: BaseChatModel = llm.models[key]
         call_kwargs = llm._call_kwargs(model, kwargs)
-        try:
-            if type(model)._astream is BaseChatModel._astream and type(model)._stream is BaseChatModel._stream:
-                res = await model._agenerate(messages, stop=stop or llm.stop, run_manager=run_manager, **call_kwargs)
-                agen: AsyncIterator[ChatGenerationChunk] = _aiter_one(_as_chunk(res))
-            else:
-                agen = model._astream(messages, stop=stop or llm.stop, run_manager=run_manager, **call_kwargs)
-            first = await anext(agen, None)
-        except Exception as exc:
-            if not is_retryable(exc):
-                raise
-            plan.attempt_failed(name, exc)
-            continue
-        if first is None:
-            first = ChatGenerationChunk(message=_empty_chunk())
-        stamp_message(first.message, plan.summary(name, errors))
-        last = first
-        try:
-            yield first
-            async for chunk in agen:
-                last = chunk
-                yield chunk
-        finally:
-            if not plan.closed:
-                plan.observe(name, time.perf_counter() - start, last.message)
-        return
-    raise FallbackExhaustedError(errors) from list(errors.values())[-1]
+        if type(model)._astream is BaseChatModel._astream and type(model)._stream is BaseChatModel._stream:
+            res = await model._agenerate(messages, stop=stop or llm.stop, run_manager=run_manager, **call_kwargs)
+            return _aiter_one(_as_chunk(res))
+        return model._astream(messages, stop=stop or llm.stop, run_manager=run_manager, **call_kwargs)
 
+    async def before(key: str) -> None:
+        await aacquire(llm.models[key])
 
-def _empty_chunk() -> Any:
-    from langchain_core.messages import AIMessageChunk
-
-    return AIMessageChunk(content="")
+    opened = await plan.aopen_stream(start, before=before)
+    first = opened.first if opened.first is not None else ChatGenerationChunk(message=AIMessageChunk(content=""))
+    stamp_message(first.message, plan.summary(opened.key))
+    async for chunk in plan.arelay(replace(opened, first=first), usage=_chunk_usage):
+        yield chunk
 
 
 def _as_chunk(result: ChatResult) -> ChatGenerationChunk:
-    from langchain_core.messages import AIMessageChunk
-
     msg = result.generations[0].message
     chunk = AIMessageChunk(
         content=msg.content, additional_kwargs=msg.additional_kwargs, response_metadata=msg.response_metadata,

@@ -15,6 +15,8 @@ from uuid import UUID
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.outputs import LLMResult
 
+from optiroute.integration import STAMP_KEY
+
 __all__ = ["OptiRouteCallbackHandler"]
 
 
@@ -31,29 +33,32 @@ class OptiRouteCallbackHandler(BaseCallbackHandler):
         self._parents: dict[str, str] = {}
         self.decisions: dict[str, list[str]] = {}
 
-    def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any) -> None:
+    def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: UUID, parent_run_id: UUID | None = None,
+                       **kwargs: Any) -> None:
         if parent_run_id is not None:
             with self._lock:
                 self._parents[str(run_id)] = str(parent_run_id)
 
-    def on_chat_model_start(self, serialized: Any, messages: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any) -> None:
+    def on_chat_model_start(self, serialized: Any, messages: Any, *, run_id: UUID,
+                            parent_run_id: UUID | None = None, **kwargs: Any) -> None:
         if parent_run_id is not None:
             with self._lock:
                 self._parents[str(run_id)] = str(parent_run_id)
 
-    def on_llm_end(self, response: LLMResult, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any) -> None:
+    def on_llm_end(self, response: LLMResult, *, run_id: UUID, parent_run_id: UUID | None = None,
+                   **kwargs: Any) -> None:
         ids = []
         for gens in response.generations:
             for gen in gens:
                 meta = getattr(getattr(gen, "message", None), "response_metadata", None) or {}
-                if "optiroute" in meta:
-                    ids.append(str(meta["optiroute"]["decision_id"]))
+                if STAMP_KEY in meta:
+                    ids.append(str(meta[STAMP_KEY]["decision_id"]))
         if not ids:
             return
         with self._lock:
             node: str | None = str(run_id)
             if parent_run_id is not None:
-                self._parents.setdefault(node, str(parent_run_id))
+                self._parents.setdefault(str(run_id), str(parent_run_id))
             seen = set()
             while node is not None and node not in seen:
                 seen.add(node)

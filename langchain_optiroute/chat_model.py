@@ -4,14 +4,15 @@ Each call is analysed and routed by the OptiRoute core; the chosen candidate's o
 ``_generate/_agenerate/_stream/_astream`` then runs under *our* run manager, so a call is one LLM run
 (tokens are counted once by ``get_usage_metadata_callback``). The candidate's own cache and callbacks
 are therefore bypassed; its ``rate_limiter`` is honoured explicitly. Retryable provider errors move
-down the decision's fallback chain (shared logic in :mod:`optiroute.router.fallback`); others surface as is.
+down the decision's fallback chain; others surface as is.
+
+What a routed call means (preference precedence, the plan, fallbacks, accounting, the stamped
+payload, feedback lookup) is :mod:`optiroute.integration`'s, shared with the LlamaIndex adapter; this
+module translates LangChain's call into it and its results back into LangChain objects.
 """
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any
 from uuid import UUID
@@ -25,19 +26,29 @@ from langchain_core.runnables import Runnable
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, field_validator
 
-from optiroute.errors import FeedbackError, InvalidInputError
-from optiroute.router.fallback import acall_with_fallbacks, call_with_fallbacks
+from optiroute import InvalidInputError
+from optiroute.integration import (
+    PREFERENCES_METADATA_KEY,
+    STAMP_KEY,
+    USER_METADATA_KEY,
+    CallPlan,
+    RunIndex,
+    decision_id_of,
+    plan_call,
+    record_feedback,
+    resolve_preferences,
+    resolve_user_key,
+    router_or_default,
+)
 
-from ._routing import Call, Plan, aemit_decision, emit_decision, shared_default_router, stamp_message, with_run_id
-from ._streaming import astream_chain, stream_chain
+from ._routing import Call, aemit_decision, emit_decision, stamp_message, with_run_id
+from ._streaming import aacquire, acquire, astream_chain, message_usage, stream_chain
 from .structured import structured_runnable
 
 __all__ = ["ChatOptiRoute"]
 
-METADATA_KEY = "optiroute"
+METADATA_KEY = STAMP_KEY
 CALL_KWARG = "optiroute_call"
-PREFERENCES_METADATA_KEY = "optiroute_preferences"
-USER_METADATA_KEY = "optiroute_user_key"
 
 
 def _name_of(model: BaseChatModel) -> str:
@@ -56,12 +67,15 @@ class ChatOptiRoute(BaseChatModel):
             or a ``{name: model}`` mapping; names are resolved against the router's registry
             (unknown names get a neutral prior and a warning).
         router: an :class:`optiroute.Router`; ``None`` shares one ``Router.default()`` per process.
-        preferences: default preferences (profile name, weights or Preferences). Per call:
-            ``invoke(..., preferences=...)`` > ``.bind(preferences=...)`` > config metadata
-            ``{"optiroute_preferences": ...}`` > this field > the router's default.
+        preferences: default preferences (profile name, weights or Preferences). What applies, the
+            same order as in the LlamaIndex adapter (:func:`optiroute.integration.resolve_preferences`):
+            ``invoke(..., preferences=...)`` > ``.bind(preferences=...)`` > an active
+            ``optiroute.preferences(...)`` scope > config metadata ``{"optiroute_preferences": ...}`` >
+            this field > the router's default.
         constraints: default hard constraints (merged with per-call ``constraints=``).
         user_key: the caller key charged for per-user spend budgets (see ``Router(budget=...)``);
-            per call: ``invoke(..., user_key=...)`` or config metadata ``{"optiroute_user_key": ...}``.
+            ``invoke(..., user_key=...)`` (or bound) > config metadata ``{"optiroute_user_key": ...}`` >
+            this field.
             A call refused by a budget raises :class:`optiroute.BudgetExceededError`.
         temperature, max_tokens: forwarded to the chosen candidate when set.
 
@@ -90,9 +104,7 @@ class ChatOptiRoute(BaseChatModel):
     api_key: SecretStr | None = None
     streaming: bool = False
 
-    _names: dict[str, str] | None = PrivateAttr(default=None)
-    _runs: OrderedDict[str, str] = PrivateAttr(default_factory=OrderedDict)
-    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _runs: RunIndex = PrivateAttr(default_factory=RunIndex)
 
     @field_validator("models", mode="before")
     @classmethod
@@ -142,64 +154,35 @@ class ChatOptiRoute(BaseChatModel):
         raise NotImplementedError("ChatOptiRoute counts tokens approximately; use get_num_tokens().")
 
     def _router(self) -> Any:
-        return self.router if self.router is not None else shared_default_router()
-
-    def _name_map(self) -> dict[str, str]:
-        """Registry card name -> candidate key (resolved once, on the first call)."""
-        if self._names is None:
-            if not self.models:
-                raise InvalidInputError("ChatOptiRoute needs at least one candidate model in `models`.")
-            registry = self._router().registry
-            names: dict[str, str] = {}
-            for key in self.models:
-                names.setdefault(registry.resolve(key).name, key)
-            self._names = names
-        return self._names
+        """The router given, or the one ``Router.default()`` both adapters share per process."""
+        return router_or_default(self.router)
 
     # ------------------------------------------------------------------ planning
     def _plan(
         self, messages: list[BaseMessage], run_manager: Any, kwargs: dict[str, Any], call: Call | None = None
-    ) -> Plan:
-        prefs = kwargs.pop("preferences", None)
+    ) -> CallPlan:
+        """Translate one LangChain call into :func:`optiroute.integration.plan_call` (pops the
+        routing kwargs, so what is left goes to the candidate)."""
+        if not self.models:
+            raise InvalidInputError("ChatOptiRoute needs at least one candidate model in `models`.")
         metadata = getattr(run_manager, "metadata", None) or (call.config.get("metadata") if call else None) or {}
-        if prefs is None:
-            prefs = metadata.get(PREFERENCES_METADATA_KEY, self.preferences)
+        prefs = resolve_preferences(call=kwargs.pop("preferences", None),  # .bind() arrives here too
+                                    metadata=metadata.get(PREFERENCES_METADATA_KEY), field=self.preferences)
+        user = resolve_user_key(call=kwargs.pop("user_key", None), metadata=metadata.get(USER_METADATA_KEY),
+                                field=self.user_key)
         constraints = kwargs.pop("constraints", None) or self.constraints
-        user = kwargs.pop("user_key", None) or metadata.get(USER_METADATA_KEY) or self.user_key
         run_id = getattr(run_manager, "run_id", None) or (call.run_id if call else None)
         kwargs.pop("model", None)  # a per-call model= override names the trace only
-        names = self._name_map()
-        pool = list(names)
-        if kwargs.get("tools"):
-            pool = [n for n in pool if _supports_tools(self.models[names[n]])]
-            if not pool:
-                raise InvalidInputError(
-                    "Tools are bound but no candidate supports tool calling (implements bind_tools); "
-                    "add a tool-capable candidate."
-                )
-        router = self._router()
-        decision = router.decide(messages, preferences=prefs, constraints=constraints, candidates=pool,
-                                 user=user, run_id=None if run_id is None else str(run_id))
-        chain = [(n, self.models[names[n]]) for n in [decision.model, *decision.fallbacks] if n in names]
-        account = router.open_call(decision, chain=[n for n, _ in chain], user=user,
-                              run_id=None if run_id is None else str(run_id),
-                              max_tokens=self._max_tokens(kwargs, [m for _, m in chain]))
-        return Plan(decision, chain, router, account)
-
-    def _max_tokens(self, kwargs: dict[str, Any], chain: list[BaseChatModel]) -> int | None:
-        """The output-token cap of this call, if one is known for every model it may reach (it
-        makes the budget reservation a true upper bound)."""
         cap = kwargs.get("max_tokens") or self.max_tokens
-        if isinstance(cap, int):
-            return cap
-        caps = []
-        for model in chain:
-            value = getattr(model, "max_tokens", None)
-            extra = getattr(model, "extra_body", None)
-            if not isinstance(value, int) and isinstance(extra, Mapping):
-                value = extra.get("max_tokens")
-            caps.append(value if isinstance(value, int) else None)
-        return max(caps) if caps and all(c is not None for c in caps) else None  # type: ignore[type-var]
+        plan = plan_call(
+            self._router(), messages, candidates={k: k for k in self.models}, preferences=prefs,
+            constraints=constraints, user=user, run_id=run_id, needs_tools=bool(kwargs.get("tools")),
+            tool_capable={k for k, m in self.models.items() if _supports_tools(m)},
+            max_tokens=cap if isinstance(cap, int) else None,
+            candidate_max_tokens={k: _max_tokens_of(m) for k, m in self.models.items()},
+        )
+        self._runs.remember(plan.run_id, plan.decision.decision_id)
+        return plan
 
     def _call_kwargs(self, model: BaseChatModel, kwargs: dict[str, Any]) -> dict[str, Any]:
         out = dict(kwargs)
@@ -215,15 +198,6 @@ class ChatOptiRoute(BaseChatModel):
             bound = model.bind_tools(tools, **tool_kwargs)
             out.update(getattr(bound, "kwargs", {}))
         return out
-
-    def _remember(self, run_manager: Any, decision_id: str, call: Call | None = None) -> None:
-        run_id = getattr(run_manager, "run_id", None) or (call.run_id if call else None)
-        if run_id is None:
-            return
-        with self._lock:
-            self._runs[str(run_id)] = decision_id
-            while len(self._runs) > 10_000:
-                self._runs.popitem(last=False)
 
     # ------------------------------------------------------------------ streaming entry points
     def stream(self, input: LanguageModelInput, config: Any = None, *, stop: list[str] | None = None,
@@ -251,27 +225,20 @@ class ChatOptiRoute(BaseChatModel):
     ) -> ChatResult:
         kwargs.pop(CALL_KWARG, None)
         plan = self._plan(messages, run_manager, kwargs)
-        emit_decision(run_manager, plan.decision)
-        self._remember(run_manager, plan.decision.decision_id)
-        errors = plan.errors
 
-        def call(name: str) -> ChatResult:
-            model = plan.models[name]
-            if model.rate_limiter is not None:
-                model.rate_limiter.acquire(blocking=True)
-            start = time.perf_counter()
-            result = model._generate(messages, stop=stop or self.stop, run_manager=run_manager,
-                                     **self._call_kwargs(model, kwargs))
-            plan.observe(name, time.perf_counter() - start, result.generations[0].message)
-            return result
+        def call(key: str) -> ChatResult:
+            model = self.models[key]
+            return model._generate(messages, stop=stop or self.stop, run_manager=run_manager,
+                                   **self._call_kwargs(model, kwargs))
 
         try:
-            name, result = call_with_fallbacks(plan.names, call, on_error=plan.attempt_failed)
+            emit_decision(run_manager, plan.decision)
+            key, result = plan.run(call, usage=_result_usage, before=lambda k: acquire(self.models[k]))
         except BaseException as exc:
-            plan.failed(exc)
+            plan.failed(exc)  # a no-op when the plan already closed the call
             raise
         for gen in result.generations:
-            stamp_message(gen.message, plan.summary(name, errors))
+            stamp_message(gen.message, plan.summary(key))
         return result
 
     def _stream(
@@ -283,9 +250,8 @@ class ChatOptiRoute(BaseChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         call = kwargs.pop(CALL_KWARG, None)
         plan = self._plan(messages, run_manager, kwargs, call)
-        emit_decision(run_manager, plan.decision, call)
-        self._remember(run_manager, plan.decision.decision_id, call)
         try:
+            emit_decision(run_manager, plan.decision, call)
             yield from stream_chain(self, plan, messages, stop, run_manager, kwargs)
         except BaseException as exc:
             plan.failed(exc)
@@ -301,27 +267,23 @@ class ChatOptiRoute(BaseChatModel):
     ) -> ChatResult:
         kwargs.pop(CALL_KWARG, None)
         plan = self._plan(messages, run_manager, kwargs)
-        await aemit_decision(run_manager, plan.decision)
-        self._remember(run_manager, plan.decision.decision_id)
-        errors = plan.errors
 
-        async def call(name: str) -> ChatResult:
-            model = plan.models[name]
-            if model.rate_limiter is not None:
-                await model.rate_limiter.aacquire(blocking=True)
-            start = time.perf_counter()
-            result = await model._agenerate(messages, stop=stop or self.stop, run_manager=run_manager,
-                                            **self._call_kwargs(model, kwargs))
-            plan.observe(name, time.perf_counter() - start, result.generations[0].message)
-            return result
+        async def call(key: str) -> ChatResult:
+            model = self.models[key]
+            return await model._agenerate(messages, stop=stop or self.stop, run_manager=run_manager,
+                                          **self._call_kwargs(model, kwargs))
+
+        async def before(key: str) -> None:
+            await aacquire(self.models[key])
 
         try:
-            name, result = await acall_with_fallbacks(plan.names, call, on_error=plan.attempt_failed)
+            await aemit_decision(run_manager, plan.decision)
+            key, result = await plan.arun(call, usage=_result_usage, before=before)
         except BaseException as exc:
             plan.failed(exc)
             raise
         for gen in result.generations:
-            stamp_message(gen.message, plan.summary(name, errors))
+            stamp_message(gen.message, plan.summary(key))
         return result
 
     async def _astream(
@@ -333,9 +295,8 @@ class ChatOptiRoute(BaseChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         call = kwargs.pop(CALL_KWARG, None)
         plan = self._plan(messages, run_manager, kwargs, call)
-        await aemit_decision(run_manager, plan.decision, call)
-        self._remember(run_manager, plan.decision.decision_id, call)
         try:
+            await aemit_decision(run_manager, plan.decision, call)
             async for chunk in astream_chain(self, plan, messages, stop, run_manager, kwargs):
                 yield chunk
         except BaseException as exc:
@@ -372,19 +333,35 @@ class ChatOptiRoute(BaseChatModel):
 
     # ------------------------------------------------------------------ feedback
     def decision_id_of(self, target: AIMessage | UUID | str) -> str:
-        """The decision behind an AI message, a run id or (passed through) a decision id."""
-        if isinstance(target, BaseMessage):
-            meta = target.response_metadata.get(METADATA_KEY) or {}
-            if "decision_id" not in meta:
-                raise FeedbackError("This message carries no OptiRoute decision (was it routed by ChatOptiRoute?).")
-            return str(meta["decision_id"])
-        key = str(target)
-        with self._lock:
-            return self._runs.get(key, key)
+        """The decision behind an AI message, a run id or (passed through) a decision id.
+
+        Raises:
+            FeedbackError: the message carries no decision, or no decision is known for the run id.
+        """
+        return decision_id_of(self._router(), _feedback_source(target), runs=self._runs)
 
     def record_feedback(self, target: AIMessage | UUID | str, score: float, *, comment: str | None = None) -> None:
         """Thumbs up (1.0) / down (0.0) or a 0..1 score for a routed answer, run id or decision id."""
-        self._router().record_feedback(self.decision_id_of(target), score, comment=comment)
+        record_feedback(self._router(), _feedback_source(target), score, comment=comment, runs=self._runs)
+
+
+def _feedback_source(target: Any) -> Any:
+    """A message's stamped metadata; run and decision ids pass through."""
+    return target.response_metadata if isinstance(target, BaseMessage) else target
+
+
+def _result_usage(result: ChatResult) -> tuple[int | None, int | None]:
+    return message_usage(result.generations[0].message)
+
+
+def _max_tokens_of(model: BaseChatModel) -> int | None:
+    """A candidate client's own output cap (``max_tokens``, or in ``extra_body`` for OpenAI-compatible
+    servers), so a call without a cap still reserves a true upper bound of its cost."""
+    value = getattr(model, "max_tokens", None)
+    extra = getattr(model, "extra_body", None)
+    if not isinstance(value, int) and isinstance(extra, Mapping):
+        value = extra.get("max_tokens")
+    return value if isinstance(value, int) else None
 
 
 def _supports_tools(model: BaseChatModel) -> bool:

@@ -66,7 +66,8 @@ def structured_runnable(
     elif method == "json_schema":
         if schema is None:
             raise ValueError("with_structured_output(method='json_schema') needs a schema.")
-        bound = llm.bind(response_format=_json_schema_format(schema, strict), ls_structured_output_format=trace, **kwargs)
+        bound = llm.bind(response_format=_json_schema_format(schema, strict), ls_structured_output_format=trace,
+                         **kwargs)
         if is_pydantic:
             parser = RunnableLambda(lambda msg: schema.model_validate(json.loads(msg.content)))
         else:

@@ -1,57 +1,17 @@
-"""Per-call plumbing of the LlamaIndex adapter: the route, the fallback walk with its accounting,
-and reading token usage from LlamaIndex responses."""
+"""Reading token usage from LlamaIndex responses, for the cost a routed call is settled at.
+
+The call itself (plan, fallback walk, accounting) is :mod:`optiroute.integration`'s, shared with the
+LangChain adapter.
+"""
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
-from optiroute.router.fallback import acall_with_fallbacks, call_with_fallbacks
-
-__all__ = ["arun_chain", "run_chain"]
+__all__ = ["usage_of"]
 
 
-class _Route(NamedTuple):
-    """A decision, the candidate keys to try in order, and the caller key it is charged to."""
-
-    decision: Any
-    chain: list[str]
-    user: str | None
-
-
-def run_chain(account: Any, chain: list[str], run: Any) -> tuple[str, Any, dict[str, BaseException]]:
-    """Call ``run`` down ``chain`` (shared fallback rules); every failed attempt leaves a row, and
-    a call that ends without an answer releases its budget reservation."""
-    errors: dict[str, BaseException] = {}
-
-    def on_error(name: str, exc: BaseException) -> None:
-        errors[name] = exc
-        account.attempt_failed(name, exc)
-
-    try:
-        name, resp = call_with_fallbacks(chain, run, on_error=on_error)
-    except BaseException as exc:
-        account.failed(exc)
-        raise
-    return name, resp, errors
-
-
-async def arun_chain(account: Any, chain: list[str], run: Any) -> tuple[str, Any, dict[str, BaseException]]:
-    """Async twin of :func:`run_chain`."""
-    errors: dict[str, BaseException] = {}
-
-    def on_error(name: str, exc: BaseException) -> None:
-        errors[name] = exc
-        account.attempt_failed(name, exc)
-
-    try:
-        name, resp = await acall_with_fallbacks(chain, run, on_error=on_error)
-    except BaseException as exc:
-        account.failed(exc)
-        raise
-    return name, resp, errors
-
-
-def _usage(response: Any) -> tuple[int | None, int | None]:
+def usage_of(response: Any) -> tuple[int | None, int | None]:
     """Input and output tokens a LlamaIndex response reports (OpenAI-style clients put them in
     ``additional_kwargs`` or ``raw.usage``); ``None`` when unknown (the router then estimates)."""
     if response is None:
@@ -62,6 +22,6 @@ def _usage(response: Any) -> tuple[int | None, int | None]:
         raw = getattr(response, "raw", None)
         usage = raw.get("usage") if isinstance(raw, dict) else getattr(raw, "usage", None)
         if usage is not None:
-            pin = usage.get("prompt_tokens") if isinstance(usage, dict) else getattr(usage, "prompt_tokens", None)
-            pout = usage.get("completion_tokens") if isinstance(usage, dict) else getattr(usage, "completion_tokens", None)
+            read = usage.get if isinstance(usage, dict) else lambda name: getattr(usage, name, None)
+            pin, pout = read("prompt_tokens"), read("completion_tokens")
     return (pin if isinstance(pin, int) else None), (pout if isinstance(pout, int) else None)

@@ -13,6 +13,8 @@ from typing import Any
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from pydantic import PrivateAttr
 
+from optiroute.integration import sentence_model
+
 __all__ = ["MiniLMEmbedding"]
 
 
@@ -31,11 +33,9 @@ class MiniLMEmbedding(BaseEmbedding):
 
     def _encode(self, texts: list[str]) -> list[list[float]]:
         if self._model is None:
-            from optiroute.analysis.embedding import get_default_embedder
-
-            self._model = get_default_embedder()  # the router's own, shared per process
-        model = self._model._load()  # the SentenceTransformer, without routing's long-prompt pruning
-        out = model.encode(texts, batch_size=32, convert_to_numpy=True, normalize_embeddings=True)
+            # the router's own model, shared per process, without routing's long-prompt pruning
+            self._model = sentence_model()
+        out = self._model.encode(texts, batch_size=32, convert_to_numpy=True, normalize_embeddings=True)
         return [row.astype(float).tolist() for row in out]
 
     def _get_query_embedding(self, query: str) -> list[float]:

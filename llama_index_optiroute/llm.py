@@ -5,14 +5,18 @@ Each call is analysed and routed by the OptiRoute core, then the chosen candidat
 ``llm_chat_callback``: the candidate's decorated method emits the LLM start/end events, so each call
 produces exactly one pair. The decision is dispatched as a :class:`RoutingDecisionEvent` and stored in
 the response's ``additional_kwargs["optiroute"]``. Retryable provider errors move down the fallback
-chain (:mod:`optiroute.router.fallback`, shared with the LangChain adapter).
+chain.
+
+What a routed call means (preference precedence, the plan, fallbacks, accounting, the stamped
+payload, feedback lookup) is :mod:`optiroute.integration`'s, shared with the LangChain adapter; this
+module translates LlamaIndex's calls into it and its results back into LlamaIndex objects.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
+from uuid import UUID
 
 from llama_index.core.base.llms.types import (
     ChatMessage,
@@ -31,10 +35,20 @@ from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import LLM
 from pydantic import ConfigDict, Field
 
-from optiroute.errors import FallbackExhaustedError, FeedbackError, InvalidInputError
-from optiroute.router.fallback import is_retryable
+from optiroute import InvalidInputError
+from optiroute.integration import (
+    STAMP_KEY,
+    CallPlan,
+    Route,
+    record_feedback,
+    resolve_candidates,
+    resolve_preferences,
+    resolve_user_key,
+    route_call,
+    router_or_default,
+)
 
-from ._calls import _Route, _usage, arun_chain, run_chain
+from ._calls import usage_of
 
 __all__ = ["OptiRoute", "RoutingDecisionEvent"]
 
@@ -62,9 +76,11 @@ class OptiRoute(FunctionCallingLLM):
     Args:
         models: candidate LlamaIndex LLMs, a list (named by their ``model``) or ``{name: llm}``.
         router: an :class:`optiroute.Router`; ``None`` shares one ``Router.default()`` per process.
-        preferences: default preferences. Per call: ``chat(..., preferences=...)`` >
-            :meth:`with_preferences` > an ``optiroute.preferences(...)`` scope > this field.
-        constraints: default hard constraints.
+        preferences: default preferences. What applies, the same order as in the LangChain adapter
+            (:func:`optiroute.integration.resolve_preferences`): ``chat(..., preferences=...)`` >
+            :meth:`with_preferences` > an active ``optiroute.preferences(...)`` scope > this field >
+            the router's default.
+        constraints: default hard constraints (per call: ``chat(..., constraints=...)``).
         user_key: the caller key charged for per-user spend budgets (``Router(budget=...)``); per
             call ``chat(..., user_key=...)``. A refused call raises ``optiroute.BudgetExceededError``.
     """
@@ -111,191 +127,94 @@ class OptiRoute(FunctionCallingLLM):
         return self.model_copy(update={"bound_preferences": preferences})
 
     # ------------------------------------------------------------------ routing
-    def _plan(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any], *, tools: bool = False) -> _Route:
-        from optiroute.schema.preferences import current_preferences
+    def _router(self) -> Any:
+        """The router given, or the one ``Router.default()`` both adapters share per process."""
+        return router_or_default(self.router)
 
+    def _route(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any], *, tools: bool = False) -> Route:
+        """Translate one LlamaIndex call into :func:`optiroute.integration.route_call` (pops the
+        routing kwargs, so what is left goes to the candidate) and dispatch the decision event."""
         if not self.models:
             raise InvalidInputError("OptiRoute needs at least one candidate LLM in `models`.")
-        prefs = kwargs.pop("preferences", None)
-        user = kwargs.pop("user_key", None) or self.user_key
-        if prefs is None:
-            prefs = self.bound_preferences
-        if prefs is None:
-            prefs = current_preferences() or self.preferences
-        router = _router_of(self)
-        registry = router.registry
-        names = {registry.resolve(k).name: k for k in reversed(list(self.models))}
-        pool = list(names)
-        if tools:
-            pool = [n for n in pool if self.models[names[n]].metadata.is_function_calling_model]
-            if not pool:
-                raise InvalidInputError("Tools were given but no candidate is a function-calling model.")
-        decision = router.decide(_text(messages), preferences=prefs, constraints=self.constraints,
-                                 candidates=pool, user=user)
-        dispatcher.event(RoutingDecisionEvent(decision=decision.summary()))
-        chain = [names[m] for m in [decision.model, *decision.fallbacks] if m in names]
-        return _Route(decision, chain, user)
+        prefs = resolve_preferences(call=kwargs.pop("preferences", None), bound=self.bound_preferences,
+                                    field=self.preferences)
+        user = resolve_user_key(call=kwargs.pop("user_key", None), field=self.user_key)
+        constraints = kwargs.pop("constraints", None) or self.constraints
+        route = route_call(
+            self._router(), _text(messages), candidates={k: k for k in self.models}, preferences=prefs,
+            constraints=constraints, user=user, needs_tools=tools,
+            tool_capable={k for k, m in self.models.items() if m.metadata.is_function_calling_model},
+        )
+        dispatcher.event(RoutingDecisionEvent(decision=route.decision.summary()))
+        return route
 
-    def _account(self, route: _Route, kwargs: dict[str, Any]) -> Any:
+    def _admit(self, route: Route, kwargs: dict[str, Any]) -> CallPlan:
         """Admit the call under the router's budget (raises BudgetExceededError when spent)."""
-        router = _router_of(self)
-        names = [router.registry.resolve(k).name for k in route.chain]
-        caps = [kwargs.get("max_tokens") or getattr(self.models[k], "max_tokens", None) for k in route.chain]
-        cap = max(caps) if caps and all(isinstance(c, int) for c in caps) else None
-        return router.open_call(route.decision, chain=names, user=route.user, max_tokens=cap)
+        cap = kwargs.get("max_tokens")
+        return route.admit(max_tokens=cap if isinstance(cap, int) else None,
+                           candidate_max_tokens={k: getattr(m, "max_tokens", None) for k, m in self.models.items()})
 
-    def _timed(self, account: Any, call: Any) -> Any:
-        """Wrap a per-candidate call so its latency, tokens and cost reach the router."""
-
-        def run(name: str) -> Any:
-            start = time.perf_counter()
-            out = call(name)
-            account.succeeded(name, time.perf_counter() - start, *_usage(out))
-            return out
-
-        return run
-
-    def _atimed(self, account: Any, call: Any) -> Any:
-        async def run(name: str) -> Any:
-            start = time.perf_counter()
-            out = await call(name)
-            account.succeeded(name, time.perf_counter() - start, *_usage(out))
-            return out
-
-        return run
+    def _plan(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> CallPlan:
+        """The call's plan: the route pinned by ``_prepare_chat_with_tools``, else a fresh one."""
+        pinned = kwargs.pop(_PIN, None)
+        return self._admit(pinned if pinned is not None else self._route(messages, kwargs), kwargs)
 
     @staticmethod
-    def _stamp(response: Any, decision: Any, used: str, errors: dict[str, BaseException]) -> Any:
-        summary = decision.summary()
-        summary["answered_by"] = used
-        if errors:
-            summary["fell_back_from"] = {m: type(e).__name__ for m, e in errors.items()}
-        response.additional_kwargs = {**(response.additional_kwargs or {}), "optiroute": summary}
+    def _stamp(response: Any, summary: dict[str, Any]) -> Any:
+        response.additional_kwargs = {**(response.additional_kwargs or {}), STAMP_KEY: summary}
         return response
 
     # ------------------------------------------------------------------ chat / complete
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        pin = kwargs.pop(_PIN, None)
-        route = pin if pin else self._plan(messages, kwargs)
-        account = self._account(route, kwargs)
-        name, resp, errors = run_chain(
-            account, route.chain, self._timed(account, lambda n: self.models[n].chat(messages, **kwargs)))
-        return self._stamp(resp, route.decision, name, errors)
+        plan = self._plan(messages, kwargs)
+        key, resp = plan.run(lambda k: self.models[k].chat(messages, **kwargs), usage=usage_of)
+        return self._stamp(resp, plan.summary(key))
 
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        pin = kwargs.pop(_PIN, None)
-        route = pin if pin else self._plan(messages, kwargs)
-        account = self._account(route, kwargs)
-        name, resp, errors = await arun_chain(
-            account, route.chain, self._atimed(account, lambda n: self.models[n].achat(messages, **kwargs)))
-        return self._stamp(resp, route.decision, name, errors)
+        plan = self._plan(messages, kwargs)
+        key, resp = await plan.arun(lambda k: self.models[k].achat(messages, **kwargs), usage=usage_of)
+        return self._stamp(resp, plan.summary(key))
 
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        route = self._plan([ChatMessage(role=MessageRole.USER, content=prompt)], kwargs)
-        account = self._account(route, kwargs)
-        name, resp, errors = run_chain(account, route.chain, self._timed(
-            account, lambda n: self.models[n].complete(prompt, formatted=formatted, **kwargs)))
-        return self._stamp(resp, route.decision, name, errors)
+        plan = self._plan([ChatMessage(role=MessageRole.USER, content=prompt)], kwargs)
+        key, resp = plan.run(lambda k: self.models[k].complete(prompt, formatted=formatted, **kwargs),
+                             usage=usage_of)
+        return self._stamp(resp, plan.summary(key))
 
     async def acomplete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        route = self._plan([ChatMessage(role=MessageRole.USER, content=prompt)], kwargs)
-        account = self._account(route, kwargs)
-        name, resp, errors = await arun_chain(account, route.chain, self._atimed(
-            account, lambda n: self.models[n].acomplete(prompt, formatted=formatted, **kwargs)))
-        return self._stamp(resp, route.decision, name, errors)
+        plan = self._plan([ChatMessage(role=MessageRole.USER, content=prompt)], kwargs)
+        key, resp = await plan.arun(lambda k: self.models[k].acomplete(prompt, formatted=formatted, **kwargs),
+                                    usage=usage_of)
+        return self._stamp(resp, plan.summary(key))
 
     # ------------------------------------------------------------------ streaming
-    def _first(self, account: Any, chain: list[str], start: Any) -> tuple[str, Any, Any, dict[str, BaseException]]:
-        errors: dict[str, BaseException] = {}
-        try:
-            for name in chain:
-                try:
-                    gen = start(name)
-                    first = next(gen, None)
-                    return name, gen, first, errors
-                except Exception as exc:  # failed before the first token: fall back
-                    if not is_retryable(exc):
-                        raise
-                    errors[name] = exc
-                    account.attempt_failed(name, exc)
-            raise FallbackExhaustedError(errors) from list(errors.values())[-1]
-        except BaseException as exc:
-            account.failed(exc)
-            raise
+    def _stream(self, plan: CallPlan, start: Any) -> Any:
+        """Open the stream now (fallbacks happen before the first item), relay it lazily."""
+        opened = plan.open_stream(start)
+        summary = plan.summary(opened.key)
+        return plan.relay(opened, usage=usage_of, each=lambda item: self._stamp(item, dict(summary)))
 
-    async def _afirst(self, account: Any, chain: list[str], start: Any) -> tuple[str, Any, Any, dict[str, BaseException]]:
-        errors: dict[str, BaseException] = {}
-        try:
-            for name in chain:
-                try:
-                    gen = await start(name)
-                    first = await anext(gen, None)
-                    return name, gen, first, errors
-                except Exception as exc:
-                    if not is_retryable(exc):
-                        raise
-                    errors[name] = exc
-                    account.attempt_failed(name, exc)
-            raise FallbackExhaustedError(errors) from list(errors.values())[-1]
-        except BaseException as exc:
-            account.failed(exc)
-            raise
-
-    def _stream(self, route: _Route, kwargs: dict[str, Any], start: Any) -> Any:
-        account = self._account(route, kwargs)
-        began = time.perf_counter()
-        name, gen, first, errors = self._first(account, route.chain, start)
-
-        def stream() -> Any:
-            last = first
-            try:
-                if first is not None:
-                    yield self._stamp(first, route.decision, name, errors)
-                for item in gen:
-                    last = item
-                    yield self._stamp(item, route.decision, name, errors)
-            finally:  # also when the consumer stops early: what was streamed was paid for
-                account.succeeded(name, time.perf_counter() - began, *_usage(last))
-
-        return stream()
-
-    async def _astream(self, route: _Route, kwargs: dict[str, Any], start: Any) -> Any:
-        account = self._account(route, kwargs)
-        began = time.perf_counter()
-        name, gen, first, errors = await self._afirst(account, route.chain, start)
-
-        async def stream() -> Any:
-            last = first
-            try:
-                if first is not None:
-                    yield self._stamp(first, route.decision, name, errors)
-                async for item in gen:
-                    last = item
-                    yield self._stamp(item, route.decision, name, errors)
-            finally:
-                account.succeeded(name, time.perf_counter() - began, *_usage(last))
-
-        return stream()
+    async def _astream(self, plan: CallPlan, start: Any) -> Any:
+        opened = await plan.aopen_stream(start)
+        summary = plan.summary(opened.key)
+        return plan.arelay(opened, usage=usage_of, each=lambda item: self._stamp(item, dict(summary)))
 
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
-        pin = kwargs.pop(_PIN, None)
-        route = pin if pin else self._plan(messages, kwargs)
-        return self._stream(route, kwargs, lambda n: self.models[n].stream_chat(messages, **kwargs))
+        plan = self._plan(messages, kwargs)
+        return self._stream(plan, lambda k: self.models[k].stream_chat(messages, **kwargs))
 
     def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
-        route = self._plan([ChatMessage(role=MessageRole.USER, content=prompt)], kwargs)
-        return self._stream(route, kwargs,
-                            lambda n: self.models[n].stream_complete(prompt, formatted=formatted, **kwargs))
+        plan = self._plan([ChatMessage(role=MessageRole.USER, content=prompt)], kwargs)
+        return self._stream(plan, lambda k: self.models[k].stream_complete(prompt, formatted=formatted, **kwargs))
 
     async def astream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseAsyncGen:
-        pin = kwargs.pop(_PIN, None)
-        route = pin if pin else self._plan(messages, kwargs)
-        return await self._astream(route, kwargs, lambda n: self.models[n].astream_chat(messages, **kwargs))
+        plan = self._plan(messages, kwargs)
+        return await self._astream(plan, lambda k: self.models[k].astream_chat(messages, **kwargs))
 
     async def astream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseAsyncGen:
-        route = self._plan([ChatMessage(role=MessageRole.USER, content=prompt)], kwargs)
+        plan = self._plan([ChatMessage(role=MessageRole.USER, content=prompt)], kwargs)
         return await self._astream(
-            route, kwargs, lambda n: self.models[n].astream_complete(prompt, formatted=formatted, **kwargs))
+            plan, lambda k: self.models[k].astream_complete(prompt, formatted=formatted, **kwargs))
 
     # ------------------------------------------------------------------ tools
     def _prepare_chat_with_tools(
@@ -312,13 +231,14 @@ class OptiRoute(FunctionCallingLLM):
         the follow-up ``chat`` is pinned to that winner (its fallbacks stay tool-capable)."""
         msgs = list(chat_history or [])
         if user_msg is not None:
-            msgs.append(user_msg if isinstance(user_msg, ChatMessage) else ChatMessage(role=MessageRole.USER, content=user_msg))
+            msgs.append(user_msg if isinstance(user_msg, ChatMessage)
+                        else ChatMessage(role=MessageRole.USER, content=user_msg))
         if tool_required and kwargs.get("tool_choice") is None and len(tools) == 1:
             # "Must call a tool" with exactly one tool is "call this tool"; naming it lets servers
             # that only constrain named tools (llama.cpp's function-calling formats) comply.
             kwargs["tool_choice"] = tools[0].metadata.name
-        route_kwargs = {"preferences": kwargs.pop("preferences", None), "user_key": kwargs.pop("user_key", None)}
-        route = self._plan(msgs, route_kwargs, tools=True)
+        route_kwargs = {k: kwargs.pop(k, None) for k in ("preferences", "user_key", "constraints")}
+        route = self._route(msgs, route_kwargs, tools=True)
         winner: LLM = self.models[route.chain[0]]
         prepared = winner._prepare_chat_with_tools_compat(  # type: ignore[attr-defined]
             tools, user_msg=user_msg, chat_history=chat_history, verbose=verbose,
@@ -330,37 +250,19 @@ class OptiRoute(FunctionCallingLLM):
     def get_tool_calls_from_response(self, response: ChatResponse, error_on_no_tool_call: bool = True,
                                      **kwargs: Any) -> list[Any]:
         """Parse tool calls the way the candidate that answered does."""
-        meta = (response.additional_kwargs or {}).get("optiroute") or {}
-        used = meta.get("answered_by")
-        if used not in self.models:
+        meta = (response.additional_kwargs or {}).get(STAMP_KEY) or {}
+        used = meta.get("answered_by")  # a card name, like the decision's model
+        key = used if used in self.models else None
+        if key is None and isinstance(used, str) and self.models:
+            key = resolve_candidates(self._router(), {k: k for k in self.models}).get(used)
+        if key is None:
             raise InvalidInputError("This response was not routed by OptiRoute; parse it with the model that made it.")
-        return self.models[used].get_tool_calls_from_response(
+        return self.models[key].get_tool_calls_from_response(
             response, error_on_no_tool_call=error_on_no_tool_call, **kwargs
         )
 
     # ------------------------------------------------------------------ feedback
     def record_feedback(self, target: Any, score: float, *, comment: str | None = None) -> None:
-        """Feedback (1.0 up, 0.0 down, or 0..1) on a routed response or a decision id."""
-        if isinstance(target, str):
-            decision_id = target
-        else:
-            meta = (getattr(target, "additional_kwargs", None) or {}).get("optiroute")
-            if not meta:
-                raise FeedbackError("This response carries no OptiRoute decision (was it routed by OptiRoute?).")
-            decision_id = meta["decision_id"]
-        _router_of(self).record_feedback(decision_id, score, comment=comment)
-
-
-_DEFAULT: Any = None
-
-
-def _router_of(llm: OptiRoute) -> Any:
-    """The LLM's router, or one ``Router.default()`` shared by the process."""
-    global _DEFAULT
-    if llm.router is not None:
-        return llm.router
-    if _DEFAULT is None:
-        from optiroute import Router
-
-        _DEFAULT = Router.default()
-    return _DEFAULT
+        """Feedback (1.0 up, 0.0 down, or 0..1) on a routed response, a decision id or a run id."""
+        source = target if isinstance(target, (str, UUID)) else (getattr(target, "additional_kwargs", None) or {})
+        record_feedback(self._router(), source, score, comment=comment)

@@ -246,7 +246,7 @@ def load_training(d: Path, cfg: Config) -> Training:
 
     dom_y = mp["task"].tolist() + [MMLU_TO_DOMAIN[t] for t in rm["task"]]
     cx_parts = [(_difficulty(d, n, p["prompt_id"]), e) for n, p, e in
-                zip(CX_SETS, (mp, lr, rm, rg), (mp_e, lr_e, rm_e, rg_e))]
+                zip(CX_SETS, (mp, lr, rm, rg), (mp_e, lr_e, rm_e, rg_e), strict=True)]
     cx_y = np.concatenate([y for (y, _), _ in cx_parts])
     cx_n = np.concatenate([n for (_, n), _ in cx_parts])
     cx_x = np.concatenate([e for _, e in cx_parts])
@@ -268,14 +268,14 @@ def load_training(d: Path, cfg: Config) -> Training:
         notes={"arena_clusters_mapped": {t: sorted(x for x in labels if arena_task(x) == t) for t in TASK_TYPES},
                "arena_clusters_unused": sorted(x for x in labels if arena_task(x) is None),
                "complexity_rows_by_models": {str(int(k)): int(v) for k, v in
-                                             zip(*np.unique(cx_n[keep], return_counts=True))}},
+                                             zip(*np.unique(cx_n[keep], return_counts=True), strict=True)}},
     )
 
 
 def cap_groups(y: np.ndarray, groups: np.ndarray, cap: int, rng: np.random.Generator) -> np.ndarray:
     """Indices keeping at most ``cap`` random rows per (class, source group), sorted."""
     keep = []
-    for key in sorted(set(zip(y.tolist(), groups.tolist()))):
+    for key in sorted(set(zip(y.tolist(), groups.tolist(), strict=True))):
         idx = np.flatnonzero((y == key[0]) & (groups == key[1]))
         keep.append(rng.choice(idx, size=min(len(idx), cap), replace=False))
     return np.sort(np.concatenate(keep))
@@ -315,7 +315,9 @@ def fit(tr: Training, cfg: Config) -> tuple[dict[str, np.ndarray], dict[str, obj
         "domain": {x: int((tr.domain_y[kd] == x).sum()) for x in domains},
         "complexity": int(len(tr.cx_y)),
     }
-    cx = {"set_offsets": {name: round(float(o - offsets[0]), 4) for name, o in zip(CX_SETS, offsets)},
+    # offsets has one entry per set seen in the data (cx_set indexes CX_SETS), n_sets <= len(CX_SETS)
+    set_offsets = {name: round(float(o - offsets[0]), 4) for name, o in zip(CX_SETS[:n_sets], offsets, strict=True)}
+    cx = {"set_offsets": set_offsets,
           "mean_on_mmlu_pro_train": round(float(np.clip(pred, 0, 1).mean()), 4)}
     return weights, {"domains": domains, "sizes": sizes, "complexity": cx}
 

@@ -26,11 +26,11 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from embed_cache import load_or_embed  # noqa: E402
 
-from optiroute.router.artifacts import DEFAULT_DIR, FORMAT_NAME, FORMAT_VERSION, _sha256  # noqa: E402
-from optiroute.fit.datasets import load_outcomes, load_prompts  # noqa: E402
-from optiroute.quality.index import OutcomeIndex  # noqa: E402
 from optiroute.catalog.registry import Registry  # noqa: E402
+from optiroute.fit.datasets import load_outcomes, load_prompts  # noqa: E402
 from optiroute.fit.training import outcome_matrices  # noqa: E402
+from optiroute.quality.index import OutcomeIndex  # noqa: E402
+from optiroute.router.artifacts import DEFAULT_DIR, FORMAT_NAME, FORMAT_VERSION, _sha256  # noqa: E402
 
 SETS = {
     "mmlu_pro": "TIGER-AI-Lab/MMLU-Pro @ f418b116 (eval_results/model_outputs_*_5shots.zip) and @ ff991b5b "

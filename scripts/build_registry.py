@@ -69,7 +69,8 @@ MANUAL_API = [
     ("claude-3-5-haiku", "anthropic", ["claude-3-5-haiku-20241022", "claude-3-5-haiku-latest", "claude-3.5-haiku"],
      0.80, 4.0, 200000, True, False, 1236, 65.0, 0.7),
     ("claude-3-haiku", "anthropic", ["claude-3-haiku-20240307"], 0.25, 1.25, 200000, True, False, 1179, 120.0, 0.5),
-    ("claude-3-opus", "anthropic", ["claude-3-opus-20240229", "claude-3-opus-latest"], 15.0, 75.0, 200000, True, False, 1248, 25.0, 1.5),
+    ("claude-3-opus", "anthropic", ["claude-3-opus-20240229", "claude-3-opus-latest"], 15.0, 75.0, 200000, True, False,
+     1248, 25.0, 1.5),
 ]
 #: List prices of the older API models in model_metrics.csv that the data's price tables lack.
 MANUAL_PRICES = {
@@ -113,7 +114,8 @@ FACTS_SRC = ("../shared/data/model_metrics.csv params_b / arena_elo / mt_bench (
              "Arena Elo of vendor entries: LMSYS leaderboard, late 2024 (manual entry); LLMRouter model sizes "
              "from their names")
 VERBOSITY_SRC = ("MMLU-Pro train split (5-shot chain-of-thought answers): sum of recorded output_tokens / the "
-                 "bundled analyzer's answer-length estimate on the same prompts (optiroute.fit.training.measure_verbosity)")
+                 "bundled analyzer's answer-length estimate on the same prompts "
+                 "(optiroute.fit.training.measure_verbosity)")
 
 
 def verbosity(d: Path) -> dict[str, float]:

@@ -84,7 +84,7 @@ def load_or_embed(set_name: str, prompt_ids: Sequence[str], texts: Sequence[str]
         raise ValueError(f"{len(prompt_ids)} prompt ids but {len(texts)} texts for {set_name!r}")
     path = _path(set_name)
     index, emb, ids = _read(path)
-    keys = [_key(set_name, str(i), t) for i, t in zip(prompt_ids, texts)]
+    keys = [_key(set_name, str(i), t) for i, t in zip(prompt_ids, texts, strict=True)]
     todo = sorted({k: j for j, k in enumerate(keys) if k not in index}.values())
     if todo:
         from optiroute.analysis.embedding import MiniLMEmbedder

@@ -7,13 +7,13 @@ import nbformat as nbf
 ROOT = Path(__file__).resolve().parents[1]
 
 SERVER = '''# Two real local models behind one OpenAI-compatible server on 127.0.0.1 (no API key, no network).
-from optiroute.local import find_local_models
-from optiroute.local import LlamaServer
+from optiroute.local import LlamaServer, find_local_models
 
 local = find_local_models()
 specs = [
     {"model": str(local["SmolLM2-135M-Instruct"].path), "model_alias": "smollm2", "chat_format": "chatml"},
-    {"model": str(local["SmolLM2-135M-Instruct"].path), "model_alias": "smollm2-tools", "chat_format": "chatml-function-calling"},
+    {"model": str(local["SmolLM2-135M-Instruct"].path), "model_alias": "smollm2-tools",
+     "chat_format": "chatml-function-calling"},
 ]
 if "gemma-3-270m" in local:
     specs.append({"model": str(local["gemma-3-270m"].path), "model_alias": "gemma3-270m", "chat_format": "gemma"})
@@ -21,6 +21,7 @@ server = LlamaServer(specs).start()
 server.base_url'''
 
 CLIENT = '''from langchain_openai import ChatOpenAI
+
 
 def local_chat(alias, max_tokens=48):
     # llama.cpp's server reads max_tokens from the body (langchain-openai sends max_completion_tokens)
@@ -53,7 +54,8 @@ print(chain.invoke({"topic": "sleep"}))'''),
 meta = msg.response_metadata["optiroute"]
 print(meta["model"], "|", meta["reason"])
 assert meta["model"] in candidates'''),
-        ("md", "Per-call preferences win over the constructor's (invoke kwarg > bind > config metadata > constructor):"),
+        ("md", "Per-call preferences win over the constructor's "
+               "(invoke kwarg > bind > config metadata > constructor):"),
         ("code", '''for prefs in ("latency-first", "quality-first", {"accuracy": 0.2, "cost": 0.8}):
     m = llm.invoke("Name a large city.", preferences=prefs)
     print(prefs, "->", m.response_metadata["optiroute"]["model"])'''),
@@ -75,6 +77,7 @@ from langgraph.prebuilt import ToolNode
 
 from langchain_optiroute import ChatOptiRoute, OptiRouteCallbackHandler
 
+
 @tool
 def multiply(a: int, b: int) -> int:
     """Multiply two integers."""
@@ -86,7 +89,8 @@ class State(TypedDict):
     messages: Annotated[list[AnyMessage], add_messages]
 
 def plan(state):      # must call the tool; routed quality-first
-    return {"messages": [llm.bind_tools([multiply], tool_choice="multiply").invoke(state["messages"], preferences="quality-first")]}
+    tool_llm = llm.bind_tools([multiply], tool_choice="multiply")
+    return {"messages": [tool_llm.invoke(state["messages"], preferences="quality-first")]}
 
 def answer(state):    # prose answer; routed latency-first (restates the tool result: llama.cpp
                       # rejects replayed tool-call histories)
@@ -94,16 +98,23 @@ def answer(state):    # prose answer; routed latency-first (restates the tool re
     return {"messages": [llm.invoke(f"The tool returned {result}. Answer: {q}", preferences="latency-first")]}
 
 g = StateGraph(State)
-g.add_node("plan", plan); g.add_node("tools", ToolNode([multiply])); g.add_node("answer", answer)
-g.add_edge(START, "plan"); g.add_edge("plan", "tools"); g.add_edge("tools", "answer"); g.add_edge("answer", END)
+g.add_node("plan", plan)
+g.add_node("tools", ToolNode([multiply]))
+g.add_node("answer", answer)
+g.add_edge(START, "plan")
+g.add_edge("plan", "tools")
+g.add_edge("tools", "answer")
+g.add_edge("answer", END)
 graph = g.compile()'''),
         ("code", '''import uuid
 
 handler, run_id = OptiRouteCallbackHandler(), uuid.uuid4()
-out = graph.invoke({"messages": [HumanMessage("What is 6 times 7?")]}, config={"callbacks": [handler], "run_id": run_id})
+out = graph.invoke({"messages": [HumanMessage("What is 6 times 7?")]},
+                   config={"callbacks": [handler], "run_id": run_id})
 for m in out["messages"]:
     routed = m.response_metadata.get("optiroute") if hasattr(m, "response_metadata") else None
-    print(type(m).__name__, getattr(m, "tool_calls", None) or str(m.content)[:80], "|", routed and routed["preferences"])
+    shown = getattr(m, "tool_calls", None) or str(m.content)[:80]
+    print(type(m).__name__, shown, "|", routed and routed["preferences"])
 decisions = handler.decision_ids(run_id)
 print(len(decisions), "routed model calls in this run")
 assert len(set(decisions)) == 2'''),
@@ -128,13 +139,12 @@ pd.DataFrame([{"model": s.model, "score": round(s.score, 3), "quality": round(s.
                "excluded": s.excluded} for s in d.scores])'''),
         ("code", '''[(n.prompt_id, n.task, n.similarity) for n in d.neighbours]'''),
         ("md", "Thumbs down on the chosen model for this kind of prompt, a few times, and watch routing change:"),
-        ("code", '''first = d.model
-for i in range(40):
-    d = router.decide("Prove that the square root of 2 is irrational.", preferences="balanced", candidates=candidates)
-    if d.model != first:
-        break
+        ("code", '''first, thumbs_down = d.model, 0
+while d.model == first and thumbs_down < 40:
     router.record_feedback(d.decision_id, 0.0)
-print(f"after {i} thumbs-down: {first} -> {d.model}")
+    thumbs_down += 1
+    d = router.decide("Prove that the square root of 2 is irrational.", preferences="balanced", candidates=candidates)
+print(f"after {thumbs_down} thumbs-down: {first} -> {d.model}")
 assert d.model != first'''),
         ("md", "With LangChain, feedback can name the AI message, the run id or the decision id: "
                "`llm.record_feedback(ai_message, 1.0)`."),
@@ -149,11 +159,13 @@ NOTEBOOKS["llama_index_rag_and_agent.ipynb"] = [
     ("code", SERVER),
     ("code", '''from llama_index.llms.openai_like import OpenAILike
 
+
 def local_llm(alias, tools=False):
     return OpenAILike(model=alias, api_base=server.base_url, api_key="not-needed", is_chat_model=True,
                       is_function_calling_model=tools, context_window=2048, max_tokens=64, temperature=0)'''),
-    ("code", '''import optiroute
-from llama_index.core import Document, Settings, VectorStoreIndex
+    ("code", '''from llama_index.core import Document, Settings, VectorStoreIndex
+
+import optiroute
 from llama_index_optiroute import MiniLMEmbedding, OptiRoute
 
 candidates = {"SmolLM2-135M-Instruct": local_llm("smollm2")}
@@ -182,6 +194,7 @@ print(d.additional_kwargs["optiroute"]["model"], "|", d.additional_kwargs["optir
            "winner prepares its own tool call. (`tool_choice` names the tool: llama.cpp only constrains named tools.)"),
     ("code", '''from llama_index.core.tools import FunctionTool
 
+
 def multiply(a: int, b: int) -> int:
     """Multiply two integers."""
     return a * b
@@ -201,6 +214,11 @@ def main() -> None:
         nb = nbf.v4.new_notebook()
         nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
         nb.cells = [nbf.v4.new_markdown_cell(src) if kind == "md" else nbf.v4.new_code_cell(src) for kind, src in cells]
+        old = nbf.read(out / name, as_version=4).cells if (out / name).exists() else []
+        if len(old) == len(nb.cells):  # re-running keeps the cell ids, so a diff shows only edited cells
+            for cell, before in zip(nb.cells, old, strict=True):
+                if "id" in before:
+                    cell["id"] = before["id"]
         nbf.write(nb, out / name)
         print("wrote", out / name)
 

@@ -145,7 +145,7 @@ def test_corrupt_or_missing_files_raise_errors_naming_the_file(analyzer, tmp_pat
 def test_default_reads_nothing_until_used(tmp_path):
     lazy = TaskAnalyzer(path=tmp_path / "not-there.npz")  # construction does no I/O
     with pytest.raises(ArtifactNotFoundError):
-        lazy.task_types
+        _ = lazy.task_types
     assert TaskAnalyzer.default() is TaskAnalyzer.default()
 
 

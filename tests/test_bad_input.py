@@ -47,7 +47,9 @@ def test_huge_prompt_is_pruned_and_routed_by_context_window(default_router):
         default_router.decide(log * 3, candidates=CANDS)  # ~255k tokens: beyond every window
 
 
-@pytest.mark.parametrize("prefs", [{"accuracy": float("nan")}, {"cost": -1}, {"cost": 2}, {"speed": 1}, {"accuracy": 0}])
+@pytest.mark.parametrize(
+    "prefs", [{"accuracy": float("nan")}, {"cost": -1}, {"cost": 2}, {"speed": 1}, {"accuracy": 0}]
+)
 def test_bad_weights(default_router, prefs):
     with pytest.raises(InvalidPreferencesError):
         default_router.decide("hello", preferences=prefs, candidates=CANDS)
@@ -60,7 +62,8 @@ def test_unknown_profile(default_router):
 
 def test_all_candidates_excluded_lists_reasons(default_router):
     with pytest.raises(NoEligibleModelError) as err:
-        default_router.decide("hello", candidates=["Mistral-7B-Instruct-v0.2", "Qwen1.5-7B-Chat"], constraints={"needs_tools": True})
+        default_router.decide("hello", candidates=["Mistral-7B-Instruct-v0.2", "Qwen1.5-7B-Chat"],
+                              constraints={"needs_tools": True})
     assert set(err.value.exclusions) == {"Mistral-7B-Instruct-v0.2", "Qwen1.5-7B-Chat"}
     assert "tool" in str(err.value)
     with pytest.raises(NoEligibleModelError, match="max_cost_usd"):

@@ -16,12 +16,12 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from optiroute.metrics import baselines as bl
-from optiroute.bench.evaluate import run_bench
 from optiroute.bench.embed_cache import LookupEmbedder, cached_encode
+from optiroute.bench.evaluate import run_bench
 from optiroute.bench.report import markdown, write_outputs
 from optiroute.cli.app import app
 from optiroute.errors import DataFormatError, InvalidInputError
+from optiroute.metrics import baselines as bl
 from optiroute.quality.base import KINDS
 
 SLICE = Path(__file__).parent / "fixtures" / "mmlu_slice"

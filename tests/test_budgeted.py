@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 
 from optiroute import BudgetExceededError, OptiRouteError, Router
+from optiroute.errors import InvalidConstraintsError, InvalidInputError, NoEligibleModelError
 from optiroute.router.batch_mode import BatchModelChoice
 from optiroute.routing.budgeted import BudgetedBatch, allocate, hard_eligible
 from optiroute.routing.scoring import card_matrix, score
-from optiroute.errors import InvalidConstraintsError, InvalidInputError, NoEligibleModelError
 from tests.support.fakes import HashEmbedder
 
 SLICE = Path(__file__).parent / "fixtures" / "mmlu_slice"

@@ -19,7 +19,8 @@ def invoke(*args, input=None):
 
 
 def test_route_prints_model_runner_up_and_reason():
-    res = invoke("route", "Write a haiku about autumn leaves", "-p", "latency-first", "-c", "gpt-4o,gpt-4o-mini,claude-3-5-haiku")
+    res = invoke("route", "Write a haiku about autumn leaves", "-p", "latency-first",
+                 "-c", "gpt-4o,gpt-4o-mini,claude-3-5-haiku")
     assert res.exit_code == 0, res.output
     assert "runner-up" in res.output and any(m in res.output for m in ("gpt-4o", "claude-3-5-haiku"))
 
@@ -54,7 +55,9 @@ def test_fit_then_route_with_the_saved_router(tmp_path):
     assert "quality predictor: knn" in res.output  # 300 train prompts: too few to validate, auto keeps kNN
     res = invoke("route", "Solve 3x + 5 = 20 for x.", "--router", str(out), "--json")
     assert res.exit_code == 0, res.output
-    assert json.loads(res.output)["model"] in ("DeepSeek-Coder-V2", "jamba-1.5-large", "gpt-4o-2024-05-13", "Meta-Llama-3_1-8B-Instruct")
+    assert json.loads(res.output)["model"] in (
+        "DeepSeek-Coder-V2", "jamba-1.5-large", "gpt-4o-2024-05-13", "Meta-Llama-3_1-8B-Instruct"
+    )
 
 
 def test_fit_with_a_named_predictor(tmp_path):
@@ -104,7 +107,8 @@ def test_models_list_add_remove(tmp_path):
     reg = tmp_path / "models.json"
     res = invoke("models", "list")
     assert res.exit_code == 0 and "gpt-4o-mini" in res.output
-    res = invoke("models", "add", "--registry", str(reg), "--name", "acme-7b", "--input-price", "0.1", "--output-price", "0.2")
+    res = invoke("models", "add", "--registry", str(reg), "--name", "acme-7b",
+                 "--input-price", "0.1", "--output-price", "0.2")
     assert res.exit_code == 0, res.output
     res = invoke("models", "list", "--registry", str(reg))
     assert "acme-7b" in res.output

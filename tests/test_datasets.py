@@ -6,7 +6,8 @@ from optiroute.fit.datasets import fill_costs, load_outcomes, load_prices, load_
 
 
 def _prompts():
-    return pd.DataFrame({"prompt_id": ["1", "2"], "split": ["train", "test"], "task": ["math", "law"], "text": ["a" * 40, "b" * 80]})
+    return pd.DataFrame({"prompt_id": ["1", "2"], "split": ["train", "test"], "task": ["math", "law"],
+                         "text": ["a" * 40, "b" * 80]})
 
 
 def test_prompts_from_path_dir_and_frame(tmp_path):
@@ -48,7 +49,8 @@ def test_bad_outcomes_and_files(tmp_path):
 
 def test_fill_costs_uses_prices_for_empty_cells():
     p = load_prompts(_prompts())
-    o = load_outcomes(pd.DataFrame({"prompt_id": ["1", "2"], "model": ["m", "m"], "score": [1, 0], "cost_usd": [0.5, None], "output_tokens": [100, None]}))
+    o = load_outcomes(pd.DataFrame({"prompt_id": ["1", "2"], "model": ["m", "m"], "score": [1, 0],
+                                    "cost_usd": [0.5, None], "output_tokens": [100, None]}))
     prices = load_prices(pd.DataFrame({"model": ["m"], "input_usd_per_mtok": [1e6], "output_usd_per_mtok": [0.0]}))
     filled = fill_costs(o, p, prices)
     assert filled["cost_usd"].tolist() == [0.5, 20.0]  # 80 chars / 4 tokens at $1 per token

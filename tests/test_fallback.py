@@ -56,7 +56,8 @@ def test_chain_moves_on_only_for_retryable_errors():
 def test_exhausted_chain_reports_every_error():
     seen = []
     with pytest.raises(FallbackExhaustedError) as err:
-        call_with_fallbacks(["a", "b"], lambda m: (_ for _ in ()).throw(ConnectionError(m)), on_error=lambda m, e: seen.append(m))
+        call_with_fallbacks(["a", "b"], lambda m: (_ for _ in ()).throw(ConnectionError(m)),
+                            on_error=lambda m, e: seen.append(m))
     assert list(err.value.errors) == ["a", "b"] == seen
     assert isinstance(err.value.__cause__, ConnectionError)
 

@@ -1,6 +1,5 @@
 """ChatOptiRoute against deterministic fake candidates (hermetic; the real routing core)."""
 
-import asyncio
 import uuid
 
 import pytest
@@ -10,6 +9,7 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from pydantic import BaseModel
 
+import optiroute
 from langchain_optiroute import DECISION_EVENT, ChatOptiRoute, OptiRouteCallbackHandler
 from optiroute import FallbackExhaustedError, InvalidInputError, Router
 from tests.support.lc_fakes import EchoChat, NoToolsChat
@@ -27,9 +27,16 @@ def make(router, **kw):
     return ChatOptiRoute(models=[big, small], router=router, **kw), big, small
 
 
+class Untouchable:
+    """A router stand-in that fails the test if anything reads it."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"the router was used ({name}) before the first call")
+
+
 def test_construction_is_cheap_and_lazy():
-    llm = ChatOptiRoute(models=[EchoChat(model_name="gpt-4o")])
-    assert llm._names is None and llm._llm_type == "optiroute"
+    llm = ChatOptiRoute(models=[EchoChat(model_name="gpt-4o")], router=Untouchable())
+    assert llm._llm_type == "optiroute"
     assert set(llm.models) == {"gpt-4o"}
 
 
@@ -51,6 +58,37 @@ def test_preference_precedence(router):
     bound = llm.bind(preferences="cost-effective")
     assert pick(bound.invoke(MATH, config=cfg)) == "gpt-4o-mini"                     # bind > config
     assert pick(bound.invoke(MATH, preferences="quality-first")) == "gpt-4o-2024-05-13"  # kwarg > bind
+
+
+def test_preference_precedence_is_the_documented_order(router):
+    """per call > bound > optiroute.preferences scope > config metadata > constructor > router default
+    (the order of optiroute.integration.resolve_preferences, shared with the LlamaIndex adapter)."""
+    llm, _, _ = make(router, preferences="ethically-aligned")
+    label = lambda m: m.response_metadata["optiroute"]["preferences"]  # noqa: E731
+    cfg = {"metadata": {"optiroute_preferences": "latency-first"}}
+    bound = llm.bind(preferences="quality-first")
+    with optiroute.preferences("cost-effective"):
+        assert label(bound.invoke(MATH, config=cfg, preferences="balanced")) == "balanced"  # per call > bound
+        assert label(bound.invoke(MATH, config=cfg)) == "quality-first"                    # bound > scope
+        assert label(llm.invoke(MATH, config=cfg)) == "cost-effective"                     # scope > metadata
+        streamed = [c for c in llm.stream(MATH, config=cfg) if "optiroute" in c.response_metadata]
+        assert label(streamed[0]) == "cost-effective"
+    assert label(llm.invoke(MATH, config=cfg)) == "latency-first"                          # metadata > constructor
+    streamed = [c for c in llm.stream(MATH, config=cfg) if "optiroute" in c.response_metadata]
+    assert label(streamed[0]) == "latency-first"
+    assert label(llm.invoke(MATH)) == "ethically-aligned"                                  # constructor > default
+    plain, _, _ = make(router)
+    assert label(plain.invoke(MATH)) == router.preferences.label()                         # the router's default
+
+
+def test_user_key_precedence(router):
+    llm, _, _ = make(router, user_key="field")
+    user = lambda m: router.store.get_decision(m.response_metadata["optiroute"]["decision_id"]).user  # noqa: E731
+    cfg = {"metadata": {"optiroute_user_key": "meta"}}
+    assert user(llm.bind(user_key="bound").invoke("hi", config=cfg, user_key="call")) == "call"
+    assert user(llm.bind(user_key="bound").invoke("hi", config=cfg)) == "bound"
+    assert user(llm.invoke("hi", config=cfg)) == "meta"
+    assert user(llm.invoke("hi")) == "field"
 
 
 def test_tokens_are_counted_once(router):
@@ -142,6 +180,14 @@ def test_feedback_by_message_run_id_and_decision_id(router):
     third = llm.invoke("Thanks!")
     llm.record_feedback(third.response_metadata["optiroute"]["decision_id"], 0.5)
     assert router.store.feedback_count() == before + 3
+
+
+def test_run_id_feedback_finds_decisions_made_by_another_instance(router):
+    llm, _, _ = make(router)
+    run_id = uuid.uuid4()
+    msg = llm.invoke("Hello there", config={"run_id": run_id})
+    rebuilt, _, _ = make(router)  # e.g. configurable_fields builds a new model per call
+    assert rebuilt.decision_id_of(run_id) == msg.response_metadata["optiroute"]["decision_id"]
 
 
 def test_callback_handler_maps_chain_runs_to_decisions(router):

@@ -18,9 +18,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
+
 from optiroute import Router
+from optiroute.catalog.registry import ModelCard, Registry
 from optiroute.errors import InvalidInputError
-from optiroute.quality.index import OutcomeIndex
 from optiroute.onboard.onboarding import (
     choice_letter,
     onboard,
@@ -28,9 +30,8 @@ from optiroute.onboard.onboarding import (
     reference_score,
     representatives,
 )
+from optiroute.quality.index import OutcomeIndex
 from optiroute.routing.policy import PolicyConfig
-from optiroute.catalog.registry import ModelCard, Registry
-from typer.testing import CliRunner
 
 DIM = 384
 _rng = np.random.default_rng(11)
@@ -209,7 +210,8 @@ def test_cli_onboards_through_an_openai_compatible_endpoint(tmp_path: Path, monk
     assert np.isfinite(r3.index.scores[:, r3.index.column("gamma")]).sum() == 12
     assert res.exit_code == 0, res.output
     assert "Column: impute=False" in res.output and "Accuracy over the store: " in res.output
-    assert "(95 %, from 6 measured outcomes). Onboarding the model again adds outcomes on other prompts; about 18 more would halve the interval." in " ".join(res.output.split())
+    assert ("(95 %, from 6 measured outcomes). Onboarding the model again adds outcomes on other prompts; "
+            "about 18 more would halve the interval.") in " ".join(res.output.split())
     assert len(_FakeOpenAI.seen) == 12
     assert {s["path"] for s in _FakeOpenAI.seen} == {"/v1/chat/completions"}
     assert {s["model"] for s in _FakeOpenAI.seen} == {"gamma"}

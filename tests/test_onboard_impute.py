@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from optiroute.onboard.impute import MIN_OUTCOMES, impute_column
 
 

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+
 from optiroute.onboard.level import estimate_level
 
 

@@ -56,7 +56,7 @@ def test_greedy_is_monotone_submodular_and_near_optimal() -> None:
         names = [f"m{j}" for j in range(7)]
         sel = select_models(s, names, 4)
         assert all(g >= -1e-12 for g in sel.gains)
-        assert all(a >= b - 1e-12 for a, b in zip(sel.gains[1:], sel.gains[2:]))  # diminishing returns
+        assert all(a >= b - 1e-12 for a, b in zip(sel.gains[1:], sel.gains[2:], strict=False))  # diminishing returns
         cols = [names.index(m) for m in sel.models]
         assert sel.coverage[-1] == pytest.approx(coverage(s, cols))
         best = max(coverage(s, list(c)) for c in itertools.combinations(range(7), 4))

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from optiroute import Router
 from optiroute.errors import InvalidInputError
-from optiroute.quality.index import OutcomeIndex
 from optiroute.quality.base import TrainData
+from optiroute.quality.index import OutcomeIndex
 from optiroute.quality.task import KNN_WEIGHTS, TaskPredictor, knn_mean, task_table
 
 from .test_predictors import FakeEmbedder, _card, _data, _frames

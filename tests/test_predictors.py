@@ -17,9 +17,9 @@ import pytest
 
 from optiroute import Router
 from optiroute.catalog.cold_start import AbilityMap, card_features, predict_card_domains
+from optiroute.catalog.registry import ModelCard, Registry
 from optiroute.errors import InvalidInputError
 from optiroute.quality.base import KINDS, Evidence, TrainData, predictor_class
-from optiroute.catalog.registry import ModelCard, Registry
 
 DIM = 384
 _rng = np.random.default_rng(7)

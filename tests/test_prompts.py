@@ -4,7 +4,9 @@ from optiroute import InvalidInputError
 from optiroute.analysis.prompts import content_text, to_routable
 
 
-@pytest.mark.parametrize("bad", [None, b"hello", bytearray(b"x"), "", "   \n\t", [], 42, [{"role": "user", "content": "  "}]])
+@pytest.mark.parametrize(
+    "bad", [None, b"hello", bytearray(b"x"), "", "   \n\t", [], 42, [{"role": "user", "content": "  "}]]
+)
 def test_bad_prompts_get_a_clear_error(bad):
     with pytest.raises(InvalidInputError):
         to_routable(bad)

@@ -1,7 +1,6 @@
 """End to end on a real slice of MMLU-Pro outcomes (tests/fixtures/mmlu_slice): fit, route, save, load."""
 
 import numpy as np
-import pytest
 
 from optiroute import Router
 
@@ -11,7 +10,8 @@ MATH_MODEL, LAW_MODEL = "DeepSeek-Coder-V2", "jamba-1.5-large"
 def test_fit_uses_only_the_train_split(slice_router, slice_test_prompts):
     assert len(slice_router.index) == 300
     assert not set(slice_test_prompts["prompt_id"]) & set(slice_router.index.prompt_ids)
-    assert sorted(slice_router.models) == sorted([MATH_MODEL, LAW_MODEL, "gpt-4o-2024-05-13", "Meta-Llama-3_1-8B-Instruct"])
+    expected = [MATH_MODEL, LAW_MODEL, "gpt-4o-2024-05-13", "Meta-Llama-3_1-8B-Instruct"]
+    assert sorted(slice_router.models) == sorted(expected)
 
 
 def test_math_and_law_go_to_different_models_when_the_data_says_so(slice_router, slice_test_prompts):

@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 
 from optiroute import Constraints
-from optiroute.routing import policy as pol
 from optiroute.quality.priors import card_prior
+from optiroute.routing import policy as pol
 from optiroute.routing.scoring import card_matrix, score
 
 
 def card(name, acc=0.7, tools=True, json=True, ctx=128_000, dom=None, task=None, **metrics):
-    m = {"accuracy": acc, "harmlessness": 0.5, "honesty": 0.5, "helpfulness": 0.5, "steerability": 0.5, "creativity": 0.5}
+    m = {"accuracy": acc, "harmlessness": 0.5, "honesty": 0.5, "helpfulness": 0.5, "steerability": 0.5,
+         "creativity": 0.5}
     m.update(metrics)
     return SimpleNamespace(name=name, aliases=[name.upper()], supports_tools=tools, supports_json=json,
                            context_window=ctx, metrics=m, accuracy_by_domain=dom or {}, accuracy_by_task=task or {})
@@ -32,7 +33,8 @@ def test_quality_first_vs_cost_effective_trade_off():
 def test_small_quality_gaps_do_not_outweigh_big_cost_gaps():
     q = np.array([[0.95, 0.93]], dtype=np.float32)  # a 2-point gap is under the range floor
     cost = np.array([[0.01, 0.001]], dtype=np.float32)
-    t = score({"accuracy": 0.6, "cost": 0.4}, q, cost, np.ones_like(q), card_matrix([card("a"), card("b")]), np.ones((1, 2), bool))
+    t = score({"accuracy": 0.6, "cost": 0.4}, q, cost, np.ones_like(q), card_matrix([card("a"), card("b")]),
+              np.ones((1, 2), bool))
     assert t.sub["accuracy"][0, 0] == pytest.approx(0.1)
     assert t.total.argmax() == 1
 
@@ -40,7 +42,8 @@ def test_small_quality_gaps_do_not_outweigh_big_cost_gaps():
 def test_ineligible_pairs_never_win_and_do_not_shift_scaling():
     q = np.array([[0.9, 0.5, 0.1]], dtype=np.float32)
     ok = np.array([[False, True, True]])
-    t = score({"accuracy": 1.0}, q, np.ones_like(q), np.ones_like(q), card_matrix([card("a"), card("b"), card("c")]), ok)
+    cards = card_matrix([card("a"), card("b"), card("c")])
+    t = score({"accuracy": 1.0}, q, np.ones_like(q), np.ones_like(q), cards, ok)
     assert t.total[0, 0] == -np.inf and t.total.argmax() == 1
     assert t.sub["accuracy"][0, 1] == pytest.approx(1.0)
 
@@ -48,7 +51,8 @@ def test_ineligible_pairs_never_win_and_do_not_shift_scaling():
 def test_card_dimensions_use_card_metrics():
     cards = [card("safe", harmlessness=0.9), card("edgy", harmlessness=0.2)]
     q = np.array([[0.7, 0.7]], dtype=np.float32)
-    t = score({"harmlessness": 0.7, "accuracy": 0.3}, q, np.ones_like(q), np.ones_like(q), card_matrix(cards), np.ones((1, 2), bool))
+    t = score({"harmlessness": 0.7, "accuracy": 0.3}, q, np.ones_like(q), np.ones_like(q), card_matrix(cards),
+              np.ones((1, 2), bool))
     assert t.total.argmax() == 0 and t.sub["harmlessness"][0, 1] == pytest.approx(0.2)
 
 
@@ -57,8 +61,10 @@ def test_hard_constraints_give_codes():
     cons = Constraints(needs_tools=True, needs_json=True, max_cost_usd=0.01, blocked_models=("E",))
     cost = np.array([[0, 0, 0, 0.05, 0]], dtype=np.float32)
     codes = pol.hard_mask(cards, cons, np.array([2000.0]), cost, np.ones_like(cost))
-    assert codes.tolist() == [[pol.Exclusion.TOOLS, pol.Exclusion.JSON, pol.Exclusion.CONTEXT, pol.Exclusion.COST, pol.Exclusion.NOT_ALLOWED]]
-    allowed = pol.hard_mask(cards, Constraints(allowed_models=("D",)), np.array([10.0]), np.zeros((1, 5)), np.zeros((1, 5)))
+    assert codes.tolist() == [[pol.Exclusion.TOOLS, pol.Exclusion.JSON, pol.Exclusion.CONTEXT, pol.Exclusion.COST,
+                               pol.Exclusion.NOT_ALLOWED]]
+    allowed = pol.hard_mask(cards, Constraints(allowed_models=("D",)), np.array([10.0]), np.zeros((1, 5)),
+                            np.zeros((1, 5)))
     assert (allowed[0] == 0).tolist() == [False, False, False, True, False]
 
 

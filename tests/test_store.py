@@ -418,7 +418,7 @@ def test_import_optiroute_does_not_import_sqlalchemy():
 
 def _process_worker(url, worker, start, out):
     store = open_store(url)
-    store.schema_version  # open (and migrate) before the race starts
+    _ = store.schema_version  # open (and migrate) before the race starts
     start.wait()
     out.put(spend_workload(store, n_threads=4, per_thread=10, worker=worker))
     store.close()

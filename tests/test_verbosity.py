@@ -9,9 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+
 from optiroute import Router
-from optiroute.router.calls import reservation_bound
 from optiroute.fit.training import measure_verbosity
+from optiroute.router.calls import reservation_bound
 
 from .test_predictors import FakeEmbedder, _frames
 

@@ -232,7 +232,7 @@ class TaskAnalyzer:
             TaskProfile.model_construct(
                 task_type=names[ti[i]],
                 task_confidence=tprobs[i][ti[i]],
-                task_probs=dict(zip(names, tprobs[i])),
+                task_probs=dict(zip(names, tprobs[i], strict=True)),
                 domain=h.domains[di[i]],
                 domain_confidence=dprobs[i][di[i]],
                 complexity=cx[i],

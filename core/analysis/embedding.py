@@ -97,6 +97,11 @@ class MiniLMEmbedder:
         self._model: Any = None
         self._lock = threading.Lock()
 
+    def model(self) -> Any:
+        """The loaded SentenceTransformer (loads it, once, on first use): for callers that embed
+        whole documents themselves, without routing's long-prompt pruning."""
+        return self._load()
+
     def _load(self) -> Any:
         if self._model is not None:
             return self._model

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from optiroute.analysis.embedding import prune_text
 
 __all__ = ["LookupEmbedder", "cached_encode"]
@@ -48,7 +49,7 @@ class LookupEmbedder:
         todo = [i for i, r in enumerate(rows) if r is None]
         hit = [i for i, r in enumerate(rows) if r is not None]
         if hit:
-            out[hit] = self._vectors[[rows[i] for i in hit]]
+            out[hit] = self._vectors[[r for r in rows if r is not None]]
         if todo:
             out[todo] = self.base.encode([texts[i] for i in todo], batch_size=batch_size,
                                          show_progress=show_progress)

@@ -30,16 +30,16 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field
 
-from optiroute.metrics import baselines as bl
-from optiroute.metrics import curves as metrics
+from optiroute.analysis.embedding import get_default_embedder
 from optiroute.bench.embed_cache import LookupEmbedder, cached_encode
 from optiroute.bench.overhead import Overhead, measure_overhead
 from optiroute.errors import DataFormatError, InvalidInputError
 from optiroute.fit.datasets import fill_costs, load_outcomes, load_prices, load_prompts
-from optiroute.router.router import Router
-from optiroute.analysis.embedding import get_default_embedder
-from optiroute.quality.base import KINDS, TrainData, predictor_class
 from optiroute.fit.training import outcome_matrices
+from optiroute.metrics import baselines as bl
+from optiroute.metrics import curves as metrics
+from optiroute.quality.base import KINDS, TrainData, predictor_class
+from optiroute.router.router import Router
 
 __all__ = ["COST_WEIGHTS", "BenchResult", "run_bench"]
 
@@ -297,7 +297,8 @@ def run_bench(
         cost_est = np.nanmean(tr_c, axis=0)
     task_pred = bl.per_task_table(train_p["task"].tolist(), tr_s, test_p["task"].tolist())
     knn_pred = bl.knn_predictions(emb_train, tr_s, emb_test)
-    for name, pred in (("per-task best (given task label)", task_pred), ("plain kNN (MiniLM, k=100, no cards)", knn_pred)):
+    for name, pred in (("per-task best (given task label)", task_pred),
+                       ("plain kNN (MiniLM, k=100, no cards)", knn_pred)):
         base_curves[name] = bl.sweep_curve(pred, cost_est, te_s, te_c)
     oq, oc, _ = bl.realise(bl.oracle_choice(te_s, te_c), te_s, te_c)
 

@@ -97,7 +97,7 @@ def markdown(r: BenchResult) -> str:
     lines += ["", "| single model | mean score | mean $ / prompt |", "|---|---|---|"]
     for m, (q, c) in sorted(r.singles.items(), key=lambda kv: -kv[1][0]):
         lines.append(f"| {m} | {_f(q)} | {_f(c, '.6f')} |")
-    lines += [f"", *[f"Note: {n}" for n in r.notes]] if r.notes else []
+    lines += ["", *[f"Note: {n}" for n in r.notes]] if r.notes else []
     return "\n".join(lines) + "\n"
 
 

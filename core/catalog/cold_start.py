@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from optiroute.errors import InvalidInputError
 from optiroute.catalog.registry import Registry
+from optiroute.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from optiroute.catalog.registry import ModelCard, Registry
@@ -90,7 +90,7 @@ class AbilityMap:
 
     @staticmethod
     def _raw(feats: Sequence[Mapping[str, float | None]], names: list[str]) -> np.ndarray:
-        return np.array([[np.nan if f.get(n) is None else float(f[n]) for n in names] for f in feats],
+        return np.array([[np.nan if (v := f.get(n)) is None else float(v) for n in names] for f in feats],
                         dtype=np.float64).reshape(len(feats), len(names))
 
     def _design(self, raw: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
 """The ``optiroute`` command line (Typer): a shell over the library.
 
-May import: anything in optiroute.
+May import: anything in optiroute (the top layer).
 """

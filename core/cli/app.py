@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from optiroute.catalog.cold_start import predict_card_domains
+from optiroute.catalog.registry import ModelCard, Registry
 from optiroute.cli.batch import route_batch, select_models
 from optiroute.cli.bench import bench
 from optiroute.cli.common import (
@@ -23,19 +24,15 @@ from optiroute.cli.common import (
     RegistryOpt,
     RouterOpt,
     console,
-    err,
     fail,
     load_router,
     parse_candidates,
     parse_preferences,
 )
+from optiroute.cli.demo import run_demo
 from optiroute.cli.onboard import onboard_cmd
 from optiroute.errors import OptiRouteError
 from optiroute.router.router import Router
-from optiroute.catalog.registry import Registry
-from optiroute.catalog.cold_start import predict_card_domains
-from optiroute.catalog.registry import ModelCard
-from optiroute.cli.demo import run_demo
 
 app = typer.Typer(help="Route every LLM call to the best model for your preferences.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -45,7 +42,8 @@ def _decide(prompt: str, router_dir: Path | None, registry: Path | None, prefere
             candidates: str | None) -> Any:
     with console.status("Routing (loads the embedder and store on first use)..."):
         router = load_router(router_dir, registry)
-        return router.decide(prompt, preferences=parse_preferences(preferences), candidates=parse_candidates(candidates))
+        return router.decide(prompt, preferences=parse_preferences(preferences),
+                             candidates=parse_candidates(candidates))
 
 
 @app.command()
@@ -109,7 +107,11 @@ def fit(
     outcomes: Annotated[Path | None, typer.Option(help="outcomes.csv[.gz]; default: beside prompts.")] = None,
     prices: Annotated[Path | None, typer.Option(help="prices.csv; default: beside prompts if present.")] = None,
     out: Annotated[Path, typer.Option(help="Directory to save the fitted router into.")] = Path("router"),
-    predictor: Annotated[str, typer.Option(help="Quality predictor: auto (best validation AIQ on a split of train), knn, routoo, mlp or task (needs the task column).")] = "auto",
+    predictor: Annotated[
+        str,
+        typer.Option(help="Quality predictor: auto (best validation AIQ on a split of train), knn, routoo, mlp or "
+                          "task (needs the task column)."),
+    ] = "auto",
 ) -> None:
     """Fit a router on per-prompt outcomes and save it."""
     base = prompts if prompts.is_dir() else prompts.parent
@@ -155,7 +157,9 @@ def _load_or_default(registry: Path) -> Any:
 
 @models_app.command("add")
 def models_add(
-    registry: Annotated[Path, typer.Option("--registry", help="Registry file to write (created from the bundled one if missing).")],
+    registry: Annotated[
+        Path, typer.Option("--registry", help="Registry file to write (created from the bundled one if missing).")
+    ],
     card: Annotated[Path | None, typer.Option(help="A JSON/YAML file with one model card.")] = None,
     name: Annotated[str | None, typer.Option(help="Model name (without --card).")] = None,
     input_price: Annotated[float | None, typer.Option(help="USD per million input tokens.")] = None,
@@ -163,9 +167,18 @@ def models_add(
     context_window: Annotated[int, typer.Option()] = 8192,
     tools: Annotated[bool, typer.Option("--tools/--no-tools")] = True,
     replace: Annotated[bool, typer.Option(help="Replace an existing card of that name.")] = False,
-    cold_start: Annotated[bool, typer.Option("--cold-start/--no-cold-start", help="Impute per-domain accuracy from the card's metrics and price when the card has no measured accuracy (recorded in 'imputed').")] = True,
-    arena_elo: Annotated[float | None, typer.Option(help="The model's Chatbot Arena Elo (a card fact cold start uses).")] = None,
-    params_b: Annotated[float | None, typer.Option(help="The model's parameters in billions (a card fact cold start uses).")] = None,
+    cold_start: Annotated[
+        bool,
+        typer.Option("--cold-start/--no-cold-start",
+                     help="Impute per-domain accuracy from the card's metrics and price when the card has no "
+                          "measured accuracy (recorded in 'imputed')."),
+    ] = True,
+    arena_elo: Annotated[
+        float | None, typer.Option(help="The model's Chatbot Arena Elo (a card fact cold start uses).")
+    ] = None,
+    params_b: Annotated[
+        float | None, typer.Option(help="The model's parameters in billions (a card fact cold start uses).")
+    ] = None,
 ) -> None:
     """Add a model card to a registry file."""
     try:
@@ -222,7 +235,9 @@ def models_remove(
 
 @app.command()
 def demo(
-    local: Annotated[bool, typer.Option("--local/--no-local", help="Also answer one prompt with a local model.")] = True,
+    local: Annotated[
+        bool, typer.Option("--local/--no-local", help="Also answer one prompt with a local model.")
+    ] = True,
 ) -> None:
     """Route real prompts under several profiles on the bundled default (no API key, no network)."""
     try:

@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from optiroute.cli.common import console, err, fail, load_router, parse_candidates, parse_preferences
+from optiroute.cli.common import console, fail, load_router, parse_candidates, parse_preferences
 from optiroute.errors import OptiRouteError
 from optiroute.fit.pool import select_models_from_data
 from optiroute.router.route_file import iter_prompt_chunks, route_file
@@ -25,11 +25,17 @@ __all__ = ["route_batch", "select_models"]
 
 
 def select_models(
-    data: Annotated[Path, typer.Option("--data", help="Directory with prompts.csv[.gz], outcomes.csv[.gz] (and prices.csv).")],
+    data: Annotated[
+        Path, typer.Option("--data", help="Directory with prompts.csv[.gz], outcomes.csv[.gz] (and prices.csv).")
+    ],
     k: Annotated[int, typer.Option("--k", help="How many models to pick.")],
     out: Annotated[Path | None, typer.Option("--out", help="Write the selection (.json, else CSV).")] = None,
     split: Annotated[str, typer.Option("--split", help="Prompts to measure coverage on ('' for all).")] = "train",
-    cost_weight: Annotated[float, typer.Option("--cost-weight", help="Cost-aware coverage: quality points per most-expensive-model cost (0: quality only).")] = 0.0,
+    cost_weight: Annotated[
+        float,
+        typer.Option("--cost-weight",
+                     help="Cost-aware coverage: quality points per most-expensive-model cost (0: quality only)."),
+    ] = 0.0,
 ) -> None:
     """Pick the K most complementary models (greedy submodular coverage of best-per-prompt scores)."""
     try:
@@ -63,13 +69,26 @@ def select_models(
 
 
 def route_batch(
-    input_path: Annotated[Path, typer.Option("--input", help="CSV (or .csv.gz) with a 'text' column and optional 'prompt_id'.")],
-    out: Annotated[Path, typer.Option("--out", help="Decisions CSV (.gz to compress): prompt_id, model, predicted_quality, predicted_cost_usd.")],
+    input_path: Annotated[
+        Path, typer.Option("--input", help="CSV (or .csv.gz) with a 'text' column and optional 'prompt_id'.")
+    ],
+    out: Annotated[
+        Path,
+        typer.Option("--out",
+                     help="Decisions CSV (.gz to compress): prompt_id, model, predicted_quality, predicted_cost_usd."),
+    ],
     preferences: Annotated[str, typer.Option("--preferences", "-p", help="Profile name or JSON weights.")] = "balanced",
-    router_dir: Annotated[Path | None, typer.Option("--router", "-r", help="A saved router directory (default: bundled).")] = None,
+    router_dir: Annotated[
+        Path | None, typer.Option("--router", "-r", help="A saved router directory (default: bundled).")
+    ] = None,
     candidates: Annotated[str | None, typer.Option("--candidates", "-c", help="Comma-separated model names.")] = None,
     chunk: Annotated[int, typer.Option("--chunk", min=1, help="Rows decided at a time (bounds memory).")] = 1024,
-    budget: Annotated[float | None, typer.Option("--budget", help="Total predicted-cost budget in USD for the whole file: maximise predicted quality within it (reads the file twice).")] = None,
+    budget: Annotated[
+        float | None,
+        typer.Option("--budget",
+                     help="Total predicted-cost budget in USD for the whole file: maximise predicted quality within "
+                          "it (reads the file twice)."),
+    ] = None,
 ) -> None:
     """Route every prompt of a file of any size, streaming in chunks (bounded memory)."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
@@ -87,7 +106,8 @@ def route_batch(
             task = bar.add_task("route", total=input_path.stat().st_size if input_path.is_file() else None, rows=0)
             stats = route_file(
                 router, input_path, out, preferences=prefs, candidates=parse_candidates(candidates), chunk=chunk,
-                budget_usd=budget, progress=lambda done, total, rows: bar.update(task, completed=done, total=total, rows=rows),
+                budget_usd=budget,
+                progress=lambda done, total, rows: bar.update(task, completed=done, total=total, rows=rows),
             )
     except OptiRouteError as exc:
         fail(exc)

@@ -13,10 +13,10 @@ from typing import Annotated
 
 import typer
 
-from optiroute.cli.common import console, err, fail, load_router, parse_candidates, parse_preferences
-from optiroute.errors import OptiRouteError
 from optiroute.bench.evaluate import run_bench
 from optiroute.bench.report import write_outputs
+from optiroute.cli.common import console, err
+from optiroute.errors import OptiRouteError
 
 __all__ = ["bench"]
 
@@ -27,14 +27,35 @@ def _names(value: str | None) -> list[str] | None:
 
 
 def bench(
-    data: Annotated[Path, typer.Option("--data", help="Directory with prompts.csv[.gz], outcomes.csv[.gz], prices.csv.")],
-    out: Annotated[Path, typer.Option("--out", help="Directory for report.md, curve.csv, decisions.csv.gz, cost_quality.png.")] = Path("bench"),
-    pool: Annotated[str | None, typer.Option("--pool", help="Comma-separated models to route among (default: all).")] = None,
-    predictor: Annotated[str, typer.Option("--predictor", help="Quality predictor for Router.fit: auto (best validation AIQ on a split of train), knn, routoo, mlp or task (needs task labels).")] = "auto",
-    compare: Annotated[str | None, typer.Option("--compare", help="Predictor kinds also fitted and reported as methods (default: all; 'none' to skip).")] = None,
-    pair: Annotated[str | None, typer.Option("--pair", help="strong,weak for APGR/CPT (default: best single, cheapest).")] = None,
-    cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help="Cache prompt embeddings here (npz) across runs.")] = None,
-    overhead_n: Annotated[int, typer.Option("--overhead-n", help="Prompts timed for decision overhead (0: skip).")] = 256,
+    data: Annotated[
+        Path, typer.Option("--data", help="Directory with prompts.csv[.gz], outcomes.csv[.gz], prices.csv.")
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", help="Directory for report.md, curve.csv, decisions.csv.gz, cost_quality.png.")
+    ] = Path("bench"),
+    pool: Annotated[
+        str | None, typer.Option("--pool", help="Comma-separated models to route among (default: all).")
+    ] = None,
+    predictor: Annotated[
+        str,
+        typer.Option("--predictor",
+                     help="Quality predictor for Router.fit: auto (best validation AIQ on a split of train), knn, "
+                          "routoo, mlp or task (needs task labels)."),
+    ] = "auto",
+    compare: Annotated[
+        str | None,
+        typer.Option("--compare",
+                     help="Predictor kinds also fitted and reported as methods (default: all; 'none' to skip)."),
+    ] = None,
+    pair: Annotated[
+        str | None, typer.Option("--pair", help="strong,weak for APGR/CPT (default: best single, cheapest).")
+    ] = None,
+    cache_dir: Annotated[
+        Path | None, typer.Option("--cache-dir", help="Cache prompt embeddings here (npz) across runs.")
+    ] = None,
+    overhead_n: Annotated[
+        int, typer.Option("--overhead-n", help="Prompts timed for decision overhead (0: skip).")
+    ] = 256,
 ) -> None:
     """Fit on train, evaluate on test: AIQ, budgets, APGR/CPT, overhead and every baseline."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn

@@ -15,8 +15,9 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
-from optiroute.router.router import Router
+
 from optiroute.local.models import find_local_models, run_local
+from optiroute.router.router import Router
 
 __all__ = ["DEMO_CANDIDATES", "DEMO_PROFILES", "load_demo_prompts", "run_demo"]
 

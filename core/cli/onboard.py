@@ -19,10 +19,9 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from optiroute.cli.common import console, err, fail, load_router, parse_candidates, parse_preferences
-from optiroute.errors import OptiRouteError
+from optiroute.cli.common import console, fail
+from optiroute.errors import DataFormatError, OptiRouteError
 from optiroute.fit.datasets import load_prompts
-from optiroute.errors import DataFormatError
 from optiroute.onboard.onboarding import onboard
 from optiroute.router.router import Router
 
@@ -73,22 +72,53 @@ def _texts_and_refs(prompts: Path, references: Path | None) -> tuple[dict[str, s
 
 
 def onboard_cmd(
-    router_dir: Annotated[Path, typer.Option("--router", "-r", help="A saved router directory (its store gets the new column).")],
+    router_dir: Annotated[
+        Path, typer.Option("--router", "-r", help="A saved router directory (its store gets the new column).")
+    ],
     model: Annotated[str, typer.Option("--model", help="The new model's name at the endpoint (and in the router).")],
-    base_url: Annotated[str, typer.Option("--base-url", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1.")],
-    prompts: Annotated[Path, typer.Option("--prompts", help="The router's training prompts (prompts.csv[.gz]: prompt_id, text[, reference]).")],
-    api_key: Annotated[str | None, typer.Option("--api-key", envvar="OPTIROUTE_ONBOARD_API_KEY", help="Bearer key for the endpoint.")] = None,
-    k: Annotated[int | None, typer.Option("--k", help="Representatives to evaluate (default: 2 % of the stored prompts).")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Write the updated router here (default: back into --router).")] = None,
-    references: Annotated[Path | None, typer.Option("--references", help="CSV prompt_id, reference (multiple-choice letters or exact answers).")] = None,
-    judge_base_url: Annotated[str | None, typer.Option("--judge-base-url", help="Endpoint serving the router's models, for the judge (prompts without a reference).")] = None,
+    base_url: Annotated[
+        str, typer.Option("--base-url", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1.")
+    ],
+    prompts: Annotated[
+        Path,
+        typer.Option("--prompts",
+                     help="The router's training prompts (prompts.csv[.gz]: prompt_id, text[, reference])."),
+    ],
+    api_key: Annotated[
+        str | None, typer.Option("--api-key", envvar="OPTIROUTE_ONBOARD_API_KEY", help="Bearer key for the endpoint.")
+    ] = None,
+    k: Annotated[
+        int | None, typer.Option("--k", help="Representatives to evaluate (default: 2 % of the stored prompts).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write the updated router here (default: back into --router).")
+    ] = None,
+    references: Annotated[
+        Path | None,
+        typer.Option("--references",
+                     help="CSV prompt_id, reference (multiple-choice letters or exact answers)."),
+    ] = None,
+    judge_base_url: Annotated[
+        str | None,
+        typer.Option("--judge-base-url",
+                     help="Endpoint serving the router's models, for the judge (prompts without a reference)."),
+    ] = None,
     judge_api_key: Annotated[str | None, typer.Option("--judge-api-key", envvar="OPTIROUTE_JUDGE_API_KEY")] = None,
-    price_in: Annotated[float | None, typer.Option("--price-in", help="USD per million input tokens, for a new card.")] = None,
-    price_out: Annotated[float | None, typer.Option("--price-out", help="USD per million output tokens, for a new card.")] = None,
+    price_in: Annotated[
+        float | None, typer.Option("--price-in", help="USD per million input tokens, for a new card.")
+    ] = None,
+    price_out: Annotated[
+        float | None, typer.Option("--price-out", help="USD per million output tokens, for a new card.")
+    ] = None,
     max_tokens: Annotated[int, typer.Option("--max-tokens", help="Answer length limit.")] = 256,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for one answer.")] = 120.0,
     seed: Annotated[int, typer.Option("--seed", help="K-Means seed.")] = 0,
-    impute: Annotated[bool, typer.Option("--impute/--no-impute", help="Fill the rest of the new column from the stored models it resembles (checked on held-out representatives).")] = True,
+    impute: Annotated[
+        bool,
+        typer.Option("--impute/--no-impute",
+                     help="Fill the rest of the new column from the stored models it resembles (checked on held-out "
+                          "representatives)."),
+    ] = True,
 ) -> None:
     """Onboard a new model: run it on K-Means representatives of the store, score, add the outcomes."""
     from rich.progress import Progress

@@ -2,9 +2,10 @@
 
 Fitting embeds the training prompts, stacks their outcomes into a (prompts x models) matrix, builds
 the kNN store and fits the quality predictor (:mod:`optiroute.quality.base`): a named kind, or with
-``predictor="auto"`` the kind with the best validation AIQ (:func:`select_predictor`). Models the registry knows keep their cards (with prices from the given price
-table); models it does not know get a card derived from the data: accuracy = mean training score,
-price from the price table or the observed costs, the other metrics neutral and marked imputed.
+``predictor="auto"`` the kind with the best validation AIQ (:func:`select_predictor`). Models the
+registry knows keep their cards (with prices from the given price table); models it does not know
+get a card derived from the data: accuracy = mean training score, price from the price table or the
+observed costs, the other metrics neutral and marked imputed.
 """
 
 from __future__ import annotations
@@ -17,18 +18,15 @@ from typing import Any
 
 import numpy as np
 
-from optiroute.fit.datasets import fill_costs, input_tokens, load_outcomes, load_prices, load_prompts
-from optiroute.errors import DataFormatError, ModelNotFoundError
-from optiroute.catalog.registry import ModelCard
-from optiroute.quality.base import predictor_class
-from optiroute.analysis.embedding import get_default_embedder, prune_text
-from optiroute.quality.index import OutcomeIndex
-from optiroute.catalog.registry import Registry
 from optiroute.analysis.analyzer import TaskAnalyzer
+from optiroute.analysis.embedding import get_default_embedder, prune_text
+from optiroute.catalog.registry import ModelCard, Registry
+from optiroute.errors import DataFormatError, ModelNotFoundError
+from optiroute.fit.datasets import fill_costs, input_tokens, load_outcomes, load_prices, load_prompts
 from optiroute.metrics import baselines as bl
 from optiroute.metrics.curves import aiq
 from optiroute.quality.base import KINDS, TrainData, predictor_class
-from optiroute.quality.base import TrainData, predictor_class
+from optiroute.quality.index import OutcomeIndex
 
 __all__ = ["card_from_data", "fit_parts", "implied_output_tokens", "measure_verbosity", "outcome_matrices",
            "select_predictor", "validation_aiq"]

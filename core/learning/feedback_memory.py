@@ -43,8 +43,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from optiroute.errors import InvalidInputError
-from optiroute.errors import StoreError
+
+from optiroute.errors import InvalidInputError, StoreError
 
 __all__ = ["FeedbackMemory", "store_history"]
 
@@ -253,8 +253,7 @@ class FeedbackMemory:
         shared_d = _table([""], domains, lambda _, d: coef("d", d))
         own_t = _table(models, tasks, lambda m, t: coef("mt", m, t))
         own_d = _table(models, domains, lambda m, d: coef("md", m, d))
-        bins = [_cbin(None if complexity is None else float(c)) for c in
-                (complexity if complexity is not None else [None] * len(tasks))]
+        bins = [_cbin(float(c)) for c in complexity] if complexity is not None else [_cbin(None)] * len(tasks)
         shared_c = _table([""], bins, lambda _, c: coef("c", c))
         return shared_t + shared_d + shared_c + own_t + own_d
 

@@ -98,8 +98,9 @@ def run_local(model: LocalModel, prompt: str, *, max_tokens: int = 96, seed: int
             out = llm.create_chat_completion(
                 messages=[{"role": "user", "content": prompt}], max_tokens=max_tokens, temperature=0
             )
-            return str(out["choices"][0]["message"]["content"]).strip()
+            # llama_cpp types the result as "response or stream" whatever `stream` is (it is False here)
+            return str(out["choices"][0]["message"]["content"]).strip()  # type: ignore[index]
         done = llm.create_completion(prompt, max_tokens=max_tokens, temperature=0)
-        return str(done["choices"][0]["text"]).strip()
+        return str(done["choices"][0]["text"]).strip()  # type: ignore[index]  # as above: not a stream
     finally:
         llm.close()

@@ -19,7 +19,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-
 # Runs llama_cpp.server with llama.cpp's repacked (AMX) weight buffers turned off; see
 # optiroute.local.models.disable_repacked_weights for the crash this avoids.
 _LAUNCH = """

@@ -12,6 +12,7 @@ cost per prompt on the *train* split; realised costs always come from the test o
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import TracebackType
 
 import numpy as np
 
@@ -97,12 +98,12 @@ def per_task_table(
     overall train mean.
     """
     with _quiet():
-        overall = np.nanmean(train_scores, axis=0)
+        overall: np.ndarray = np.nanmean(train_scores, axis=0)
     tasks = np.asarray(train_tasks, dtype=str)
     table: dict[str, np.ndarray] = {}
     for t in np.unique(tasks):
         with _quiet():
-            m = np.nanmean(train_scores[tasks == t], axis=0)
+            m: np.ndarray = np.nanmean(train_scores[tasks == t], axis=0)
         table[str(t)] = np.where(np.isnan(m), overall, m)
     return np.stack([table.get(str(t), overall) for t in test_tasks]).astype(np.float32)
 
@@ -191,5 +192,6 @@ class _quiet:
         self._cm.__enter__()
         warnings.simplefilter("ignore", RuntimeWarning)
 
-    def __exit__(self, *exc: object) -> None:
-        self._cm.__exit__(*exc)
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._cm.__exit__(exc_type, exc, tb)

@@ -2,5 +2,5 @@
 prompts, scoring answers, estimating its level and filling the rest of its column from the models
 it resembles.
 
-May import: optiroute.fit and the layers below it.
+May import: optiroute.router and the layers below it.
 """

@@ -59,12 +59,11 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from optiroute.errors import InvalidInputError
+from optiroute.fit.training import card_from_data
 from optiroute.onboard.impute import ImputeResult, impute_column
 from optiroute.onboard.level import calibrate_card, estimate_level
 from optiroute.onboard.scoring import JudgeFn, _judge, choice_letter, parse_grade, reference_score
-from optiroute.fit.training import card_from_data
-from optiroute.quality.base import match_columns
-from optiroute.quality.base import TrainData, predictor_class
+from optiroute.quality.base import TrainData, match_columns, predictor_class
 
 if TYPE_CHECKING:
     from optiroute.catalog.registry import ModelCard
@@ -276,7 +275,8 @@ def onboard(
         st.registry.add(calibrate_card(st.registry.get(model_name), level, n_obs, by_domain), replace=True)
     if fill.filled:  # the card says which of its outcomes are estimates (saved with the router)
         c = st.registry.get(model_name)
-        st.registry.add(c.model_copy(update={"sources": {**c.sources, "outcomes": fill.provenance(n_obs)}}), replace=True)
+        card_sources = {**c.sources, "outcomes": fill.provenance(n_obs)}
+        st.registry.add(c.model_copy(update={"sources": card_sources}), replace=True)
     st.add_to_pool(st.registry.resolve(model_name).name)
     how = _update_predictor(router, refit, seed)
     log.info("onboarded %s on %d representatives (mean score %.3f)", model_name, len(got), float(np.mean(got)))
@@ -316,7 +316,7 @@ def _propagate(others: np.ndarray, reps: Representatives, col: np.ndarray, weigh
     cand = np.asarray(reps.candidates)
     pos = {int(c): i for i, c in enumerate(cand)}
     spread = 0
-    for c, rep in enumerate(reps.rows):
+    for rep in reps.rows:
         if np.isnan(col[rep]):
             continue
         members = cand[labels == labels[pos[int(rep)]]]
@@ -345,6 +345,8 @@ def _update_predictor(router: Router, refit: bool, seed: int) -> str:
         return f"{kind}: kept as fitted; the new model is routed from its card"
 
     index = st.index
+    if index is None:  # onboard() refuses a router without a store before it gets here
+        raise InvalidInputError("This router has no evaluation store to refit its predictor on.")
     refitted = predictor_class(kind).fit(TrainData(index.matrix, index.scores, list(index.models), index, seed))
     refitted.selection = getattr(st.predictor, "selection", None)
     st.replace_predictor(refitted)

@@ -39,14 +39,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from optiroute.catalog.registry import normalise_name
 from optiroute.errors import CorruptArtifactError, InvalidInputError
 from optiroute.quality.index import KNNResult
 from optiroute.quality.priors import card_prior
-from optiroute.catalog.registry import normalise_name
 
 if TYPE_CHECKING:
-    from optiroute.quality.index import OutcomeIndex
     from optiroute.catalog.registry import ModelCard
+    from optiroute.quality.index import OutcomeIndex
 
 __all__ = [
     "KINDS",
@@ -80,7 +80,7 @@ def predictor_class(kind: str) -> type[Predictor]:
             f"Unknown quality predictor {kind!r}; choose one of: auto, {', '.join(KINDS)}."
         )
     module, name = target.split(":")
-    return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+    return getattr(importlib.import_module(module), name)
 
 
 @dataclass
@@ -288,7 +288,9 @@ class LearnedPredictor(Predictor):
     # ------------------------------------------------------------------ persistence
     def save(self, directory: Path) -> list[str]:
         directory.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(directory / NPZ, n_obs=self.n_obs, **{f"w_{k}": v for k, v in self.weights.items()})
+        # numpy's stub cannot tell that no "w_..." key is its `allow_pickle` keyword
+        np.savez_compressed(directory / NPZ, n_obs=self.n_obs,
+                            **{f"w_{k}": v for k, v in self.weights.items()})  # type: ignore[arg-type]
         meta = {"kind": self.kind, "models": self.models, "config": self.config}
         (directory / JSON).write_text(json.dumps(meta, indent=2), encoding="utf-8")
         return [NPZ, JSON]

@@ -23,8 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from optiroute.errors import ArtifactNotFoundError, CorruptArtifactError, DependencyError
-from optiroute.errors import InvalidInputError
+from optiroute.errors import ArtifactNotFoundError, CorruptArtifactError, DependencyError, InvalidInputError
 
 __all__ = ["OutcomeIndex", "KNNResult"]
 

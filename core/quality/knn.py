@@ -28,12 +28,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from optiroute.quality.base import Predictor, TrainData, match_columns
-from optiroute.quality.priors import card_prior
 from optiroute.quality.index import OutcomeIndex
+from optiroute.quality.priors import card_prior
 
 if TYPE_CHECKING:
-    from optiroute.quality.index import KNNResult, OutcomeIndex
     from optiroute.catalog.registry import ModelCard
+    from optiroute.quality.index import KNNResult, OutcomeIndex
 
 __all__ = ["QualityPredictor"]
 

@@ -63,7 +63,8 @@ class MLPPredictor(LearnedPredictor):
         x = np.asarray(data.embeddings, dtype=np.float32)
         y = np.asarray(data.scores, dtype=np.float32)
         dim, m = x.shape[1], y.shape[1]
-        body = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Dropout(dropout))
+        first = nn.Linear(dim, hidden)
+        body = nn.Sequential(first, nn.ReLU(), nn.Dropout(dropout))
         head = nn.Linear(hidden, m)
         with torch.no_grad():
             with np.errstate(invalid="ignore"):
@@ -73,8 +74,8 @@ class MLPPredictor(LearnedPredictor):
         notes = fit_masked_bce(model, x, y, seed=data.seed, lr=lr, weight_decay=weight_decay,
                                max_epochs=max_epochs)
         weights = {
-            "W1": body[0].weight.detach().numpy().T.copy(),
-            "b1": body[0].bias.detach().numpy().copy(),
+            "W1": first.weight.detach().numpy().T.copy(),
+            "b1": first.bias.detach().numpy().copy(),
             "W2": head.weight.detach().numpy().T.copy(),
             "b2": head.bias.detach().numpy().copy(),
         }

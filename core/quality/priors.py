@@ -22,8 +22,9 @@ DIFFICULTY_SLOPE = 2.0
 
 
 def logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, 1e-3, 1 - 1e-3)
-    return np.log(p / (1 - p))
+    q: np.ndarray = np.clip(p, 1e-3, 1 - 1e-3)
+    out: np.ndarray = np.log(q / (1 - q))
+    return out
 
 
 def card_prior(
@@ -51,6 +52,7 @@ def card_prior(
     base = table[inverse.reshape(-1)]
     shift = DIFFICULTY_SLOPE * (mean_complexity - np.asarray(complexity, dtype=np.float32))
     z = logit(base) + shift[:, None]
-    return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+    prior: np.ndarray = (1.0 / (1.0 + np.exp(-z))).astype(np.float32)  # numpy types this arithmetic as Any
+    return prior
 
 

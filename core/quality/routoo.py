@@ -15,7 +15,7 @@ train); prediction is chunked numpy over (prompts x models x d), no loop per pro
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 
@@ -78,7 +78,8 @@ class RoutooPredictor(LearnedPredictor):
         net = _Net()
         notes = fit_masked_bce(net, x, y, seed=data.seed, lr=lr, weight_decay=weight_decay,
                                max_epochs=max_epochs)
-        f1, f2 = net.f[0], net.f[2]
+        # indexing a Sequential is typed as Module: these two are the Linear layers built above
+        f1, f2 = cast(nn.Linear, net.f[0]), cast(nn.Linear, net.f[2])
         weights = {
             "P": net.P.weight.detach().numpy().T.copy(),
             "E": net.E.detach().numpy().copy(),

@@ -12,9 +12,10 @@ and predicts, per prompt, the label-probability-weighted mix of the per-task tab
 
 ``p_knn`` is the similarity-weighted mean outcome of the prompt's nearest stored neighbours (it adds
 what is finer than the label); ``coverage`` is the share of those neighbours that have an outcome
-for the model, so a model evaluated on few prompts (an onboarded one) leans on the table. ``w`` is chosen on a seeded holdout of the training rows (Brier score),
-never on test. Per-prompt residuals within a task measured no better than noise, which is why the
-kNN part is a blend and not a residual correction.
+for the model, so a model evaluated on few prompts (an onboarded one) leans on the table. ``w`` is
+chosen on a seeded holdout of the training rows (Brier score), never on test. Per-prompt residuals
+within a task measured no better than noise, which is why the kNN part is a blend and not a
+residual correction.
 
 Needs labels: at least two distinct non-empty values of the ``task`` column among the training
 prompts (:meth:`TaskPredictor.unavailable` says why not; ``auto`` then skips this kind). Weights are
@@ -150,8 +151,8 @@ class TaskPredictor(LearnedPredictor):
         have = [i for i, c in enumerate(cols) if c is not None]
         if not have:
             return table
-        near, coverage = knn_mean(knn.sims, knn.ids, self.index.scores[:, [cols[i] for i in have]],
-                                  self.tau, table[:, have])
+        stored = [c for c in cols if c is not None]  # the store's columns of the models in `have`
+        near, coverage = knn_mean(knn.sims, knn.ids, self.index.scores[:, stored], self.tau, table[:, have])
         out = table.copy()
         # The neighbours speak in proportion to how many of them know the model: one onboarded
         # representative among 100 neighbours must not replace the table with a single 0 or 1.
@@ -220,7 +221,8 @@ class TaskPredictor(LearnedPredictor):
             briers = {w: float(((p_tab + w * cover * (near - p_tab) - np.nan_to_num(y[hold])) ** 2)[ok].mean())
                       for w in KNN_WEIGHTS}
             w_knn = min(briers, key=briers.__getitem__)
-            notes = {"holdout_rows": int(hold.sum()), "holdout_brier": {str(k_): round(v, 5) for k_, v in briers.items()},
+            notes = {"holdout_rows": int(hold.sum()),
+                     "holdout_brier": {str(k_): round(v, 5) for k_, v in briers.items()},
                      "label_accuracy_holdout": round(float(((x[hold] @ W + b).argmax(1) == lab[hold]).mean()), 4)}
         W, b = _classifier(x[known], lab[known], len(names), C, data.seed)
         table = task_table(lab[known], len(names), y[known], n0)
@@ -229,7 +231,8 @@ class TaskPredictor(LearnedPredictor):
         counts = onehot.T @ (~np.isnan(y[known])).astype(np.float32)
         config = {"labels": names, "C": C, "n0": n0, "knn_weight": w_knn, "k": cls.k, "tau": cls.tau,
                   "seed": data.seed, "fit": notes}
-        return cls(data.models, observed_counts(y), {"W": W, "b": b, "table": table, "counts": counts}, config, data.index)
+        weights = {"W": W, "b": b, "table": table, "counts": counts}
+        return cls(data.models, observed_counts(y), weights, config, data.index)
 
 
 def _labels(data: TrainData) -> list[str] | None:

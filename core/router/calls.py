@@ -19,8 +19,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from optiroute.catalog.registry import ModelCard, Registry
 from optiroute.errors import BudgetExceededError, StoreError

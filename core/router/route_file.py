@@ -84,7 +84,9 @@ def iter_prompt_chunks(path: str | Path, chunk: int) -> Iterator[tuple[list[str]
                                  compression="gzip" if path.name.endswith(".gz") else None,
                                  usecols=lambda c: c in ("text", "prompt_id"), encoding="utf-8")
         except pd.errors.EmptyDataError:
-            raise DataFormatError(f"Input file {str(path)!r} is empty; it needs a header with a 'text' column.") from None
+            raise DataFormatError(
+                f"Input file {str(path)!r} is empty; it needs a header with a 'text' column."
+            ) from None
         row = 0
         try:
             for df in reader:
@@ -161,7 +163,7 @@ def route_file(
                 names = res.model_names
                 quality = res.column("quality").tolist()
                 cost = res.column("cost").tolist()
-                w.writerows(zip(ids, names, (f"{q:.6f}" for q in quality), (f"{c:.6g}" for c in cost)))
+                w.writerows(zip(ids, names, (f"{q:.6f}" for q in quality), (f"{c:.6g}" for c in cost), strict=True))
                 counts.update(names)
                 spent = float(sum(cost))
                 total_cost += spent

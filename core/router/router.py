@@ -32,15 +32,23 @@ from optiroute.analysis.embedding import Embedder
 from optiroute.analysis.prompts import RoutableText, to_routable
 from optiroute.catalog.registry import ModelCard, Registry
 from optiroute.errors import InvalidInputError, NoEligibleModelError, RoutingFallbackWarning
+from optiroute.fit.training import fit_parts  # the layer above: pandas, torch, sklearn
 from optiroute.learning.feedback_memory import FeedbackMemory
 from optiroute.learning.latency import LatencyTracker
 from optiroute.quality.base import Predictor
 from optiroute.quality.index import OutcomeIndex
 from optiroute.router import artifacts
 from optiroute.router.batch_mode import BatchModelChoice, choose_batch_model
+from optiroute.router.calls import (
+    CallAccount,
+    CallContext,
+    begin_call,
+    end_call,
+    latency_group,
+    observe_latency,
+    remaining_usd,
+)
 from optiroute.router.feedback import FeedbackLoop
-from optiroute.router.calls import CallAccount, CallContext, begin_call, end_call, latency_group, observe_latency, \
-    remaining_usd
 from optiroute.router.state import RouterState, build_state
 from optiroute.routing import policy as pol
 from optiroute.routing.batch import BatchDecisions, RouteArrays
@@ -52,7 +60,6 @@ from optiroute.schema.preferences import Preferences, PreferencesLike, coerce_pr
 from optiroute.store.guarded import GuardedStore
 from optiroute.store.memory import MemoryFeedbackStore
 from optiroute.store.records import FeedbackStore, ObservationRecord
-from optiroute.fit.training import fit_parts # the layer above: pandas, torch, sklearn
 
 __all__ = ["Router"]
 

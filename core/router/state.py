@@ -96,7 +96,7 @@ class RouterState:
                 prompt_id=self._index.prompt_ids[int(j)], similarity=round(float(s), 4),
                 task=self._index.tasks[int(j)] or None,
             )
-            for j, s in zip(ids[:5], sims[:5])
+            for j, s in zip(ids[:5], sims[:5], strict=True)
         ]
 
     # ------------------------------------------------------------------ changes (onboarding)

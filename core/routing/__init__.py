@@ -2,5 +2,5 @@
 constraints, task/domain filters, generalist, exploration), budgeted choice over a batch, and the
 explanations that turn one row of the arrays into a decision. No state, no I/O.
 
-May import: optiroute.errors, optiroute.schema, optiroute.catalog, optiroute.analysis, optiroute.quality.
+May import: optiroute.quality and the layers below it.
 """

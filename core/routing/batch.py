@@ -78,7 +78,7 @@ class RouteArrays:
         return TaskProfile.model_construct(
             task_type=self.tasks[i],
             task_confidence=float(tp.max()),
-            task_probs={n: round(float(p), 4) for n, p in zip(names, tp)},
+            task_probs={n: round(float(p), 4) for n, p in zip(names, tp, strict=True)},
             domain=self.domains[i],
             domain_confidence=float(dp.max()),
             complexity=float(self.out.complexity[i]),

@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from pydantic import BaseModel
 
-from optiroute.routing.batch import BatchDecisions, RouteArrays
 from optiroute.errors import BudgetExceededError, InvalidConstraintsError, NoEligibleModelError
+from optiroute.routing.batch import BatchDecisions, RouteArrays
 from optiroute.routing.policy import Exclusion
 
 if TYPE_CHECKING:
@@ -199,7 +199,7 @@ def allocate(
         part = (_hull_steps(q[sl], c[sl], elig[sl], start[sl]) if alpha is None
                 else _routoo_steps(q[sl], c[sl], elig[sl], start[sl], float(alpha)))
         part[0] = part[0] + s
-        for acc, x in zip(steps, part):
+        for acc, x in zip(steps, part, strict=True):
             acc.append(x)
     rows, to, dq, dc, k, eff = (np.concatenate(x) for x in steps)
     r = np.arange(n)

@@ -11,12 +11,12 @@ from collections.abc import Sequence
 import numpy as np
 
 from optiroute.routing.policy import EXCLUSION_TEXT, Exclusion
-
-SOFT_CODES = (Exclusion.TASK, Exclusion.DOMAIN)
-from optiroute.schema.preferences import Preferences
 from optiroute.schema.decision import ModelScore, Neighbour, RoutingDecision, TaskProfile
+from optiroute.schema.preferences import Preferences
 
 __all__ = ["build_decision", "reason_text"]
+
+SOFT_CODES = (Exclusion.TASK, Exclusion.DOMAIN)
 
 
 def _money(v: float) -> str:
@@ -106,7 +106,7 @@ def build_decision(
         (s for j, s in enumerate(scores) if not codes[j] and j != winner), key=lambda s: -s.score
     )
     ranked = [scores[winner], *eligible]
-    excluded = [s for s in scores if s.excluded is not None]
+    excluded_scores = [s for s in scores if s.excluded is not None]
     # Models only the soft task/domain filters excluded still pass every hard constraint: they end
     # the fallback chain (strongest first), because a weaker answer beats a failed call.
     soft = sorted(
@@ -124,7 +124,7 @@ def build_decision(
         decision_id=decision_id,
         model=names[winner],
         fallbacks=[s.model for s in (eligible + soft)[:max_fallbacks]],
-        scores=ranked + excluded,
+        scores=ranked + excluded_scores,
         profile=profile,
         preferences=prefs,
         confidence=float(confidence),

@@ -23,7 +23,6 @@ Order of operations per prompt (vectorised over a batch):
 from __future__ import annotations
 
 import threading
-
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 

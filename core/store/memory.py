@@ -90,7 +90,7 @@ class MemoryFeedbackStore(FeedbackStore):
         keys = tuple(sorted(scopes))
         with self._lock:
             rows = [self._ledger.get(k, [0.0, 0.0]) for k in keys]
-            if any(settled + reserved >= scopes[k] for k, (settled, reserved) in zip(keys, rows)):
+            if any(settled + reserved >= scopes[k] for k, (settled, reserved) in zip(keys, rows, strict=True)):
                 return None
             for k in keys:
                 self._ledger.setdefault(k, [0.0, 0.0])[1] += amount

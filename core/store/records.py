@@ -7,9 +7,9 @@ prompts gets its math predictions lowered, with shrinkage so one vote moves litt
 database when a durable store opens.
 
 Backends share :class:`FeedbackStore`: :class:`MemoryFeedbackStore` (:mod:`optiroute.store.memory`;
-the default; bounded, lost at exit) and the SQL stores of :mod:`optiroute.store.sql` (``SQLStore`` for any SQLAlchemy URL,
-``SQLiteFeedbackStore`` for one file, ``open_store`` for either), re-exported here lazily so that
-``import optiroute`` never imports SQLAlchemy.
+the default; bounded, lost at exit) and the SQL stores of :mod:`optiroute.store.sql` (``SQLStore``
+for any SQLAlchemy URL, ``SQLiteFeedbackStore`` for one file, ``open_store`` for either), which
+:mod:`optiroute.store` re-exports lazily so that ``import optiroute`` never imports SQLAlchemy.
 
 Prompt text is dropped before writing unless the store was created with ``keep_prompts=True``.
 
@@ -25,23 +25,13 @@ import threading
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from optiroute.errors import FeedbackError, InvalidConstraintsError
 
-
-__all__ = [
-    "DecisionRecord",
-    "FeedbackRecord",
-    "FeedbackStore",
-    "MemoryFeedbackStore",
-    "ObservationRecord",
-    "SQLStore",
-    "SQLiteFeedbackStore",
-    "open_store",
-]
+__all__ = ["DecisionRecord", "FeedbackRecord", "FeedbackStore", "ObservationRecord"]
 
 #: Pseudo-count of the shrinkage applied to feedback residuals.
 FEEDBACK_PRIOR = 5.0

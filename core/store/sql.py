@@ -127,7 +127,7 @@ class SQLStore(FeedbackStore):
 
     # ------------------------------------------------------------------ decisions and feedback
     @staticmethod
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def _on_conflict(dialect: str, table: Any, keys: tuple[str, ...], update: bool) -> Any:
         """``INSERT ... ON CONFLICT (keys) DO UPDATE/NOTHING`` for ``table``, built once per
         dialect (building it per call costs more than the SQLite write itself)."""

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from optiroute.local import find_local_models
-
-from optiroute.local import LlamaServer
+from optiroute.local import LlamaServer, find_local_models
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -35,7 +33,8 @@ def llama_server(local_models):
         {"model": smol, "model_alias": "smollm2-tools", "chat_format": "chatml-function-calling"},
     ]
     if "gemma-3-270m" in local_models:
-        specs.append({"model": str(local_models["gemma-3-270m"].path), "model_alias": "gemma3-270m", "chat_format": "gemma"})
+        specs.append({"model": str(local_models["gemma-3-270m"].path), "model_alias": "gemma3-270m",
+                      "chat_format": "gemma"})
     server = LlamaServer(specs).start()
     yield server
     server.stop()

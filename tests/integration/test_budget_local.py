@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 
 from optiroute import Budget, BudgetExceededError, Router
-from optiroute.store import SQLiteFeedbackStore
 from optiroute.catalog.registry import Registry
+from optiroute.store import SQLiteFeedbackStore
 
 N_CALLS = 200
 MAX_TOKENS = 8

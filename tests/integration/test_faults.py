@@ -16,9 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from optiroute import Router
+from optiroute.catalog.registry import ModelCard, Registry
 from optiroute.local import LlamaServer
 from optiroute.routing.policy import PolicyConfig
-from optiroute.catalog.registry import ModelCard, Registry
 
 PRIMARY, BACKUP = "primary", "backup"
 

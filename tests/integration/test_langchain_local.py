@@ -11,7 +11,6 @@ from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMes
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.tools import tool
-
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.prebuilt import ToolNode
@@ -97,10 +96,13 @@ def test_json_mode_structured_output(router, openai_chat):
 
 def test_connection_refused_falls_back_to_a_live_model(router, openai_chat):
     from langchain_openai import ChatOpenAI
+
     from optiroute.local.server import free_port
 
-    dead = ChatOpenAI(model="gpt-4o", base_url=f"http://127.0.0.1:{free_port()}/v1", api_key="x", max_retries=0, timeout=5)
-    llm = ChatOptiRoute(models={"gpt-4o": dead, SMOL: openai_chat("smollm2")}, router=router, preferences="quality-first")
+    dead = ChatOpenAI(model="gpt-4o", base_url=f"http://127.0.0.1:{free_port()}/v1", api_key="x", max_retries=0,
+                      timeout=5)
+    llm = ChatOptiRoute(models={"gpt-4o": dead, SMOL: openai_chat("smollm2")}, router=router,
+                        preferences="quality-first")
     msg = llm.invoke("Explain why the sky is blue in one sentence.")
     meta = msg.response_metadata["optiroute"]
     assert meta["model"] == "gpt-4o-2024-05-13" and meta["answered_by"] == SMOL

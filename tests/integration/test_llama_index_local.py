@@ -161,8 +161,8 @@ def test_structured_prediction(llama_server, router):
         name: str
         country: str
 
-    llm = OptiRoute(models={"SmolLM2-135M-Instruct": like(llama_server.base_url, "smollm2-tools", tools=True, max_tokens=64)},
-                    router=router)
+    tools_model = like(llama_server.base_url, "smollm2-tools", tools=True, max_tokens=64)
+    llm = OptiRoute(models={"SmolLM2-135M-Instruct": tools_model}, router=router)
     out = llm.structured_predict(City, PromptTemplate("Give the capital of {country}."), country="France")
     assert isinstance(out, City)  # schema-valid; a 135M model's facts are not the point here
     resp = llm.as_structured_llm(City).chat([ChatMessage(role="user", content="The capital of Italy?")])
@@ -176,8 +176,8 @@ async def test_function_agent_runs_on_the_router(llama_server, router, events):
         """Multiply two integers."""
         return a * b
 
-    llm = OptiRoute(models={"SmolLM2-135M-Instruct": like(llama_server.base_url, "smollm2-tools", tools=True, max_tokens=64)},
-                    router=router)
+    tools_model = like(llama_server.base_url, "smollm2-tools", tools=True, max_tokens=64)
+    llm = OptiRoute(models={"SmolLM2-135M-Instruct": tools_model}, router=router)
     agent = FunctionAgent(tools=[FunctionTool.from_defaults(fn=multiply)], llm=llm)
     # With tool_choice "auto", llama.cpp's function-calling format answers in prose, so the agent
     # finishes in one routed step; the forced-tool path is covered by the tool tests above.

@@ -1,4 +1,4 @@
-"""Quality-first picks the model that *measures* stronger; latency-first the faster one (issue 5, RAG).
+"""Quality-first picks the model that *measures* stronger; latency-first the faster one (RAG).
 
 The two local models have no sourced quality difference (their cards carry the same imputed
 accuracy), so the router cannot know which is stronger until it has outcomes. This test measures it:
@@ -72,7 +72,7 @@ def measured(llama_server, local_models):
             rows.append({"prompt_id": r.prompt_id, "model": model, "score": _correct(reply, r.answer),
                          "cost_usd": 0.0, "output_tokens": max(1, len(reply) // 4)})
     prompts = pd.DataFrame({"prompt_id": train["prompt_id"], "split": "train", "task": "rag_qa",
-                            "text": [_prompt(c, q) for c, q in zip(train["context"], train["question"])]})
+                            "text": [_prompt(c, q) for c, q in zip(train["context"], train["question"], strict=True)]})
     outcomes = pd.DataFrame(rows)
     accuracy = outcomes.groupby("model")["score"].mean().to_dict()
     return prompts, outcomes, accuracy, qa[qa["split"] == "test"]

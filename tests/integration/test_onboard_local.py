@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from typer.testing import CliRunner, Result
+
 from optiroute import Router
 from optiroute.cli.app import app
-from typer.testing import CliRunner, Result
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 SLICE = FIXTURES / "mmlu_slice"

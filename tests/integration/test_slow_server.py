@@ -18,9 +18,9 @@ import pytest
 
 from langchain_optiroute import ChatOptiRoute
 from optiroute import Router
+from optiroute.catalog.registry import ModelCard, Registry
 from optiroute.local import LlamaServer
 from optiroute.routing.policy import PolicyConfig
-from optiroute.catalog.registry import ModelCard, Registry
 from tests.support.slow_proxy import SlowProxy
 
 A, B = "local-a", "local-b"

@@ -12,8 +12,8 @@ import pytest
 from optiroute import StoreError
 from optiroute.store import SQLStore
 from tests.support.pg_server import create_database
-from tests.test_store import StoreContract as _Contract
 from tests.test_store import Backend, check_ledger, rec, run_spend_processes
+from tests.test_store import StoreContract as _Contract
 
 
 @pytest.fixture

@@ -43,7 +43,8 @@ class EchoChat(BaseChatModel):
             return AIMessage(content="", tool_calls=[{"name": name, "args": {"a": 1, "b": 2}, "id": "call_1"}],
                              usage_metadata=self._usage("x"), response_metadata={"model_name": self.model_name})
         text = self._text(messages)
-        return AIMessage(content=text, usage_metadata=self._usage(text), response_metadata={"model_name": self.model_name})
+        return AIMessage(content=text, usage_metadata=self._usage(text),
+                         response_metadata={"model_name": self.model_name})
 
     def _generate(self, messages, stop=None, run_manager=None, **kwargs):
         return ChatResult(generations=[ChatGeneration(message=self._message(messages, kwargs))])

@@ -1,0 +1,316 @@
+"""An admitted call: run its chain with fallbacks (whole answers and streams), account for every
+attempt, and say what to stamp on the answer."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
+
+from optiroute.errors import FallbackExhaustedError
+from optiroute.router.fallback import acall_with_fallbacks, call_with_fallbacks, is_retryable
+
+if TYPE_CHECKING:
+    from optiroute.router.calls import CallAccount
+    from optiroute.router.router import Router
+    from optiroute.schema.decision import RoutingDecision
+
+log = logging.getLogger(__name__)
+
+__all__ = ["STAMP_KEY", "AsyncStreamStart", "CallPlan", "Route", "StreamStart", "Usage"]
+
+T = TypeVar("T")
+
+#: Where both adapters put :meth:`CallPlan.summary` (LangChain ``response_metadata``, LlamaIndex
+#: ``additional_kwargs``); feedback looks for the decision id there.
+STAMP_KEY = "optiroute"
+
+#: Input and output tokens a provider reported (``None`` when unknown: the router then estimates).
+Usage: TypeAlias = tuple[int | None, int | None]
+
+
+@dataclass(frozen=True)
+class StreamStart(Generic[T]):
+    """A stream whose candidate produced its first item (``None``: it ended empty) without failing."""
+
+    key: str
+    first: T | None
+    rest: Iterator[T]
+    started: float
+
+
+@dataclass(frozen=True)
+class AsyncStreamStart(Generic[T]):
+    """Async twin of :class:`StreamStart`."""
+
+    key: str
+    first: T | None
+    rest: AsyncIterator[T]
+    started: float
+
+
+def _cap(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+@dataclass(frozen=True)
+class Route:
+    """A routing decision and the candidate keys to try, best first; not yet admitted.
+
+    Kept apart from :class:`CallPlan` because LlamaIndex routes a tool call when it prepares it and
+    calls the winner later: the budget is reserved only when the call is made (:meth:`admit`).
+    """
+
+    router: Router
+    decision: RoutingDecision
+    chain: tuple[str, ...]
+    cards: Mapping[str, str]
+    user: str | None = None
+    run_id: str | None = None
+
+    def admit(self, *, max_tokens: int | None = None,
+              candidate_max_tokens: Mapping[str, int | None] | None = None) -> CallPlan:
+        """Admit the call under the router's budget and return its plan.
+
+        Args:
+            max_tokens: the call's output-token cap, if the caller set one.
+            candidate_max_tokens: candidate key -> that client's own cap; used when the call has no
+                cap and every candidate in the chain has one, so the reservation is a true bound.
+
+        Raises:
+            BudgetExceededError: a budget scope has no room for the call's cost bound.
+        """
+        cap = _cap(max_tokens)
+        if cap is None and candidate_max_tokens:
+            caps = [_cap(candidate_max_tokens.get(k)) for k in self.chain]
+            known = [c for c in caps if c is not None]
+            cap = max(known) if known and len(known) == len(caps) else None
+        account = self.router.open_call(self.decision, chain=[self.cards[k] for k in self.chain],
+                                        user=self.user, run_id=self.run_id, max_tokens=cap)
+        return CallPlan(self, account)
+
+
+class CallPlan:
+    """An admitted call: its decision, the chain of candidate keys, and its accounting.
+
+    The plan runs the chain with the shared fallback rules (:mod:`optiroute.router.fallback`): a
+    retryable failure leaves a row and moves on, anything else surfaces untouched. It closes the
+    account exactly once: settled by the answering candidate, or released when no answer came.
+    Candidate *keys* are the adapter's; what is recorded and stamped uses card names, like
+    ``decision.model``.
+    """
+
+    def __init__(self, route: Route, account: CallAccount) -> None:
+        self.route = route
+        self.decision = route.decision
+        self.chain = list(route.chain)
+        self.account = account
+        self.errors: dict[str, BaseException] = {}
+
+    @property
+    def run_id(self) -> str | None:
+        """The framework run id the decision was recorded under."""
+        return self.route.run_id
+
+    @property
+    def closed(self) -> bool:
+        """True once the call was settled or released."""
+        return self.account.closed
+
+    def card(self, key: str) -> str:
+        """The card name of a candidate key (names that are not keys pass through)."""
+        return self.route.cards.get(key, key)
+
+    def attempt_failed(self, key: str, exc: BaseException, seconds: float | None = None) -> None:
+        """A candidate failed with a retryable error; the call moves down the chain."""
+        self.errors[self.card(key)] = exc
+        self.account.attempt_failed(self.card(key), exc, seconds)
+
+    def succeeded(self, key: str, seconds: float, input_tokens: int | None = None,
+                  output_tokens: int | None = None) -> None:
+        """``key`` answered: settle the call at its cost, record latency and tokens."""
+        self.account.succeeded(self.card(key), seconds, input_tokens, output_tokens)
+
+    def failed(self, exc: BaseException | None) -> None:
+        """No answer: release the budget reservation (idempotent; a no-op once closed)."""
+        self.account.failed(exc)
+
+    def summary(self, answered_by: str, errors: Mapping[str, BaseException] | None = None) -> dict[str, Any]:
+        """The one payload both adapters stamp on their answer (under :data:`STAMP_KEY`).
+
+        ``decision.summary()`` plus ``answered_by`` (the card that answered) and, after a fallback,
+        ``fell_back_from`` (card -> error class name); ``errors`` defaults to this plan's.
+        """
+        out = self.decision.summary()
+        out["answered_by"] = self.card(answered_by)
+        errs = self.errors if errors is None else errors
+        if errs:
+            out["fell_back_from"] = {self.card(m): type(e).__name__ for m, e in errs.items()}
+        return out
+
+    def _settle(self, key: str, started: float, usage: Callable[[T], Usage] | None, result: T | None) -> None:
+        tokens: Usage = (None, None)
+        if usage is not None and result is not None:
+            try:
+                tokens = usage(result)
+            except Exception:  # the answer exists: a usage-parsing bug must not cost it
+                log.debug("could not read token usage from %s's response", key, exc_info=True)
+        self.succeeded(key, time.perf_counter() - started, *tokens)
+
+    def _exhausted(self) -> FallbackExhaustedError:
+        err = FallbackExhaustedError(self.errors)
+        if self.errors:
+            err.__cause__ = list(self.errors.values())[-1]
+        return err
+
+    # ------------------------------------------------------------------ whole answers
+    def run(self, call: Callable[[str], T], *, usage: Callable[[T], Usage] | None = None,
+            before: Callable[[str], None] | None = None) -> tuple[str, T]:
+        """Call ``call(key)`` down the chain; returns ``(key, result)`` of the candidate that answered.
+
+        Args:
+            call: runs one candidate.
+            usage: reads ``(input_tokens, output_tokens)`` from a result, for the cost settled.
+            before: runs before each attempt's clock starts (e.g. a client-side rate limiter, whose
+                wait is not the model's latency).
+
+        Raises:
+            FallbackExhaustedError: every candidate failed with a retryable error.
+            The first non-retryable error, untouched.
+        """
+        keys = {self.card(k): k for k in self.chain}
+        clock: list[float] = []
+
+        def attempt(card: str) -> T:
+            clock.clear()
+            if before is not None:
+                before(keys[card])
+            clock.append(time.perf_counter())
+            out = call(keys[card])
+            self._settle(keys[card], clock[0], usage, out)
+            return out
+
+        def on_error(card: str, exc: BaseException) -> None:
+            self.attempt_failed(keys[card], exc, time.perf_counter() - clock[0] if clock else None)
+
+        try:
+            card, out = call_with_fallbacks(list(keys), attempt, on_error=on_error)
+        except BaseException as exc:
+            self.failed(exc)
+            raise
+        return keys[card], out
+
+    async def arun(self, call: Callable[[str], Awaitable[T]], *, usage: Callable[[T], Usage] | None = None,
+                   before: Callable[[str], Awaitable[None]] | None = None) -> tuple[str, T]:
+        """Async twin of :meth:`run` (``before`` is awaited)."""
+        keys = {self.card(k): k for k in self.chain}
+        clock: list[float] = []
+
+        async def attempt(card: str) -> T:
+            clock.clear()
+            if before is not None:
+                await before(keys[card])
+            clock.append(time.perf_counter())
+            out = await call(keys[card])
+            self._settle(keys[card], clock[0], usage, out)
+            return out
+
+        def on_error(card: str, exc: BaseException) -> None:
+            self.attempt_failed(keys[card], exc, time.perf_counter() - clock[0] if clock else None)
+
+        try:
+            card, out = await acall_with_fallbacks(list(keys), attempt, on_error=on_error)
+        except BaseException as exc:
+            self.failed(exc)
+            raise
+        return keys[card], out
+
+    # ------------------------------------------------------------------ streams
+    def open_stream(self, start: Callable[[str], Iterable[T]], *,
+                    before: Callable[[str], None] | None = None) -> StreamStart[T]:
+        """Walk the chain until a candidate's stream yields its first item (or ends empty).
+
+        A candidate failing *before* its first item is a fallback case (nothing reached the caller);
+        once an item exists, the caller is committed to that candidate (see :meth:`relay`).
+
+        Raises:
+            FallbackExhaustedError: every candidate failed retryably before its first item.
+            The first non-retryable error, untouched (the call is released either way).
+        """
+        try:
+            for key in self.chain:
+                if before is not None:
+                    before(key)
+                began = time.perf_counter()
+                try:
+                    rest = iter(start(key))
+                    first = next(rest, None)
+                except Exception as exc:
+                    if not is_retryable(exc):
+                        raise
+                    self.attempt_failed(key, exc, time.perf_counter() - began)
+                    continue
+                return StreamStart(key, first, rest, began)
+            raise self._exhausted()
+        except BaseException as exc:
+            self.failed(exc)
+            raise
+
+    async def aopen_stream(self, start: Callable[[str], AsyncIterable[T] | Awaitable[AsyncIterable[T]]], *,
+                           before: Callable[[str], Awaitable[None]] | None = None) -> AsyncStreamStart[T]:
+        """Async twin of :meth:`open_stream`; ``start`` may return the stream or an awaitable of it."""
+        try:
+            for key in self.chain:
+                if before is not None:
+                    await before(key)
+                began = time.perf_counter()
+                try:
+                    made = start(key)
+                    source: AsyncIterable[T] = await made if inspect.isawaitable(made) else made
+                    rest = aiter(source)
+                    first = await anext(rest, None)
+                except Exception as exc:
+                    if not is_retryable(exc):
+                        raise
+                    self.attempt_failed(key, exc, time.perf_counter() - began)
+                    continue
+                return AsyncStreamStart(key, first, rest, began)
+            raise self._exhausted()
+        except BaseException as exc:
+            self.failed(exc)
+            raise
+
+    def relay(self, stream: StreamStart[T], *, usage: Callable[[T], Usage] | None = None,
+              each: Callable[[T], T] | None = None) -> Iterator[T]:
+        """Yield the opened stream (each item through ``each``), then settle the call.
+
+        The call is settled with the last item's usage also when the stream fails mid-way or the
+        consumer stops early: what was streamed was paid for.
+        """
+        last = stream.first
+        try:
+            if stream.first is not None:
+                yield each(stream.first) if each is not None else stream.first
+            for item in stream.rest:
+                last = item
+                yield each(item) if each is not None else item
+        finally:
+            if not self.closed:
+                self._settle(stream.key, stream.started, usage, last)
+
+    async def arelay(self, stream: AsyncStreamStart[T], *, usage: Callable[[T], Usage] | None = None,
+                     each: Callable[[T], T] | None = None) -> AsyncIterator[T]:
+        """Async twin of :meth:`relay`."""
+        last = stream.first
+        try:
+            if stream.first is not None:
+                yield each(stream.first) if each is not None else stream.first
+            async for item in stream.rest:
+                last = item
+                yield each(item) if each is not None else item
+        finally:
+            if not self.closed:
+                self._settle(stream.key, stream.started, usage, last)
