@@ -9,7 +9,7 @@ through untouched so existing retry and error handling keeps seeing the exceptio
 Tree::
 
     OptiRouteError
-    ├── InvalidInputError (ValueError)          bad prompt or messages
+    ├── InvalidInputError (ValueError)          bad prompt or messages, router settings, usage reports
     ├── InvalidPreferencesError (ValueError)    NaN / out-of-range weights, unknown dimension
     │   └── UnknownProfileError                 a profile name we do not know
     ├── InvalidConstraintsError (ValueError)
@@ -18,14 +18,17 @@ Tree::
     ├── ModelNotFoundError (KeyError)           registry lookup / remove of an unknown model
     ├── RegistryError (ValueError)              a malformed card or registry file
     ├── DataFormatError (ValueError)            malformed prompts/outcomes/prices for ``fit``
+    │                                           (numbers out of range name the column and row)
     ├── ArtifactError                           saved router directory problems
     │   ├── ArtifactNotFoundError (FileNotFoundError)
-    │   ├── CorruptArtifactError                a file is unreadable or inconsistent (names it)
+    │   ├── CorruptArtifactError                a file is unreadable, inconsistent or hostile
+    │   │                                       (names the file and field)
     │   └── UnsupportedFormatError              a format version we cannot read
     ├── DependencyError (ImportError)           an optional extra is not installed
     ├── FallbackExhaustedError                  every model of a fallback chain failed (transiently)
     ├── FeedbackError (ValueError)              unknown decision id, bad score
-    └── StoreError                              the feedback store cannot be opened or written
+    └── StoreError                              the feedback store cannot be opened or written, or
+                                                belongs to another application (share_database)
 """
 
 from __future__ import annotations
@@ -62,7 +65,8 @@ class OptiRouteError(Exception):
 
 
 class InvalidInputError(OptiRouteError, ValueError):
-    """The prompt or message list cannot be routed (empty, wrong type, undecodable)."""
+    """The prompt or message list cannot be routed (empty, wrong type, undecodable), or a setting or
+    usage report is out of range (the message names the field and the allowed range)."""
 
 
 class InvalidPreferencesError(OptiRouteError, ValueError):

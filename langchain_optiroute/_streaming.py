@@ -3,7 +3,8 @@
 
 The plan walks the fallback chain until a candidate yields its first chunk (one that fails *before*
 it is a fallback case; one that fails mid-stream surfaces as is, because the caller has already seen
-part of an answer) and settles the call when the stream ends, also when the consumer stops early.
+part of an answer) and accounts for the call at its real end: settled when the stream completes,
+``ok=False`` and charged for what streamed when the provider fails mid-way or the consumer stops.
 This module only starts a candidate's LangChain stream and shapes the chunks.
 """
 
@@ -21,7 +22,7 @@ from optiroute.integration import CallPlan, Usage
 
 from ._routing import stamp_message
 
-__all__ = ["acquire", "aacquire", "astream_chain", "message_usage", "stream_chain"]
+__all__ = ["acquire", "aacquire", "astream_chain", "chunk_chars", "message_usage", "stream_chain"]
 
 
 def message_usage(message: BaseMessage | None) -> Usage:
@@ -46,6 +47,21 @@ def _chunk_usage(chunk: ChatGenerationChunk) -> Usage:
     return message_usage(chunk.message)
 
 
+def chunk_chars(chunk: ChatGenerationChunk) -> int:
+    """Characters of output a chunk carries (text and tool-call pieces), for the cost of what streamed
+    when the provider reports no usage."""
+    msg = chunk.message
+    content = msg.content
+    if isinstance(content, str):
+        n = len(content)
+    else:
+        n = sum(len(b) if isinstance(b, str) else len(str(b.get("text") or "")) if isinstance(b, dict) else 0
+                for b in content)
+    for piece in getattr(msg, "tool_call_chunks", None) or []:
+        n += len(piece.get("name") or "") + len(piece.get("args") or "")
+    return n
+
+
 def stream_chain(llm: Any, plan: CallPlan, messages: list[BaseMessage], stop: list[str] | None,
                  run_manager: Any, kwargs: dict[str, Any]) -> Iterator[ChatGenerationChunk]:
     def start(key: str) -> Iterator[ChatGenerationChunk]:
@@ -56,10 +72,10 @@ def stream_chain(llm: Any, plan: CallPlan, messages: list[BaseMessage], stop: li
             return iter([_as_chunk(res)])
         return model._stream(messages, stop=stop or llm.stop, run_manager=run_manager, **call_kwargs)
 
-    opened = plan.open_stream(start, before=lambda key: acquire(llm.models[key]))
+    opened = plan.open_stream(start, before=lambda key: acquire(llm.models[key]), timeout_s=llm.timeout)
     first = opened.first if opened.first is not None else ChatGenerationChunk(message=AIMessageChunk(content=""))
     stamp_message(first.message, plan.summary(opened.key))  # metadata on one chunk only
-    yield from plan.relay(replace(opened, first=first), usage=_chunk_usage)
+    yield from plan.relay(replace(opened, first=first), usage=_chunk_usage, size=chunk_chars, additive_usage=True)
 
 
 async def astream_chain(llm: Any, plan: CallPlan, messages: list[BaseMessage], stop: list[str] | None,
@@ -75,10 +91,11 @@ async def astream_chain(llm: Any, plan: CallPlan, messages: list[BaseMessage], s
     async def before(key: str) -> None:
         await aacquire(llm.models[key])
 
-    opened = await plan.aopen_stream(start, before=before)
+    opened = await plan.aopen_stream(start, before=before, timeout_s=llm.timeout)
     first = opened.first if opened.first is not None else ChatGenerationChunk(message=AIMessageChunk(content=""))
     stamp_message(first.message, plan.summary(opened.key))
-    async for chunk in plan.arelay(replace(opened, first=first), usage=_chunk_usage):
+    async for chunk in plan.arelay(replace(opened, first=first), usage=_chunk_usage, size=chunk_chars,
+                                   additive_usage=True):
         yield chunk
 
 

@@ -24,15 +24,16 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.utils.function_calling import convert_to_openai_tool
-from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, field_validator
+from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator
 
-from optiroute import InvalidInputError
+from optiroute import InvalidInputError, OptiRouteError
 from optiroute.integration import (
     PREFERENCES_METADATA_KEY,
     STAMP_KEY,
     USER_METADATA_KEY,
     CallPlan,
     RunIndex,
+    check_timeout,
     decision_id_of,
     plan_call,
     record_feedback,
@@ -78,6 +79,10 @@ class ChatOptiRoute(BaseChatModel):
             this field.
             A call refused by a budget raises :class:`optiroute.BudgetExceededError`.
         temperature, max_tokens: forwarded to the chosen candidate when set.
+        timeout: seconds each candidate may take (``None``: no limit); a candidate that takes longer
+            counts as a retryable failure and the next one of the fallback chain is tried (for streams:
+            the wait for the first chunk). Synchronous candidate calls run in a daemon thread that is
+            abandoned at the deadline; async ones are cancelled. Candidates keep their own timeouts.
 
     Example:
         ```python
@@ -105,6 +110,21 @@ class ChatOptiRoute(BaseChatModel):
     streaming: bool = False
 
     _runs: RunIndex = PrivateAttr(default_factory=RunIndex)
+
+    def __init__(self, **kwargs: Any) -> None:
+        try:
+            super().__init__(**kwargs)
+        except ValidationError as exc:  # our own check (timeout) raises an OptiRouteError: surface it
+            for err in exc.errors():
+                inner = (err.get("ctx") or {}).get("error")
+                if isinstance(inner, OptiRouteError):
+                    raise inner from None
+            raise
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _timeout(cls, value: Any) -> float | None:
+        return check_timeout(value, "ChatOptiRoute timeout")
 
     @field_validator("models", mode="before")
     @classmethod
@@ -233,7 +253,8 @@ class ChatOptiRoute(BaseChatModel):
 
         try:
             emit_decision(run_manager, plan.decision)
-            key, result = plan.run(call, usage=_result_usage, before=lambda k: acquire(self.models[k]))
+            key, result = plan.run(call, usage=_result_usage, before=lambda k: acquire(self.models[k]),
+                                   timeout_s=self.timeout)
         except BaseException as exc:
             plan.failed(exc)  # a no-op when the plan already closed the call
             raise
@@ -278,7 +299,7 @@ class ChatOptiRoute(BaseChatModel):
 
         try:
             await aemit_decision(run_manager, plan.decision)
-            key, result = await plan.arun(call, usage=_result_usage, before=before)
+            key, result = await plan.arun(call, usage=_result_usage, before=before, timeout_s=self.timeout)
         except BaseException as exc:
             plan.failed(exc)
             raise

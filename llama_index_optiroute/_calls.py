@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["usage_of"]
+__all__ = ["delta_chars", "usage_of"]
+
+
+def delta_chars(response: Any) -> int:
+    """Characters of output one streamed response adds (its ``delta``), for the cost of what streamed
+    when the provider reports no usage."""
+    delta = getattr(response, "delta", None)
+    return len(delta) if isinstance(delta, str) else 0
 
 
 def usage_of(response: Any) -> tuple[int | None, int | None]:

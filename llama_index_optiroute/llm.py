@@ -33,13 +33,14 @@ from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.events.base import BaseEvent
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import LLM
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, ValidationError, field_validator
 
-from optiroute import InvalidInputError
+from optiroute import InvalidInputError, OptiRouteError
 from optiroute.integration import (
     STAMP_KEY,
     CallPlan,
     Route,
+    check_timeout,
     record_feedback,
     resolve_candidates,
     resolve_preferences,
@@ -48,7 +49,7 @@ from optiroute.integration import (
     router_or_default,
 )
 
-from ._calls import usage_of
+from ._calls import delta_chars, usage_of
 
 __all__ = ["OptiRoute", "RoutingDecisionEvent"]
 
@@ -82,7 +83,12 @@ class OptiRoute(FunctionCallingLLM):
             the router's default.
         constraints: default hard constraints (per call: ``chat(..., constraints=...)``).
         user_key: the caller key charged for per-user spend budgets (``Router(budget=...)``); per
-            call ``chat(..., user_key=...)``. A refused call raises ``optiroute.BudgetExceededError``.
+            call ``chat(..., user_key=...)``. A refused call raises ``optiroute.BudgetExceededError``
+            (for streams: on the first read, when the stream is admitted).
+        timeout: seconds each candidate may take (``None``: no limit); a candidate that takes longer
+            counts as a retryable failure and the next one of the fallback chain is tried (for streams:
+            the wait for the first item). Synchronous candidate calls run in a daemon thread that is
+            abandoned at the deadline; async ones are cancelled.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, protected_namespaces=())
@@ -93,6 +99,7 @@ class OptiRoute(FunctionCallingLLM):
     bound_preferences: Any = None
     constraints: Any = None
     user_key: str | None = None
+    timeout: float | None = None
 
     def __init__(self, models: Any = None, **kwargs: Any) -> None:
         if models is not None and not isinstance(models, dict):
@@ -104,7 +111,19 @@ class OptiRoute(FunctionCallingLLM):
                     key, i = f"{name}#{i}", i + 1
                 named[key] = llm
             models = named
-        super().__init__(models=models or {}, **kwargs)
+        try:
+            super().__init__(models=models or {}, **kwargs)
+        except ValidationError as exc:  # our own check (timeout) raises an OptiRouteError: surface it
+            for err in exc.errors():
+                inner = (err.get("ctx") or {}).get("error")
+                if isinstance(inner, OptiRouteError):
+                    raise inner from None
+            raise
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _timeout(cls, value: Any) -> float | None:
+        return check_timeout(value, "OptiRoute timeout")
 
     @classmethod
     def class_name(cls) -> str:
@@ -154,10 +173,14 @@ class OptiRoute(FunctionCallingLLM):
         return route.admit(max_tokens=cap if isinstance(cap, int) else None,
                            candidate_max_tokens={k: getattr(m, "max_tokens", None) for k, m in self.models.items()})
 
-    def _plan(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> CallPlan:
-        """The call's plan: the route pinned by ``_prepare_chat_with_tools``, else a fresh one."""
+    def _routed(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> Route:
+        """The call's route: the one pinned by ``_prepare_chat_with_tools``, else a fresh one."""
         pinned = kwargs.pop(_PIN, None)
-        return self._admit(pinned if pinned is not None else self._route(messages, kwargs), kwargs)
+        return pinned if pinned is not None else self._route(messages, kwargs)
+
+    def _plan(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> CallPlan:
+        """The call's route, admitted (see :meth:`_routed`)."""
+        return self._admit(self._routed(messages, kwargs), kwargs)
 
     @staticmethod
     def _stamp(response: Any, summary: dict[str, Any]) -> Any:
@@ -167,54 +190,64 @@ class OptiRoute(FunctionCallingLLM):
     # ------------------------------------------------------------------ chat / complete
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         plan = self._plan(messages, kwargs)
-        key, resp = plan.run(lambda k: self.models[k].chat(messages, **kwargs), usage=usage_of)
+        key, resp = plan.run(lambda k: self.models[k].chat(messages, **kwargs), usage=usage_of, timeout_s=self.timeout)
         return self._stamp(resp, plan.summary(key))
 
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         plan = self._plan(messages, kwargs)
-        key, resp = await plan.arun(lambda k: self.models[k].achat(messages, **kwargs), usage=usage_of)
+        key, resp = await plan.arun(lambda k: self.models[k].achat(messages, **kwargs), usage=usage_of,
+                                    timeout_s=self.timeout)
         return self._stamp(resp, plan.summary(key))
 
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
         plan = self._plan([ChatMessage(role=MessageRole.USER, content=prompt)], kwargs)
         key, resp = plan.run(lambda k: self.models[k].complete(prompt, formatted=formatted, **kwargs),
-                             usage=usage_of)
+                             usage=usage_of, timeout_s=self.timeout)
         return self._stamp(resp, plan.summary(key))
 
     async def acomplete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
         plan = self._plan([ChatMessage(role=MessageRole.USER, content=prompt)], kwargs)
         key, resp = await plan.arun(lambda k: self.models[k].acomplete(prompt, formatted=formatted, **kwargs),
-                                    usage=usage_of)
+                                    usage=usage_of, timeout_s=self.timeout)
         return self._stamp(resp, plan.summary(key))
 
     # ------------------------------------------------------------------ streaming
-    def _stream(self, plan: CallPlan, start: Any) -> Any:
-        """Open the stream now (fallbacks happen before the first item), relay it lazily."""
-        opened = plan.open_stream(start)
+    # Streams route at once (routing errors surface at the call, the decision event is sent) but are
+    # admitted and opened lazily, on the first read, like LlamaIndex's own streams: a stream the
+    # caller never reads reserves nothing, and one dropped after starting is closed (and accounted
+    # as cancelled) by Python.
+    def _stream(self, route: Route, kwargs: dict[str, Any], start: Any) -> Any:
+        plan = self._admit(route, kwargs)
+        opened = plan.open_stream(start, timeout_s=self.timeout)
         summary = plan.summary(opened.key)
-        return plan.relay(opened, usage=usage_of, each=lambda item: self._stamp(item, dict(summary)))
+        yield from plan.relay(opened, usage=usage_of, each=lambda item: self._stamp(item, dict(summary)),
+                              size=delta_chars)
 
-    async def _astream(self, plan: CallPlan, start: Any) -> Any:
-        opened = await plan.aopen_stream(start)
+    async def _astream(self, route: Route, kwargs: dict[str, Any], start: Any) -> Any:
+        plan = self._admit(route, kwargs)
+        opened = await plan.aopen_stream(start, timeout_s=self.timeout)
         summary = plan.summary(opened.key)
-        return plan.arelay(opened, usage=usage_of, each=lambda item: self._stamp(item, dict(summary)))
+        async for item in plan.arelay(opened, usage=usage_of, each=lambda item: self._stamp(item, dict(summary)),
+                                      size=delta_chars):
+            yield item
 
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
-        plan = self._plan(messages, kwargs)
-        return self._stream(plan, lambda k: self.models[k].stream_chat(messages, **kwargs))
+        route = self._routed(messages, kwargs)
+        return self._stream(route, kwargs, lambda k: self.models[k].stream_chat(messages, **kwargs))
 
     def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
-        plan = self._plan([ChatMessage(role=MessageRole.USER, content=prompt)], kwargs)
-        return self._stream(plan, lambda k: self.models[k].stream_complete(prompt, formatted=formatted, **kwargs))
+        route = self._routed([ChatMessage(role=MessageRole.USER, content=prompt)], kwargs)
+        return self._stream(route, kwargs,
+                            lambda k: self.models[k].stream_complete(prompt, formatted=formatted, **kwargs))
 
     async def astream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseAsyncGen:
-        plan = self._plan(messages, kwargs)
-        return await self._astream(plan, lambda k: self.models[k].astream_chat(messages, **kwargs))
+        route = self._routed(messages, kwargs)
+        return self._astream(route, kwargs, lambda k: self.models[k].astream_chat(messages, **kwargs))
 
     async def astream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseAsyncGen:
-        plan = self._plan([ChatMessage(role=MessageRole.USER, content=prompt)], kwargs)
-        return await self._astream(
-            plan, lambda k: self.models[k].astream_complete(prompt, formatted=formatted, **kwargs))
+        route = self._routed([ChatMessage(role=MessageRole.USER, content=prompt)], kwargs)
+        return self._astream(route, kwargs,
+                             lambda k: self.models[k].astream_complete(prompt, formatted=formatted, **kwargs))
 
     # ------------------------------------------------------------------ tools
     def _prepare_chat_with_tools(

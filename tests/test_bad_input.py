@@ -28,6 +28,7 @@ from optiroute import (
     UnknownProfileError,
     UnsupportedFormatError,
 )
+from optiroute.router.artifacts import seal
 
 CANDS = ["gpt-4o", "gpt-4o-mini", "claude-3-5-haiku"]
 
@@ -385,7 +386,7 @@ def test_pickle_in_place_of_an_npz_is_refused(saved, tmp_path, victim, fix_check
     if fix_checksum:  # a hand-"repaired" manifest: the loader itself must still refuse the file
         m = json.loads((d / "manifest.json").read_text())
         m["files"][victim] = hashlib.sha256((d / victim).read_bytes()).hexdigest()
-        (d / "manifest.json").write_text(json.dumps(m))
+        (d / "manifest.json").write_text(json.dumps(seal(m)))  # its own checksum repaired too
     with pytest.raises(CorruptArtifactError, match=victim):
         Router.load(d)
     assert not marker.exists()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import threading
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,12 +23,19 @@ from typing import Any
 import numpy as np
 
 from optiroute.errors import ArtifactNotFoundError, CorruptArtifactError, InvalidInputError
+from optiroute.schema.arrays import load_npz
 from optiroute.schema.decision import TaskProfile
+from optiroute.schema.files import CAPS, load_json, read_capped
+from optiroute.schema.numbers import is_number
 
 __all__ = ["AnalyzerOutput", "TaskAnalyzer", "BUNDLED"]
 
 BUNDLED = Path(__file__).resolve().parent.parent / "data" / "analyzer.npz"
 _ARRAYS = ("task_w", "task_b", "domain_w", "domain_b", "complexity_w", "complexity_b")
+#: The largest absolute weight a trained head may have (trained heads stay far below it).
+MAX_WEIGHT = 1e6
+#: The longest expected answer the analyzer's table may give a task type.
+MAX_OUTPUT_TOKENS = 100_000
 _REBUILD = "rebuild it with `python scripts/build_analyzer.py` or save the analyzer again"
 
 
@@ -75,13 +81,17 @@ class _Heads:
                     and len(set(names)) == len(names)):
                 raise bad(f"{name!r} must be a non-empty list of distinct strings")
         if not isinstance(out_tok, dict) or any(
-            not isinstance(out_tok.get(t), (int, float)) or not out_tok[t] > 0 for t in tasks
+            not is_number(out_tok.get(t)) or not 0 < out_tok[t] <= MAX_OUTPUT_TOKENS for t in tasks
         ):
-            raise bad("'output_tokens' needs a positive number for every task type")
+            raise bad(f"'output_tokens' needs a number in 0..{MAX_OUTPUT_TOKENS} (exclusive of 0) for every task type")
         missing = [k for k in _ARRAYS if k not in weights]
         if missing:
             raise bad(f"arrays {missing} are missing")
-        w = {k: np.asarray(weights[k], dtype=np.float32) for k in _ARRAYS}
+        kinds = {k: np.asarray(weights[k]).dtype.kind for k in _ARRAYS}
+        if any(kind not in "fiu" for kind in kinds.values()):
+            raise bad(f"arrays must hold real numbers, got dtypes {kinds}")
+        with np.errstate(over="ignore", invalid="ignore"):  # out-of-range values are refused below
+            w = {k: np.asarray(weights[k], dtype=np.float32) for k in _ARRAYS}
         dim = w["task_w"].shape[0] if w["task_w"].ndim == 2 else -1
         expected = {"task_w": (dim, len(tasks)), "task_b": (len(tasks),), "domain_w": (dim, len(domains)),
                     "domain_b": (len(domains),), "complexity_w": (dim,), "complexity_b": ()}
@@ -89,8 +99,8 @@ class _Heads:
             if dim <= 0 or w[k].shape != shape:
                 raise bad(f"array {k!r} has shape {w[k].shape}, expected {shape} for "
                           f"{len(tasks)} task types and {len(domains)} domains")
-            if not np.isfinite(w[k]).all():
-                raise bad(f"array {k!r} holds NaN or infinite values")
+            if not np.isfinite(w[k]).all() or np.abs(w[k]).max(initial=0.0) > MAX_WEIGHT:
+                raise bad(f"array {k!r} holds NaN, infinite or absurdly large values (beyond {MAX_WEIGHT:g})")
         self.task_types: list[str] = list(tasks)
         self.domains: list[str] = list(domains)
         self.meta = meta
@@ -101,25 +111,18 @@ class _Heads:
 
 
 def _read(path: Path) -> _Heads:
+    """Read an analyzer's ``.npz`` and its ``.json`` untrusted: regular files within their size caps,
+    shallow JSON, arrays headers checked before their data (no objects, bounded size)."""
     meta_path = path.with_suffix(".json")
     for f in (path, meta_path):
         if not f.is_file():
             raise ArtifactNotFoundError(
                 f"Analyzer file {str(f)!r} is missing; {_REBUILD} (weights .npz and .json belong together)."
             )
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise CorruptArtifactError(
-            f"Analyzer metadata {str(meta_path)!r} is not valid JSON ({type(exc).__name__}: {exc}); {_REBUILD}."
-        ) from None
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            weights = {k: z[k] for k in _ARRAYS if k in z.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise CorruptArtifactError(
-            f"Analyzer weights {str(path)!r} cannot be read ({type(exc).__name__}: {exc}); {_REBUILD}."
-        ) from None
+    meta = load_json(read_capped(meta_path, CAPS["analyzer.json"]),
+                     label=f"Analyzer metadata {str(meta_path)!r} ({_REBUILD})")
+    weights = load_npz(read_capped(path, CAPS["analyzer.npz"]), keys=_ARRAYS,
+                       label=f"Analyzer weights {str(path)!r} ({_REBUILD})")
     return _Heads(weights, meta, repr(str(path)))
 
 

@@ -21,7 +21,7 @@ an unknown name gets a neutral-prior card and one :class:`UnknownModelWarning`, 
 from __future__ import annotations
 
 import json
-import math
+import os
 import re
 import statistics
 import threading
@@ -32,13 +32,40 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from optiroute.errors import ModelNotFoundError, RegistryError, UnknownModelWarning
+from optiroute.errors import ArtifactNotFoundError, ModelNotFoundError, RegistryError, UnknownModelWarning
+from optiroute.schema.files import CAPS, load_json, read_capped
+from optiroute.schema.numbers import (
+    MAX_METRIC_FACT,
+    MAX_PRICE_PER_MTOK,
+    MAX_SECONDS,
+    MAX_TOKENS,
+    integer,
+    optiroute_error,
+    real,
+)
 
 __all__ = ["METRICS", "ModelCard", "Registry", "normalise_name"]
 
 METRICS = ("accuracy", "helpfulness", "honesty", "harmlessness", "steerability", "creativity")
 BUNDLED = Path(__file__).resolve().parent.parent / "data" / "models.json"
 _DATE = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8}|\d{4}|latest|preview|v\d+(-\d+)?)$")
+
+
+def _name_of(data: Any) -> str:
+    name = data.get("name", "?") if isinstance(data, dict) else "?"
+    text = repr(name)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _number_map(values: Any, field: str, *, lo: float, hi: float) -> dict[str, float]:
+    if not isinstance(values, dict):
+        raise RegistryError(f"field {field!r} must map names to numbers, got {type(values).__name__}.")
+    out: dict[str, float] = {}
+    for key, v in values.items():
+        if not isinstance(key, str):
+            raise RegistryError(f"field {field!r} must map names (strings) to numbers, got the key {key!r}.")
+        out[key] = real(v, f"field {field!r}: {key}", lo=lo, hi=hi, error=RegistryError)
+    return out
 
 
 def normalise_name(name: str) -> str:
@@ -78,18 +105,18 @@ class ModelCard(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=512)
     aliases: list[str] = Field(default_factory=list)
     provider: str = "unknown"
     kind: Literal["api", "chat", "base", "local"] = "chat"
-    input_usd_per_mtok: float = Field(ge=0)
-    output_usd_per_mtok: float = Field(ge=0)
-    context_window: int = Field(default=8192, gt=0)
+    input_usd_per_mtok: float
+    output_usd_per_mtok: float
+    context_window: int = 8192
     supports_tools: bool = True
     supports_json: bool = True
-    ttft_s: float = Field(default=0.5, ge=0)
-    tokens_per_s: float = Field(default=50.0, gt=0)
-    verbosity: float = Field(default=1.0, gt=0)
+    ttft_s: float = 0.5
+    tokens_per_s: float = 50.0
+    verbosity: float = 1.0
     metrics: dict[str, float] = Field(default_factory=dict)
     accuracy_by_task: dict[str, float] = Field(default_factory=dict)
     accuracy_by_domain: dict[str, float] = Field(default_factory=dict)
@@ -102,28 +129,55 @@ class ModelCard(BaseModel):
         try:
             super().__init__(**data)
         except ValidationError as exc:
+            inner = optiroute_error(exc)
+            if isinstance(inner, RegistryError):
+                raise RegistryError(f"Invalid model card {_name_of(data)}: {inner}") from None
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first.get("loc", ())) or "card"
             raise RegistryError(
-                f"Invalid model card {data.get('name', '?')!r}: field {where!r}: {first.get('msg')}. "
+                f"Invalid model card {_name_of(data)}: field {where!r}: {first.get('msg')}. "
                 "Prices are USD per million tokens (>= 0), metrics are 0..1."
             ) from None
 
-    @field_validator("metrics", "accuracy_by_task", "accuracy_by_domain")
+    @field_validator("input_usd_per_mtok", "output_usd_per_mtok", mode="before")
     @classmethod
-    def _unit_interval(cls, values: dict[str, float]) -> dict[str, float]:
-        for key, v in values.items():
-            if not (0.0 <= float(v) <= 1.0):
-                raise ValueError(f"{key}={v!r} must be in 0..1")
-        return {k: float(v) for k, v in values.items()}
+    def _price(cls, value: Any, info: Any) -> float:
+        return real(value, f"field {info.field_name!r}", lo=0.0, hi=MAX_PRICE_PER_MTOK, error=RegistryError,
+                    hint="Prices are USD per million tokens.")
 
-    @field_validator("facts")
+    @field_validator("context_window", mode="before")
     @classmethod
-    def _finite(cls, values: dict[str, float]) -> dict[str, float]:
-        for key, v in values.items():
-            if not math.isfinite(float(v)):
-                raise ValueError(f"{key}={v!r} must be a finite number")
-        return {k: float(v) for k, v in values.items()}
+    def _window(cls, value: Any) -> int:
+        return integer(value, "field 'context_window'", lo=1, hi=MAX_TOKENS, error=RegistryError,
+                       hint="It counts tokens of prompt plus answer.")
+
+    @field_validator("ttft_s", mode="before")
+    @classmethod
+    def _ttft(cls, value: Any) -> float:
+        return real(value, "field 'ttft_s'", lo=0.0, hi=MAX_SECONDS, error=RegistryError,
+                    hint="It is the time to the first token in seconds.")
+
+    @field_validator("tokens_per_s", mode="before")
+    @classmethod
+    def _speed(cls, value: Any) -> float:
+        return real(value, "field 'tokens_per_s'", lo=1e-3, hi=1e7, error=RegistryError,
+                    hint="It is the generation speed in tokens per second.")
+
+    @field_validator("verbosity", mode="before")
+    @classmethod
+    def _verbosity(cls, value: Any) -> float:
+        return real(value, "field 'verbosity'", lo=1e-3, hi=1000.0, error=RegistryError,
+                    hint="It is the answer length relative to the analyzer's estimate (1 = typical).")
+
+    @field_validator("metrics", "accuracy_by_task", "accuracy_by_domain", mode="before")
+    @classmethod
+    def _unit_interval(cls, values: Any, info: Any) -> dict[str, float]:
+        return _number_map(values, info.field_name, lo=0.0, hi=1.0)
+
+    @field_validator("facts", mode="before")
+    @classmethod
+    def _finite(cls, values: Any) -> dict[str, float]:
+        return _number_map(values, "facts", lo=-MAX_METRIC_FACT, hi=MAX_METRIC_FACT)
 
     def model_post_init(self, __context: Any) -> None:
         missing = [m for m in METRICS if m not in self.metrics]
@@ -243,6 +297,9 @@ class Registry:
         """Add a card; its name and aliases must not belong to another card unless ``replace``."""
         if not isinstance(card, ModelCard):
             raise RegistryError(f"Registry.add takes a ModelCard, got {type(card).__name__}.")
+        # Re-validated: model_copy(update=...) skips validation, and a registry never holds (or
+        # writes) a card that would not load again.
+        card = ModelCard(**card.model_dump())
         with self._lock:
             for n in (card.name, *card.aliases):
                 owner = self._alias.get(normalise_name(n))
@@ -276,13 +333,13 @@ class Registry:
 
     def copy(self) -> Registry:
         """An independent copy (cards are re-validated, so edits never leak between copies)."""
-        return Registry(ModelCard(**c.model_dump()) for c in self._cards.values())
+        return Registry(self._cards.values())  # add() validates each into a new card
 
     def merged(self, other: Registry) -> Registry:
         """A copy of this registry with ``other``'s cards added (they replace same-named cards)."""
         out = self.copy()
         for card in other:
-            out.add(ModelCard(**card.model_dump()), replace=True)
+            out.add(card, replace=True)
         return out
 
     # ------------------------------------------------------------------ files
@@ -292,44 +349,59 @@ class Registry:
                 "cards": [c.model_dump(exclude_defaults=False) for c in self._cards.values()]}
 
     def to_file(self, path: str | Path) -> None:
-        """Write the registry as JSON (``.json``) or YAML (``.yaml``/``.yml``)."""
+        """Write the registry as JSON (``.json``) or YAML (``.yaml``/``.yml``), atomically: the file
+        is written beside its target and renamed over it, so a failed write never leaves half a file."""
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
         data = self.to_dict()
         if p.suffix in (".yaml", ".yml"):
             import yaml
 
-            p.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+            text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
         else:
-            p.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
+            text = json.dumps(data, indent=1, ensure_ascii=False)
+        tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+        try:
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, p)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     @classmethod
     def from_file(cls, path: str | Path) -> Registry:
-        """Read a registry file (JSON or YAML, safe loader only).
+        """Read a registry file (JSON or YAML, safe loader only), untrusted: a regular file of at most
+        64 MB, JSON nested at most 64 deep, every card validated.
 
         Raises:
             RegistryError: missing file, bad syntax or invalid cards (the message names the file).
         """
         p = Path(path)
         try:
-            text = p.read_text(encoding="utf-8")
-            if p.suffix in (".yaml", ".yml"):
-                import yaml
-
-                data = yaml.safe_load(text)
-            else:
-                data = json.loads(text)
-        except FileNotFoundError:
+            raw = read_capped(p, CAPS["registry.json"], error=RegistryError)
+        except ArtifactNotFoundError:
             raise RegistryError(f"Registry file {str(p)!r} does not exist.") from None
-        except Exception as exc:  # json/yaml/unicode errors: say which file is broken
-            raise RegistryError(f"Registry file {str(p)!r} cannot be parsed: {exc}") from None
+        if p.suffix in (".yaml", ".yml"):
+            import yaml
+
+            try:
+                data = yaml.safe_load(raw.decode("utf-8"))
+            except (UnicodeDecodeError, yaml.YAMLError, RecursionError, ValueError) as exc:
+                raise RegistryError(f"Registry file {str(p)!r} cannot be parsed: {exc}") from None
+        else:
+            data = load_json(raw, label=f"Registry file {str(p)!r}", error=RegistryError)
         cards = data.get("cards") if isinstance(data, dict) else data
         if not isinstance(cards, list):
             raise RegistryError(f"Registry file {str(p)!r} must hold a list of cards under 'cards'.")
-        try:
-            return cls(ModelCard(**c) for c in cards)
-        except TypeError as exc:
-            raise RegistryError(f"Registry file {str(p)!r} has a malformed card: {exc}") from None
+        out = cls()
+        for i, c in enumerate(cards):
+            if not isinstance(c, dict) or not all(isinstance(k, str) for k in c):
+                raise RegistryError(f"Registry file {str(p)!r} has a malformed card at position {i}: "
+                                    "each card is a mapping of field names to values.")
+            try:
+                out.add(ModelCard(**c))
+            except RegistryError as exc:
+                raise RegistryError(f"Registry file {str(p)!r}, card {i}: {exc}") from None
+        return out
 
     @classmethod
     def default(cls) -> Registry:

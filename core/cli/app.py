@@ -1,7 +1,9 @@
 """The ``optiroute`` command line: route, explain, fit, models list/add/remove, demo.
 
 Built on Typer with Rich output; anything that takes more than a second shows a progress bar or
-spinner. Every command exits non-zero with a one-line message (no traceback) on an OptiRouteError.
+spinner. Every command checks its options before doing any work and exits with status 2 and a
+one-line message (no traceback) on bad input: an OptiRouteError, a value Click rejects, an output
+path that cannot be written. No command writes an invalid file.
 """
 
 from __future__ import annotations
@@ -14,36 +16,47 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from optiroute.analysis.prompts import to_routable
 from optiroute.catalog.cold_start import predict_card_domains
 from optiroute.catalog.registry import ModelCard, Registry
 from optiroute.cli.batch import route_batch, select_models
 from optiroute.cli.bench import bench
 from optiroute.cli.common import (
     CandOpt,
+    OneLineErrors,
     PrefsOpt,
     RegistryOpt,
     RouterOpt,
+    check_int,
+    check_real,
     console,
     fail,
     load_router,
     parse_candidates,
     parse_preferences,
+    writable_file,
 )
 from optiroute.cli.demo import run_demo
 from optiroute.cli.onboard import onboard_cmd
-from optiroute.errors import OptiRouteError
+from optiroute.errors import ArtifactNotFoundError, OptiRouteError, RegistryError
+from optiroute.quality.base import predictor_class
 from optiroute.router.router import Router
+from optiroute.schema.files import CAPS, read_capped
+from optiroute.schema.numbers import MAX_PRICE_PER_MTOK, MAX_TOKENS
 
-app = typer.Typer(help="Route every LLM call to the best model for your preferences.",
+app = typer.Typer(help="Route every LLM call to the best model for your preferences.", cls=OneLineErrors,
                   no_args_is_help=True, pretty_exceptions_enable=False)
 models_app = typer.Typer(help="List, add and remove model cards.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+
+
 def _decide(prompt: str, router_dir: Path | None, registry: Path | None, preferences: str,
             candidates: str | None) -> Any:
+    prefs = parse_preferences(preferences)  # checked before anything loads
+    to_routable(prompt)
     with console.status("Routing (loads the embedder and store on first use)..."):
         router = load_router(router_dir, registry)
-        return router.decide(prompt, preferences=parse_preferences(preferences),
-                             candidates=parse_candidates(candidates))
+        return router.decide(prompt, preferences=prefs, candidates=parse_candidates(candidates))
 
 
 @app.command()
@@ -79,6 +92,7 @@ def explain(
     top: Annotated[int, typer.Option(help="Rows of the score table.")] = 10,
 ) -> None:
     """Show the full decision: task profile, every candidate's sub-scores, neighbours."""
+    check_int(top, "--top", lo=1, hi=10_000)
     try:
         text = sys.stdin.read() if prompt == "-" else prompt
         d = _decide(text, router_dir, registry, preferences, candidates)
@@ -118,12 +132,17 @@ def fit(
     outcomes = outcomes or base
     if prices is None and (base / "prices.csv").exists():
         prices = base / "prices.csv"
+    if out.exists() and not out.is_dir():
+        fail(f"--out {str(out)!r} is a file; give a directory to save the router into.")
+    writable_file(out / "manifest.json", "--out")
     try:
+        if predictor != "auto":
+            predictor_class(predictor)  # a typo fails before the data is read
         console.print("Embedding training prompts...")
         router = Router.fit(prompts, outcomes, prices, show_progress=True, predictor=predictor)
         with console.status("Building the Annoy index and saving..."):
             router.save(out)
-    except OptiRouteError as exc:
+    except (OptiRouteError, OSError) as exc:
         fail(exc)
         return
     pred = router.predictor
@@ -155,6 +174,21 @@ def _load_or_default(registry: Path) -> Any:
     return Registry.from_file(registry) if registry.exists() else Registry.default()
 
 
+def _card_file(card: Path) -> dict[str, Any]:
+    """One model card from a JSON/YAML file, read untrusted (size cap, safe loader)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(read_capped(card, CAPS["registry.json"], error=RegistryError).decode("utf-8"))
+    except ArtifactNotFoundError:
+        raise RegistryError(f"Card file {str(card)!r} does not exist.") from None
+    except (UnicodeDecodeError, yaml.YAMLError, RecursionError, ValueError) as exc:
+        raise RegistryError(f"Card file {str(card)!r} cannot be parsed: {' '.join(str(exc).split())}") from None
+    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+        raise RegistryError(f"Card file {str(card)!r} must hold one model card: a mapping of field names to values.")
+    return data
+
+
 @models_app.command("add")
 def models_add(
     registry: Annotated[
@@ -180,33 +214,36 @@ def models_add(
         float | None, typer.Option(help="The model's parameters in billions (a card fact cold start uses).")
     ] = None,
 ) -> None:
-    """Add a model card to a registry file."""
+    """Add a model card to a registry file (the file is only written when the card and the whole
+    registry are valid, and atomically)."""
+    if card is None:
+        if not name or not name.strip() or input_price is None or output_price is None:
+            fail("give --card FILE, or --name, --input-price and --output-price")
+        check_real(input_price, "--input-price", lo=0.0, hi=MAX_PRICE_PER_MTOK)
+        check_real(output_price, "--output-price", lo=0.0, hi=MAX_PRICE_PER_MTOK)
+        check_int(context_window, "--context-window", lo=1, hi=MAX_TOKENS)
+    check_real(arena_elo, "--arena-elo", lo=0.0, hi=10_000.0)
+    check_real(params_b, "--params-b", lo=0.0, lo_open=True, hi=1e6)
+    writable_file(registry, "--registry")
     try:
         reg = _load_or_default(registry)
         if card is not None:
-            import yaml
-
-            data = yaml.safe_load(card.read_text(encoding="utf-8"))
-            new = ModelCard(**data)
+            new = ModelCard(**_card_file(card))
         else:
-            if not name or input_price is None or output_price is None:
-                fail(ValueError("give --card FILE, or --name, --input-price and --output-price"))
-                return
+            assert name is not None
             base = reg.resolve(name)  # a neutral prior to start from, with a warning if unknown
-            new = base.model_copy(update={
-                "name": name, "aliases": [], "input_usd_per_mtok": input_price,
-                "output_usd_per_mtok": output_price, "context_window": context_window,
-                "supports_tools": tools, "prior": False,
-            })
+            new = ModelCard(**{**base.model_dump(), "name": name, "aliases": [], "input_usd_per_mtok": input_price,
+                               "output_usd_per_mtok": output_price, "context_window": context_window,
+                               "supports_tools": tools, "prior": False})
         given = {k: v for k, v in (("arena_elo", arena_elo), ("params_b", params_b)) if v is not None}
         if given:
-            new = new.model_copy(update={"facts": {**new.facts, **given},
-                                         "sources": {**new.sources, "facts": "given to optiroute models add"}})
+            new = ModelCard(**{**new.model_dump(), "facts": {**new.facts, **given},
+                               "sources": {**new.sources, "facts": "given to optiroute models add"}})
         imputed = cold_start and not new.accuracy_by_domain and (
             "accuracy" in new.imputed or "accuracy" not in new.sources)
         if imputed:
             new = predict_card_domains(new, reg)
-        reg.add(new, replace=replace)
+        reg.add(new, replace=replace)  # validates the card again
         reg.to_file(registry)
     except (OptiRouteError, OSError) as exc:
         fail(exc)
@@ -223,11 +260,12 @@ def models_remove(
     registry: Annotated[Path, typer.Option("--registry", help="Registry file to edit.")],
 ) -> None:
     """Remove a model card from a registry file."""
+    writable_file(registry, "--registry")
     try:
         reg = _load_or_default(registry)
         reg.remove(name)
         reg.to_file(registry)
-    except OptiRouteError as exc:
+    except (OptiRouteError, OSError) as exc:
         fail(exc)
         return
     console.print(f"Removed {name} from {registry} ({len(reg)} models).")

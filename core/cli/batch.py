@@ -15,14 +15,22 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from optiroute.cli.common import console, fail, load_router, parse_candidates, parse_preferences
+from optiroute.cli.common import (
+    check_int,
+    check_real,
+    console,
+    fail,
+    load_router,
+    parse_candidates,
+    parse_preferences,
+    writable_file,
+)
 from optiroute.errors import OptiRouteError
 from optiroute.fit.pool import select_models_from_data
 from optiroute.router.route_file import iter_prompt_chunks, route_file
+from optiroute.schema.numbers import MAX_COUNT, MAX_USD
 
 __all__ = ["route_batch", "select_models"]
-
-
 
 def select_models(
     data: Annotated[
@@ -38,6 +46,10 @@ def select_models(
     ] = 0.0,
 ) -> None:
     """Pick the K most complementary models (greedy submodular coverage of best-per-prompt scores)."""
+    check_int(k, "--k", lo=1, hi=10_000)
+    check_real(cost_weight, "--cost-weight", lo=0.0, hi=1e6)
+    if out is not None:
+        writable_file(out, "--out")
     try:
         with console.status("Reading outcomes..."):
             sel = select_models_from_data(data, k, split=split or None, cost_weight=cost_weight)
@@ -55,16 +67,19 @@ def select_models(
     )
     console.print(f"use: --pool {','.join(sel.models)}")
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if out.suffix == ".json":
-            out.write_text(json.dumps(sel.model_dump(), indent=2), encoding="utf-8")
-        else:
-            with open(out, "w", encoding="utf-8", newline="") as fh:
-                w = csv.writer(fh)
-                w.writerow(["rank", "model", "marginal_gain", "coverage", "mean_score", "mean_cost_usd"])
-                for i, row in enumerate(zip(sel.models, sel.gains, sel.coverage, sel.mean_score,
-                                            sel.mean_cost_usd, strict=True), 1):
-                    w.writerow([i, row[0], *(f"{v:.6g}" for v in row[1:])])
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            if out.suffix == ".json":
+                out.write_text(json.dumps(sel.model_dump(), indent=2), encoding="utf-8")
+            else:
+                with open(out, "w", encoding="utf-8", newline="") as fh:
+                    w = csv.writer(fh)
+                    w.writerow(["rank", "model", "marginal_gain", "coverage", "mean_score", "mean_cost_usd"])
+                    for i, row in enumerate(zip(sel.models, sel.gains, sel.coverage, sel.mean_score,
+                                                sel.mean_cost_usd, strict=True), 1):
+                        w.writerow([i, row[0], *(f"{v:.6g}" for v in row[1:])])
+        except OSError as exc:
+            fail(exc)
         console.print(f"wrote {out}")
 
 
@@ -82,7 +97,7 @@ def route_batch(
         Path | None, typer.Option("--router", "-r", help="A saved router directory (default: bundled).")
     ] = None,
     candidates: Annotated[str | None, typer.Option("--candidates", "-c", help="Comma-separated model names.")] = None,
-    chunk: Annotated[int, typer.Option("--chunk", min=1, help="Rows decided at a time (bounds memory).")] = 1024,
+    chunk: Annotated[int, typer.Option("--chunk", help="Rows decided at a time (bounds memory).")] = 1024,
     budget: Annotated[
         float | None,
         typer.Option("--budget",
@@ -93,7 +108,9 @@ def route_batch(
     """Route every prompt of a file of any size, streaming in chunks (bounded memory)."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
-
+    check_int(chunk, "--chunk", lo=1, hi=MAX_COUNT)
+    check_real(budget, "--budget", lo=0.0, lo_open=True, hi=MAX_USD)
+    writable_file(out, "--out")
     prefs = parse_preferences(preferences)
     try:
         for _ in iter_prompt_chunks(input_path, 1):  # check the file before loading the router
@@ -109,7 +126,7 @@ def route_batch(
                 budget_usd=budget,
                 progress=lambda done, total, rows: bar.update(task, completed=done, total=total, rows=rows),
             )
-    except OptiRouteError as exc:
+    except (OptiRouteError, OSError) as exc:
         fail(exc)
         return
     top = ", ".join(f"{m} {n / max(stats.rows, 1):.0%}" for m, n in list(stats.models.items())[:5])

@@ -15,12 +15,10 @@ import typer
 
 from optiroute.bench.evaluate import run_bench
 from optiroute.bench.report import write_outputs
-from optiroute.cli.common import console, err
+from optiroute.cli.common import check_int, console, fail, writable_file
 from optiroute.errors import OptiRouteError
 
 __all__ = ["bench"]
-
-
 
 def _names(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
@@ -60,11 +58,13 @@ def bench(
     """Fit on train, evaluate on test: AIQ, budgets, APGR/CPT, overhead and every baseline."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-
+    check_int(overhead_n, "--overhead-n", lo=0, hi=1_000_000)
+    if out.exists() and not out.is_dir():
+        fail(f"--out {str(out)!r} is a file; give a directory for the report.")
+    writable_file(out / "report.md", "--out")
     pair_names = _names(pair)
     if pair_names is not None and len(pair_names) != 2:
-        err.print("[bold red]error:[/] --pair takes exactly two names: strong,weak")
-        raise typer.Exit(code=2)
+        fail("--pair takes exactly two names: strong,weak")
     try:
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                       TimeElapsedColumn(), console=console, transient=True) as progress:
@@ -75,9 +75,8 @@ def bench(
                 cache_dir=cache_dir, overhead_n=overhead_n, progress=progress,
             )
         paths = write_outputs(result, decisions, ids, out)
-    except OptiRouteError as exc:
-        err.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(code=2) from None
+    except (OptiRouteError, OSError) as exc:
+        fail(exc)
     router = next(s for s in result.summaries if s.method == "router")
     console.print(
         f"router AIQ [bold]{router.aiq:.3f}[/] (predictor: {result.predictor}); best single "

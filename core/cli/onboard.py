@@ -19,15 +19,14 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from optiroute.cli.common import console, fail
+from optiroute.cli.common import check_int, check_real, check_url, console, fail
 from optiroute.errors import DataFormatError, OptiRouteError
 from optiroute.fit.datasets import load_prompts
 from optiroute.onboard.onboarding import onboard
 from optiroute.router.router import Router
+from optiroute.schema.numbers import MAX_COUNT, MAX_PRICE_PER_MTOK, MAX_SECONDS, MAX_TOKENS
 
 __all__ = ["chat_fn", "onboard_cmd"]
-
-
 #: Added as a system message when every reference is a multiple-choice letter (MMLU-Pro style).
 MC_INSTRUCTION = ("Answer the multiple-choice question. Think briefly, then finish with "
                   "'The answer is (X)' where X is the letter of the correct option.")
@@ -57,14 +56,17 @@ def chat_fn(base_url: str, api_key: str | None = None, *, max_tokens: int = 256,
 def _texts_and_refs(prompts: Path, references: Path | None) -> tuple[dict[str, str], dict[str, str]]:
     import pandas as pd
 
-
     p = load_prompts(prompts)
     texts = dict(zip(p["prompt_id"].astype(str), p["text"].astype(str), strict=True))
     refs: dict[str, str] = {}
     if "reference" in p.columns:
         refs.update({str(i): str(r) for i, r in zip(p["prompt_id"], p["reference"], strict=True) if pd.notna(r)})
     if references is not None:
-        r = pd.read_csv(references, dtype=str)
+        try:
+            r = pd.read_csv(references, dtype=str)
+        except Exception as exc:  # pandas raises many types (missing file, ParserError, UnicodeDecodeError...)
+            raise DataFormatError(f"Cannot read references file {str(references)!r} as CSV "
+                                  f"({type(exc).__name__}: {exc}); it needs columns prompt_id, reference.") from None
         if not {"prompt_id", "reference"} <= set(r.columns):
             raise DataFormatError(f"{str(references)!r} needs columns prompt_id, reference (got {list(r.columns)}).")
         refs.update({i: v for i, v in zip(r["prompt_id"], r["reference"], strict=True) if isinstance(v, str)})
@@ -123,7 +125,20 @@ def onboard_cmd(
     """Onboard a new model: run it on K-Means representatives of the store, score, add the outcomes."""
     from rich.progress import Progress
 
-
+    check_int(k, "--k", lo=1, hi=MAX_COUNT)
+    check_real(price_in, "--price-in", lo=0.0, hi=MAX_PRICE_PER_MTOK)
+    check_real(price_out, "--price-out", lo=0.0, hi=MAX_PRICE_PER_MTOK)
+    if (price_in is None) != (price_out is None):
+        fail("give both --price-in and --price-out, or neither")
+    check_int(max_tokens, "--max-tokens", lo=1, hi=MAX_TOKENS)
+    check_real(timeout, "--timeout", lo=0.0, lo_open=True, hi=MAX_SECONDS)
+    check_int(seed, "--seed", lo=0, hi=2**32 - 1)
+    check_url(base_url, "--base-url")
+    check_url(judge_base_url, "--judge-base-url")
+    if not model.strip():
+        fail("--model needs the new model's name")
+    if out is not None and out.exists() and not out.is_dir():
+        fail(f"--out {str(out)!r} is a file; give a directory to save the router into.")
     try:
         texts, refs = _texts_and_refs(prompts, references)
         multiple_choice = bool(refs) and all(len(v.strip()) == 1 for v in refs.values())
@@ -145,7 +160,7 @@ def onboard_cmd(
                              judge_fn=judge, price=price, seed=seed, impute=impute)
         with console.status("Saving the router..."):
             where = router.save(out if out is not None else router_dir)
-    except OptiRouteError as exc:
+    except (OptiRouteError, OSError) as exc:
         fail(exc)
         return
     scored = [s for s in result.scores if s is not None]

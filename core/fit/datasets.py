@@ -13,12 +13,14 @@ because ``import optiroute`` must stay fast.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from optiroute.errors import DataFormatError
+from optiroute.schema.numbers import MAX_PRICE_PER_MTOK, MAX_TOKENS, MAX_USD, describe
 
 if TYPE_CHECKING:
     import numpy as np
@@ -74,6 +76,9 @@ _COLUMNS = {"prompts": PROMPT_COLUMNS, "outcomes": OUTCOME_COLUMNS, "prices": PR
 
 
 def _require(df: pd.DataFrame, kind: str, required: Iterable[str]) -> None:
+    dup = df.columns[df.columns.duplicated()].tolist()
+    if dup:
+        raise DataFormatError(f"{kind} data has duplicate column(s) {dup}; each column must appear once.")
     missing = [c for c in required if c not in df.columns]
     if missing:
         raise DataFormatError(
@@ -82,23 +87,85 @@ def _require(df: pd.DataFrame, kind: str, required: Iterable[str]) -> None:
         )
 
 
-def _numeric(df: pd.DataFrame, col: str, kind: str, *, required: bool) -> None:
+def _first(mask: Any) -> int:
+    """Position (0-based data row) of the first True of a boolean Series."""
+    import numpy as np
+
+    return int(np.flatnonzero(mask.to_numpy(dtype=bool))[0])
+
+
+def _numeric(df: pd.DataFrame, col: str, kind: str, *, required: bool, lo: float = 0.0,
+             hi: float | None = None, whole: bool = False, what: str = "") -> None:
+    """Make ``df[col]`` float64, checking every value: numeric (no booleans), finite, in ``lo..hi``
+    and a whole number when ``whole``; empty cells are NaN (refused when ``required``)."""
+    import numpy as np
     import pandas as pd
 
     if col not in df.columns:
         df[col] = float("nan")
         return
-    converted = pd.to_numeric(df[col], errors="coerce")
-    bad = converted.isna() & df[col].notna() & (df[col].astype(str).str.strip() != "")
+    raw = df[col]
+    cells = raw.tolist()
+    for row, v in enumerate(cells):
+        if isinstance(v, (bool, np.bool_, bytes, bytearray, memoryview)):
+            raise DataFormatError(f"{kind} column {col!r} must be numeric; row {row} has {v!r}.")
+    blank = [v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v.strip())
+             for v in cells]
+    converted = pd.to_numeric(raw, errors="coerce")
+    if converted.dtype.kind not in "iuf":
+        raise DataFormatError(f"{kind} column {col!r} must hold real numbers, got {converted.dtype}.")
+    converted = converted.astype("float64")
+    bad = converted.isna().to_numpy() & ~np.asarray(blank, dtype=bool)
     if bad.any():
-        row = int(bad.idxmax())
+        row = int(np.flatnonzero(bad)[0])
         raise DataFormatError(
-            f"{kind} column {col!r} must be numeric; row {row} has {df[col].iloc[row]!r}."
+            f"{kind} column {col!r} must be numeric; row {row} has {cells[row]!r}."
         )
     if required and converted.isna().any():
-        row = int(converted.isna().idxmax())
+        row = _first(converted.isna())
         raise DataFormatError(f"{kind} column {col!r} is empty in row {row}; every row needs a value.")
-    df[col] = converted.astype("float64")
+    values = converted.to_numpy()
+    known = ~np.isnan(values)
+    out = known & ~(np.isfinite(values) & (values >= lo) & (values <= (np.inf if hi is None else hi)))
+    if whole:
+        out |= known & np.isfinite(values) & (np.floor(values) != values)
+    if out.any():
+        row = int(np.flatnonzero(out)[0])
+        rng = describe(lo, hi, whole=whole)
+        raise DataFormatError(
+            f"{kind} column {col!r} must be {rng}{what}; row {row} has {raw.iloc[row]!r}."
+        )
+    df[col] = converted
+
+
+#: The longest model name or prompt id accepted (a model card's name has the same limit).
+MAX_NAME_CHARS = 512
+
+
+def _as_text(df: pd.DataFrame, col: str, kind: str) -> None:
+    """``df[col]`` as Python strings (empty for missing cells); bytes are refused, naming the row."""
+    import pandas as pd
+
+    values = df[col].tolist()
+    for row, v in enumerate(values):
+        if isinstance(v, (bytes, bytearray, memoryview)):
+            raise DataFormatError(f"{kind} column {col!r} holds bytes in row {row}; decode them to text first.")
+    df[col] = pd.Series(["" if v is None or (isinstance(v, float) and v != v) else str(v) for v in values],
+                        index=df.index, dtype=object)
+
+
+def _text_column(df: pd.DataFrame, col: str, kind: str) -> None:
+    """``df[col]`` as non-empty strings of at most :data:`MAX_NAME_CHARS` characters; a missing or blank
+    cell is refused, naming its row."""
+    _as_text(df, col, kind)
+    missing = df[col].str.strip() == ""
+    if missing.any():
+        row = _first(missing)
+        raise DataFormatError(f"{kind} column {col!r} is empty in row {row}; every row needs a value.")
+    long = df[col].str.len() > MAX_NAME_CHARS
+    if long.any():
+        raise DataFormatError(f"{kind} column {col!r} has a value of more than {MAX_NAME_CHARS} characters in "
+                              f"row {_first(long)}; ids and model names are short labels.")
 
 
 def load_prompts(source: Any) -> pd.DataFrame:
@@ -112,9 +179,9 @@ def load_prompts(source: Any) -> pd.DataFrame:
     for col in ("split", "task"):
         if col not in df.columns:
             df[col] = ""
-        df[col] = df[col].fillna("").astype(str)
-    df["prompt_id"] = df["prompt_id"].astype(str)
-    df["text"] = df["text"].fillna("").astype(str)
+        _as_text(df, col, "prompts")
+    _text_column(df, "prompt_id", "prompts")
+    _as_text(df, "text", "prompts")
     if df["prompt_id"].duplicated().any():
         dup = df.loc[df["prompt_id"].duplicated(), "prompt_id"].iloc[0]
         raise DataFormatError(f"prompts has duplicate prompt_id {dup!r}; ids must be unique.")
@@ -128,27 +195,21 @@ def load_prompts(source: Any) -> pd.DataFrame:
 
 
 def load_outcomes(source: Any) -> pd.DataFrame:
-    """Load and validate outcomes; scores must lie in 0..1.
+    """Load and validate outcomes: scores in 0..1, costs finite USD in 0..1e9, output tokens whole
+    numbers in 0..1e9 (empty cost and token cells are allowed), ids and model names non-empty.
 
     Raises:
-        DataFormatError: missing columns, non-numeric or out-of-range scores.
+        DataFormatError: missing columns, non-numeric or out-of-range values (naming column and row).
     """
     df = _read(source, "outcomes")
     _require(df, "outcomes", ("prompt_id", "model", "score"))
-    df["prompt_id"] = df["prompt_id"].astype(str)
-    df["model"] = df["model"].astype(str)
-    _numeric(df, "score", "outcomes", required=True)
-    _numeric(df, "cost_usd", "outcomes", required=False)
-    _numeric(df, "output_tokens", "outcomes", required=False)
-    out_of_range = (df["score"] < 0) | (df["score"] > 1)
-    if out_of_range.any():
-        row = int(out_of_range.idxmax())
-        raise DataFormatError(
-            f"outcomes score must be in 0..1 (scale judge scores first); row {row} has "
-            f"{df['score'].iloc[row]!r}."
-        )
-    if (df["cost_usd"] < 0).any():
-        raise DataFormatError("outcomes cost_usd must not be negative.")
+    _text_column(df, "prompt_id", "outcomes")
+    _text_column(df, "model", "outcomes")
+    _numeric(df, "score", "outcomes", required=True, lo=0.0, hi=1.0,
+             what=" (a score in 0..1: scale judge scores first)")
+    _numeric(df, "cost_usd", "outcomes", required=False, lo=0.0, hi=MAX_USD, what=" (USD per call)")
+    _numeric(df, "output_tokens", "outcomes", required=False, lo=0, hi=MAX_TOKENS, whole=True,
+             what=" (tokens of the answer)")
     df = df.drop_duplicates(["prompt_id", "model"], keep="last")
     return df[list(OUTCOME_COLUMNS)].reset_index(drop=True)
 
@@ -157,14 +218,14 @@ def load_prices(source: Any) -> pd.DataFrame:
     """Load and validate a price table (USD per million input/output tokens)."""
     df = _read(source, "prices")
     _require(df, "prices", PRICE_COLUMNS)
-    df["model"] = df["model"].astype(str)
-    _numeric(df, "input_usd_per_mtok", "prices", required=True)
-    _numeric(df, "output_usd_per_mtok", "prices", required=True)
-    if ((df["input_usd_per_mtok"] < 0) | (df["output_usd_per_mtok"] < 0)).any():
-        raise DataFormatError("prices must not be negative.")
+    _text_column(df, "model", "prices")
+    _numeric(df, "input_usd_per_mtok", "prices", required=True, hi=MAX_PRICE_PER_MTOK,
+             what=" (USD per million tokens)")
+    _numeric(df, "output_usd_per_mtok", "prices", required=True, hi=MAX_PRICE_PER_MTOK,
+             what=" (USD per million tokens)")
     if "source" not in df.columns:
         df["source"] = "user"
-    df["source"] = df["source"].fillna("").astype(str)
+    _as_text(df, "source", "prices")
     return df.drop_duplicates("model", keep="last").reset_index(drop=True)
 
 

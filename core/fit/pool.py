@@ -27,6 +27,7 @@ from pydantic import BaseModel
 from optiroute.errors import DataFormatError, InvalidInputError
 from optiroute.fit.datasets import fill_costs, load_outcomes, load_prices, load_prompts
 from optiroute.fit.training import outcome_matrices
+from optiroute.schema.numbers import integer, real
 
 __all__ = ["PoolSelection", "coverage", "load_matrices", "select_models", "select_models_from_data"]
 
@@ -172,6 +173,8 @@ def select_models_from_data(data: str | Path, k: int, *, split: str | None = "tr
                             cost_weight: float = 0.0) -> PoolSelection:
     """:func:`select_models` on the ``split`` prompts of a directory in the documented format."""
     scores, costs, models, _ = load_matrices(data, split)
+    k = integer(k, "k (models to pick)", lo=1, hi=10_000)
+    cost_weight = real(cost_weight, "cost_weight", lo=0.0, hi=1e6)
     if cost_weight and np.isnan(costs).all():
         raise DataFormatError("cost_weight needs costs: add cost_usd to the outcomes or a prices.csv.")
     return select_models(scores, models, k, costs=costs, cost_weight=cost_weight)

@@ -21,12 +21,13 @@ import numpy as np
 from optiroute.analysis.analyzer import TaskAnalyzer
 from optiroute.analysis.embedding import get_default_embedder, prune_text
 from optiroute.catalog.registry import ModelCard, Registry
-from optiroute.errors import DataFormatError, ModelNotFoundError
+from optiroute.errors import DataFormatError, InvalidInputError, ModelNotFoundError
 from optiroute.fit.datasets import fill_costs, input_tokens, load_outcomes, load_prices, load_prompts
 from optiroute.metrics import baselines as bl
 from optiroute.metrics.curves import aiq
 from optiroute.quality.base import KINDS, TrainData, predictor_class
 from optiroute.quality.index import OutcomeIndex
+from optiroute.schema.numbers import MAX_PRICE_PER_MTOK, integer, real
 
 __all__ = ["card_from_data", "fit_parts", "implied_output_tokens", "measure_verbosity", "outcome_matrices",
            "select_predictor", "validation_aiq"]
@@ -118,6 +119,7 @@ def card_from_data(
         # Without a price table, express the observed mean cost per prompt as one blended price.
         tokens = float(np.mean(in_tok)) + 256.0
         blended = mean_cost / tokens * 1e6 if math.isfinite(mean_cost) else 1.0
+        blended = min(blended, MAX_PRICE_PER_MTOK)  # a card's price range; absurd costs stay absurd, not invalid
         pin = pout = blended
         src = "derived from observed cost_usd in the fit data" if math.isfinite(mean_cost) else "unknown (neutral)"
     metrics = {d: 0.5 for d in ("helpfulness", "honesty", "harmlessness", "steerability", "creativity")}
@@ -170,8 +172,16 @@ def fit_parts(
         DataFormatError: malformed files, or no outcome matching a training prompt.
         InvalidInputError: unknown predictor kind.
     """
+    if not isinstance(predictor, str):
+        raise InvalidInputError(f"predictor must be a kind name such as 'auto' or 'knn', got {predictor!r}.")
     if predictor != "auto":
         predictor_class(predictor)  # fail on a typo before embedding anything
+    n_trees = integer(n_trees, "n_trees", lo=1, hi=1000)
+    val_frac = real(val_frac, "val_frac", lo=0.0, lo_open=True, hi=0.9,
+                    hint="It is the share of training prompts that chooses the predictor.")
+    seed = integer(seed, "seed", lo=0, hi=2**32 - 1)
+    if split is not None and not isinstance(split, str):
+        raise InvalidInputError(f"split must be a split name such as 'train' (or None), got {split!r}.")
 
     p = load_prompts(prompts)
     o = load_outcomes(outcomes)

@@ -2,8 +2,9 @@
 
 Modules: :mod:`~optiroute.integration.precedence` (which preferences win),
 :mod:`~optiroute.integration.plan` (route and admit), :mod:`~optiroute.integration.call` (run the
-chain, streams, stamping), :mod:`~optiroute.integration.feedback`, and
-:mod:`~optiroute.integration.default_router`.
+chain, streams, stamping, accounting at each call's real end), :mod:`~optiroute.integration.deadline`
+(the per-call timeout), :mod:`~optiroute.integration.meter` (what a stream produced),
+:mod:`~optiroute.integration.feedback`, and :mod:`~optiroute.integration.default_router`.
 
 Everything a routed call *means* lives here, framework-free, so LangChain's ``ChatOptiRoute`` and
 LlamaIndex's ``OptiRoute`` cannot disagree on it (which preferences win, how candidate keys map to
@@ -34,7 +35,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from optiroute.integration.call import STAMP_KEY, AsyncStreamStart, CallPlan, Route, StreamStart, Usage
+from optiroute.integration.call import (
+    STAMP_KEY,
+    AsyncStreamStart,
+    CallPlan,
+    Route,
+    StreamStart,
+    Usage,
+    check_timeout,
+)
 from optiroute.integration.default_router import router_or_default, shared_default_router
 from optiroute.integration.feedback import FeedbackTarget, RunIndex, decision_id_of, feedback_target, record_feedback
 from optiroute.integration.plan import plan_call, resolve_candidates, route_call
@@ -52,7 +61,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PREFERENCES_METADATA_KEY", "STAMP_KEY", "USER_METADATA_KEY",
     "AsyncStreamStart", "CallPlan", "FeedbackTarget", "Route", "RunIndex", "StreamStart", "Usage",
-    "acall_with_fallbacks", "call_with_fallbacks", "decision_id_of", "feedback_target",
+    "acall_with_fallbacks", "call_with_fallbacks", "check_timeout", "decision_id_of", "feedback_target",
     "get_default_embedder", "is_retryable", "plan_call", "record_feedback", "resolve_candidates",
     "resolve_preferences", "resolve_user_key", "route_call", "router_or_default", "sentence_model",
     "shared_default_router",

@@ -1,17 +1,43 @@
 """An admitted call: run its chain with fallbacks (whole answers and streams), account for every
-attempt, and say what to stamp on the answer."""
+attempt, and say what to stamp on the answer.
+
+Every call is accounted exactly once, at its real end:
+
+- **answered**: settled at the provider's usage (estimated when it reports none; for a stream, from
+  the length actually streamed), ``ok=True``, and its latency feeds the tracker;
+- **failed before answering** (every candidate failed, a non-retryable error, a cancelled call): the
+  reservation is released, ``ok=False`` with the error's class name, nothing charged;
+- **a stream failing or cancelled after some chunks**: ``ok=False`` with the error's class name (or
+  ``"cancelled"`` when the consumer stopped or was cancelled), charged for what was streamed (the
+  usage reported so far, else the streamed characters / 4 plus the estimated input), and the latency
+  tracker is not fed;
+- **a stream dropped unread**: nothing was reserved if it was never started (both adapters open
+  streams lazily, on the first read); one dropped after starting is closed by Python (cancelled,
+  as above), and an account garbage-collected while still open is released by a finaliser
+  (:class:`~optiroute.router.calls.CallAccount`).
+
+A per-call timeout (``timeout_s``) bounds each candidate's call (for streams: the wait for the first
+chunk, the part where falling back is still possible); a candidate that exceeds it fails with
+:class:`TimeoutError`, which is retryable, so the chain moves on. A synchronous call cannot be
+interrupted, so it runs in a daemon thread that is abandoned at the deadline (its late answer is
+discarded; the provider may still bill it); an async call is cancelled.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from optiroute.errors import FallbackExhaustedError
+from optiroute.integration.deadline import acall_with_deadline, call_with_deadline, check_timeout
+from optiroute.integration.meter import Meter, Usage, aclose_quietly, close_quietly, token_count
 from optiroute.router.fallback import acall_with_fallbacks, call_with_fallbacks, is_retryable
+from optiroute.schema.numbers import MAX_TOKENS, integer
 
 if TYPE_CHECKING:
     from optiroute.router.calls import CallAccount
@@ -20,16 +46,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["STAMP_KEY", "AsyncStreamStart", "CallPlan", "Route", "StreamStart", "Usage"]
+__all__ = ["STAMP_KEY", "AsyncStreamStart", "CallPlan", "Route", "StreamStart", "Usage", "check_timeout"]
 
 T = TypeVar("T")
 
 #: Where both adapters put :meth:`CallPlan.summary` (LangChain ``response_metadata``, LlamaIndex
 #: ``additional_kwargs``); feedback looks for the decision id there.
 STAMP_KEY = "optiroute"
-
-#: Input and output tokens a provider reported (``None`` when unknown: the router then estimates).
-Usage: TypeAlias = tuple[int | None, int | None]
 
 
 @dataclass(frozen=True)
@@ -53,7 +76,14 @@ class AsyncStreamStart(Generic[T]):
 
 
 def _cap(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    """A candidate client's own output cap, when it is a plausible one (else unknown)."""
+    return token_count(value) or None
+
+
+def _call_cap(value: object) -> int | None:
+    """The caller's output cap, checked (a bad one is the caller's error, not a reason to guess)."""
+    return None if value is None else integer(value, "max_tokens", lo=1, hi=MAX_TOKENS,
+                                                  hint="It caps the answer's tokens; leave it out for no cap.")
 
 
 @dataclass(frozen=True)
@@ -82,8 +112,9 @@ class Route:
 
         Raises:
             BudgetExceededError: a budget scope has no room for the call's cost bound.
+            InvalidInputError: ``max_tokens`` is not an integer in 1..1e9.
         """
-        cap = _cap(max_tokens)
+        cap = _call_cap(max_tokens)
         if cap is None and candidate_max_tokens:
             caps = [_cap(candidate_max_tokens.get(k)) for k in self.chain]
             known = [c for c in caps if c is not None]
@@ -160,6 +191,21 @@ class CallPlan:
                 log.debug("could not read token usage from %s's response", key, exc_info=True)
         self.succeeded(key, time.perf_counter() - started, *tokens)
 
+    def _stream_ended(self, stream: StreamStart[Any] | AsyncStreamStart[Any], meter: Meter[Any],
+                      error: str | None) -> None:
+        """Close a relayed stream's account: settled (``error is None``) or cut off after output."""
+        if self.closed:
+            return
+        tin, tout = meter.tokens()
+        seconds = time.perf_counter() - stream.started
+        if error is None:
+            self.succeeded(stream.key, seconds, tin, tout)
+            return
+        if tout is None:  # nothing measured what streamed: charge the whole expected answer
+            card = self.route.router.registry.resolve(self.card(stream.key))
+            tout = int(round(self.decision.profile.est_output_tokens * card.verbosity))
+        self.account.ended(self.card(stream.key), error, seconds, tin, tout)
+
     def _exhausted(self) -> FallbackExhaustedError:
         err = FallbackExhaustedError(self.errors)
         if self.errors:
@@ -168,7 +214,7 @@ class CallPlan:
 
     # ------------------------------------------------------------------ whole answers
     def run(self, call: Callable[[str], T], *, usage: Callable[[T], Usage] | None = None,
-            before: Callable[[str], None] | None = None) -> tuple[str, T]:
+            before: Callable[[str], None] | None = None, timeout_s: float | None = None) -> tuple[str, T]:
         """Call ``call(key)`` down the chain; returns ``(key, result)`` of the candidate that answered.
 
         Args:
@@ -176,11 +222,19 @@ class CallPlan:
             usage: reads ``(input_tokens, output_tokens)`` from a result, for the cost settled.
             before: runs before each attempt's clock starts (e.g. a client-side rate limiter, whose
                 wait is not the model's latency).
+            timeout_s: seconds each candidate may take (``None``: no limit); one that takes longer
+                fails with :class:`TimeoutError` and the chain moves on (see the module docstring).
 
         Raises:
             FallbackExhaustedError: every candidate failed with a retryable error.
+            InvalidInputError: ``timeout_s`` is not a number of seconds in (0, 1e6].
             The first non-retryable error, untouched.
         """
+        try:
+            limit = check_timeout(timeout_s, "timeout_s")
+        except BaseException as exc:
+            self.failed(exc)
+            raise
         keys = {self.card(k): k for k in self.chain}
         clock: list[float] = []
 
@@ -189,7 +243,7 @@ class CallPlan:
             if before is not None:
                 before(keys[card])
             clock.append(time.perf_counter())
-            out = call(keys[card])
+            out = call_with_deadline(lambda: call(keys[card]), limit, card)
             self._settle(keys[card], clock[0], usage, out)
             return out
 
@@ -204,8 +258,14 @@ class CallPlan:
         return keys[card], out
 
     async def arun(self, call: Callable[[str], Awaitable[T]], *, usage: Callable[[T], Usage] | None = None,
-                   before: Callable[[str], Awaitable[None]] | None = None) -> tuple[str, T]:
-        """Async twin of :meth:`run` (``before`` is awaited)."""
+                   before: Callable[[str], Awaitable[None]] | None = None,
+                   timeout_s: float | None = None) -> tuple[str, T]:
+        """Async twin of :meth:`run` (``before`` is awaited; a timed-out candidate is cancelled)."""
+        try:
+            limit = check_timeout(timeout_s, "timeout_s")
+        except BaseException as exc:
+            self.failed(exc)
+            raise
         keys = {self.card(k): k for k in self.chain}
         clock: list[float] = []
 
@@ -214,7 +274,7 @@ class CallPlan:
             if before is not None:
                 await before(keys[card])
             clock.append(time.perf_counter())
-            out = await call(keys[card])
+            out = await acall_with_deadline(call(keys[card]), limit, card)
             self._settle(keys[card], clock[0], usage, out)
             return out
 
@@ -230,24 +290,35 @@ class CallPlan:
 
     # ------------------------------------------------------------------ streams
     def open_stream(self, start: Callable[[str], Iterable[T]], *,
-                    before: Callable[[str], None] | None = None) -> StreamStart[T]:
+                    before: Callable[[str], None] | None = None, timeout_s: float | None = None) -> StreamStart[T]:
         """Walk the chain until a candidate's stream yields its first item (or ends empty).
 
         A candidate failing *before* its first item is a fallback case (nothing reached the caller);
         once an item exists, the caller is committed to that candidate (see :meth:`relay`).
+        ``timeout_s`` bounds the wait for each candidate's first item (a slower one fails with
+        :class:`TimeoutError` and the next is tried).
 
         Raises:
             FallbackExhaustedError: every candidate failed retryably before its first item.
             The first non-retryable error, untouched (the call is released either way).
         """
         try:
+            limit = check_timeout(timeout_s, "timeout_s")
             for key in self.chain:
                 if before is not None:
                     before(key)
                 began = time.perf_counter()
+
+                def first_of(key: str = key) -> tuple[Iterator[T], T | None]:
+                    it = iter(start(key))
+                    try:
+                        return it, next(it, None)
+                    except BaseException:
+                        close_quietly(it)
+                        raise
+
                 try:
-                    rest = iter(start(key))
-                    first = next(rest, None)
+                    rest, first = call_with_deadline(first_of, limit, self.card(key))
                 except Exception as exc:
                     if not is_retryable(exc):
                         raise
@@ -260,18 +331,28 @@ class CallPlan:
             raise
 
     async def aopen_stream(self, start: Callable[[str], AsyncIterable[T] | Awaitable[AsyncIterable[T]]], *,
-                           before: Callable[[str], Awaitable[None]] | None = None) -> AsyncStreamStart[T]:
+                           before: Callable[[str], Awaitable[None]] | None = None,
+                           timeout_s: float | None = None) -> AsyncStreamStart[T]:
         """Async twin of :meth:`open_stream`; ``start`` may return the stream or an awaitable of it."""
         try:
+            limit = check_timeout(timeout_s, "timeout_s")
             for key in self.chain:
                 if before is not None:
                     await before(key)
                 began = time.perf_counter()
-                try:
+
+                async def first_of(key: str = key) -> tuple[AsyncIterator[T], T | None]:
                     made = start(key)
                     source: AsyncIterable[T] = await made if inspect.isawaitable(made) else made
-                    rest = aiter(source)
-                    first = await anext(rest, None)
+                    it = aiter(source)
+                    try:
+                        return it, await anext(it, None)
+                    except BaseException:
+                        await aclose_quietly(it)
+                        raise
+
+                try:
+                    rest, first = await acall_with_deadline(first_of(), limit, self.card(key))
                 except Exception as exc:
                     if not is_retryable(exc):
                         raise
@@ -284,33 +365,58 @@ class CallPlan:
             raise
 
     def relay(self, stream: StreamStart[T], *, usage: Callable[[T], Usage] | None = None,
-              each: Callable[[T], T] | None = None) -> Iterator[T]:
-        """Yield the opened stream (each item through ``each``), then settle the call.
+              each: Callable[[T], T] | None = None, size: Callable[[T], int] | None = None,
+              additive_usage: bool = False) -> Iterator[T]:
+        """Yield the opened stream (each item through ``each``) and account for it at its real end.
 
-        The call is settled with the last item's usage also when the stream fails mid-way or the
-        consumer stops early: what was streamed was paid for.
+        Args:
+            usage: reads ``(input_tokens, output_tokens)`` an item reports; the last report counts,
+                or with ``additive_usage`` their sum (LangChain chunks carry increments).
+            size: the characters of output an item carries; what streamed is charged by it when the
+                provider reports no usage (without it, a cut-off stream is charged the whole
+                expected answer).
+
+        The stream ending normally settles the call (``ok=True``). The provider failing mid-stream
+        closes it ``ok=False`` with the error's class name, charged for what streamed; the consumer
+        stopping early (or the generator being closed or collected) closes it the same way as
+        ``"cancelled"``. The provider's stream is closed in both cases.
         """
-        last = stream.first
+        meter: Meter[T] = Meter(usage, size, additive_usage)
         try:
             if stream.first is not None:
+                meter.add(stream.first)
                 yield each(stream.first) if each is not None else stream.first
             for item in stream.rest:
-                last = item
+                meter.add(item)
                 yield each(item) if each is not None else item
-        finally:
-            if not self.closed:
-                self._settle(stream.key, stream.started, usage, last)
+        except GeneratorExit:
+            close_quietly(stream.rest)
+            self._stream_ended(stream, meter, "cancelled")
+            raise
+        except BaseException as exc:
+            close_quietly(stream.rest)
+            self._stream_ended(stream, meter, type(exc).__name__)
+            raise
+        self._stream_ended(stream, meter, None)
 
     async def arelay(self, stream: AsyncStreamStart[T], *, usage: Callable[[T], Usage] | None = None,
-                     each: Callable[[T], T] | None = None) -> AsyncIterator[T]:
-        """Async twin of :meth:`relay`."""
-        last = stream.first
+                     each: Callable[[T], T] | None = None, size: Callable[[T], int] | None = None,
+                     additive_usage: bool = False) -> AsyncIterator[T]:
+        """Async twin of :meth:`relay` (task cancellation counts as ``"cancelled"``)."""
+        meter: Meter[T] = Meter(usage, size, additive_usage)
         try:
             if stream.first is not None:
+                meter.add(stream.first)
                 yield each(stream.first) if each is not None else stream.first
             async for item in stream.rest:
-                last = item
+                meter.add(item)
                 yield each(item) if each is not None else item
-        finally:
-            if not self.closed:
-                self._settle(stream.key, stream.started, usage, last)
+        except (GeneratorExit, asyncio.CancelledError):
+            self._stream_ended(stream, meter, "cancelled")
+            await aclose_quietly(stream.rest)
+            raise
+        except BaseException as exc:
+            self._stream_ended(stream, meter, type(exc).__name__)
+            await aclose_quietly(stream.rest)
+            raise
+        self._stream_ended(stream, meter, None)

@@ -21,7 +21,10 @@ import math
 import threading
 from dataclasses import dataclass
 
-__all__ = ["LatencyTracker"]
+__all__ = ["MAX_RATIO", "LatencyTracker"]
+
+#: The most one observation can say: observed / estimated is clipped to 1/MAX_RATIO..MAX_RATIO.
+MAX_RATIO = 1000.0
 
 
 @dataclass
@@ -58,7 +61,11 @@ class LatencyTracker:
         """
         if not (math.isfinite(observed_s) and observed_s > 0 and math.isfinite(estimated_s)):
             return
-        log_ratio = math.log(observed_s / max(estimated_s, 1e-6))
+        ratio = observed_s / max(estimated_s, 1e-6)
+        if not ratio > 0:  # a denormal time underflows to 0: no signal
+            return
+        # One observation moves the estimate by at most a factor of MAX_RATIO either way.
+        log_ratio = max(-math.log(MAX_RATIO), min(math.log(ratio), math.log(MAX_RATIO)))
         with self._lock:
             st = self._stats.setdefault(model, _Stat())
             st.group = group

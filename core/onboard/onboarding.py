@@ -64,6 +64,7 @@ from optiroute.onboard.impute import ImputeResult, impute_column
 from optiroute.onboard.level import calibrate_card, estimate_level
 from optiroute.onboard.scoring import JudgeFn, _judge, choice_letter, parse_grade, reference_score
 from optiroute.quality.base import TrainData, match_columns, predictor_class
+from optiroute.schema.numbers import MAX_COUNT, MAX_PRICE_PER_MTOK, integer, real
 
 if TYPE_CHECKING:
     from optiroute.catalog.registry import ModelCard
@@ -198,8 +199,17 @@ def onboard(
     if index is None:
         raise InvalidInputError("This router has no evaluation store to add outcomes to; fit one with "
                                 "Router.fit(prompts, outcomes) or load a saved router.")
-    if not 0.0 <= propagate <= 1.0:
-        raise InvalidInputError(f"propagate must be in 0..1, got {propagate}.")
+    propagate = real(propagate, "propagate", lo=0.0, hi=1.0)
+    frac = real(frac, "frac", lo=0.0, lo_open=True, hi=1.0, hint="It is the share of stored prompts evaluated.")
+    k = None if k is None else integer(k, "k (representatives)", lo=1, hi=MAX_COUNT)
+    seed = integer(seed, "seed", lo=0, hi=2**32 - 1)
+    if price is not None:
+        if not isinstance(price, (tuple, list)) or len(price) != 2:
+            raise InvalidInputError("price must be (input, output) USD per million tokens.")
+        price = (real(price[0], "price (input)", lo=0.0, hi=MAX_PRICE_PER_MTOK),
+                 real(price[1], "price (output)", lo=0.0, hi=MAX_PRICE_PER_MTOK))
+    if not isinstance(model_name, str) or not model_name.strip():
+        raise InvalidInputError(f"model_name must be the new model's name, got {model_name!r}.")
     if model_name in st.registry:  # another name of a stored model onboards that column, not a second one
 
         j = match_columns([st.registry.resolve(model_name)], index.models)[0]

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import zipfile
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,6 +42,8 @@ from optiroute.catalog.registry import normalise_name
 from optiroute.errors import CorruptArtifactError, InvalidInputError
 from optiroute.quality.index import KNNResult
 from optiroute.quality.priors import card_prior
+from optiroute.schema.arrays import bind_shapes, check_values, load_npz
+from optiroute.schema.files import load_json, read_capped
 
 if TYPE_CHECKING:
     from optiroute.catalog.registry import ModelCard
@@ -66,6 +67,8 @@ KINDS: dict[str, str] = {
     "task": "optiroute.quality.task:TaskPredictor",
 }
 NPZ, JSON = "predictor.npz", "predictor.json"
+#: The largest absolute learned weight accepted on load.
+MAX_WEIGHT = 1e6
 
 
 def predictor_class(kind: str) -> type[Predictor]:
@@ -171,8 +174,9 @@ class Predictor(ABC):
         return []
 
     @classmethod
-    def load(cls, directory: Path, index: OutcomeIndex | None) -> Predictor:
-        """Read what :meth:`save` wrote (kNN kinds are rebuilt from the store instead)."""
+    def load(cls, directory: Path, index: OutcomeIndex | None, *, dim: int | None = None) -> Predictor:
+        """Read what :meth:`save` wrote (kNN kinds are rebuilt from the store instead); ``dim`` is the
+        embedder's dimension the weights must fit."""
         raise NotImplementedError(f"{cls.__name__} has no saved weights to load.")
 
 
@@ -295,23 +299,49 @@ class LearnedPredictor(Predictor):
         (directory / JSON).write_text(json.dumps(meta, indent=2), encoding="utf-8")
         return [NPZ, JSON]
 
+    #: Shapes of the learned arrays (symbolic sizes: ``dim`` the embedding dimension, ``models`` the
+    #: trained models, others internal), checked on load; each kind declares its own.
+    SHAPES: ClassVar[dict[str, tuple[str | int, ...]]] = {}
+
     @classmethod
-    def load(cls, directory: Path, index: OutcomeIndex | None) -> LearnedPredictor:
-        try:
-            meta = json.loads((directory / JSON).read_text(encoding="utf-8"))
-            with np.load(directory / NPZ, allow_pickle=False) as z:
-                weights = {k[2:]: z[k] for k in z.files if k.startswith("w_")}
-                n_obs = z["n_obs"]
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
-            raise CorruptArtifactError(
-                f"The predictor weights in {str(directory)!r} cannot be read ({type(exc).__name__}: "
-                f"{exc}); save the router again."
-            ) from None
+    def load(cls, directory: Path, index: OutcomeIndex | None, *, dim: int | None = None) -> LearnedPredictor:
+        """Read ``predictor.json`` and ``predictor.npz`` untrusted: regular files within their caps,
+        shallow JSON naming this kind and distinct model names, finite weights whose shapes agree with
+        each other, with the models and with ``dim`` (the embedder's dimension) when given.
+
+        Raises:
+            ArtifactNotFoundError: a file is missing.
+            CorruptArtifactError: anything else, naming the file and the field or array.
+        """
+        meta_path, npz_path = directory / JSON, directory / NPZ
+        label_json, label_npz = repr(str(meta_path)), repr(str(npz_path))
+        meta = load_json(read_capped(meta_path), label=label_json)
+        if not isinstance(meta, dict):
+            raise CorruptArtifactError(f"{label_json} must hold a JSON object; save the router again.")
         if meta.get("kind") != cls.kind:
-            raise CorruptArtifactError(
-                f"{str(directory / JSON)!r} holds a {meta.get('kind')!r} predictor, not {cls.kind!r}."
-            )
-        return cls(meta["models"], n_obs, weights, meta.get("config", {}), index)
+            raise CorruptArtifactError(f"{label_json} holds a {meta.get('kind')!r} predictor, not {cls.kind!r}.")
+        models = meta.get("models")
+        if not (isinstance(models, list) and models and all(isinstance(m, str) and m for m in models)
+                and len(set(models)) == len(models)):
+            raise CorruptArtifactError(f"{label_json}: field 'models' must list distinct model names.")
+        config = meta.get("config", {})
+        if not isinstance(config, dict):
+            raise CorruptArtifactError(f"{label_json}: field 'config' must be a JSON object.")
+        arrays = load_npz(read_capped(npz_path), label=label_npz)
+        weights = {k[2:]: v for k, v in arrays.items() if k.startswith("w_")}
+        sizes = {"models": len(models)} | ({} if dim is None else {"dim": int(dim)})
+        spec = {"n_obs": ("models",)} | {f"w_{k}": v for k, v in cls.SHAPES.items()}
+        bound = bind_shapes(arrays, spec, label=label_npz, sizes=sizes, kinds={k: "fiu" for k in spec})
+        for key in spec:  # learned weights stay far below MAX_WEIGHT; larger ones would overflow float32
+            lo, hi = (0.0, 1e12) if key == "n_obs" else (-MAX_WEIGHT, MAX_WEIGHT)
+            check_values(arrays[key], key, label=label_npz, lo=lo, hi=hi)
+        cls._check_config(config, bound, label_json)
+        return cls(models, arrays["n_obs"], weights, config, index)
+
+    @classmethod
+    def _check_config(cls, config: dict[str, Any], sizes: dict[str, int], label: str) -> None:
+        """Kinds whose ``predictor.json`` config the prediction reads check it here (against the
+        array ``sizes``); raise CorruptArtifactError naming ``label`` and the field."""
 
 
 def match_columns(cards: Sequence[ModelCard], names: Sequence[str]) -> list[int | None]:

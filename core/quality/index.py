@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import threading
 import warnings
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,9 @@ from typing import Any
 import numpy as np
 
 from optiroute.errors import ArtifactNotFoundError, CorruptArtifactError, DependencyError, InvalidInputError
+from optiroute.schema.arrays import bind_shapes, check_values, load_npz
+from optiroute.schema.files import load_json, member, read_capped
+from optiroute.schema.numbers import integer
 
 __all__ = ["OutcomeIndex", "KNNResult"]
 
@@ -289,38 +291,86 @@ class OutcomeIndex:
             self._annoy().save(str(d / _ANN))
 
     @classmethod
-    def load(cls, directory: str | Path, *, require_ann: bool = False) -> OutcomeIndex:
-        """Read an index written by :meth:`save`; a missing ``index.ann`` is rebuilt lazily."""
+    def load(cls, directory: str | Path, *, require_ann: bool = False, dim: int | None = None) -> OutcomeIndex:
+        """Read an index written by :meth:`save`; a missing ``index.ann`` is rebuilt lazily.
+
+        The files are untrusted: ``index.npz`` must be a regular file within its size cap whose arrays
+        agree with each other (``embeddings`` int8 (n, dim), ``prompt_ids`` and ``tasks`` n strings,
+        ``scores`` (n, models) in 0..1 or NaN, ``costs`` (n, models) >= 0 or NaN, ``estimated`` n x
+        models bits) and with ``dim`` when given (the embedder's dimension); ``index.ann`` must have
+        the size an Annoy index of n such vectors has.
+
+        Raises:
+            ArtifactNotFoundError: ``index.npz`` (or, with ``require_ann``, ``index.ann``) is missing.
+            CorruptArtifactError: anything else, naming the file and the array or field.
+        """
         d = Path(directory)
         path = d / _NPZ
+        label = repr(str(path))
         if not path.exists():
-            raise ArtifactNotFoundError(f"Missing {str(path)!r}; save the router again.")
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                meta = json.loads(str(z["meta"]))
-                arrays = {k: z[k] for k in ("embeddings", "prompt_ids", "tasks", "scores", "costs")}
-                packed = z["estimated"] if "estimated" in z.files else None  # saved before onboarding kept it
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
-            raise CorruptArtifactError(
-                f"{str(path)!r} is corrupted or not an OptiRoute index ({type(exc).__name__}: {exc})."
-                " Rebuild it with Router.fit(...).save(...)."
-            ) from None
-        if meta.get("format") != _FORMAT:
-            raise CorruptArtifactError(
-                f"{str(path)!r} has index format {meta.get('format')!r}; this version reads {_FORMAT}."
-            )
-        index = cls(
-            arrays["embeddings"],
-            arrays["prompt_ids"].tolist(),
-            arrays["tasks"].tolist(),
-            meta["models"],
-            arrays["scores"].astype(np.float32),
-            arrays["costs"],
-            n_trees=int(meta.get("n_trees", 16)),
-            estimated=None if packed is None else np.unpackbits(packed, count=arrays["scores"].size).astype(bool),
+            raise ArtifactNotFoundError(f"Missing {label}; save the router again.")
+        z = load_npz(read_capped(path), label=label,
+                     keys=("meta", "embeddings", "prompt_ids", "tasks", "scores", "costs", "estimated"))
+        if "meta" not in z or z["meta"].dtype.kind != "U" or z["meta"].ndim != 0:
+            raise CorruptArtifactError(f"{label} is not an OptiRoute index: it lacks its 'meta' record. "
+                                       "Rebuild it with Router.fit(...).save(...).")
+        meta = load_json(str(z["meta"]), label=f"{label} (array 'meta')")
+        if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
+            found = meta.get("format") if isinstance(meta, dict) else None
+            raise CorruptArtifactError(f"{label} has index format {found!r}; this version reads {_FORMAT}.")
+        models = meta.get("models")
+        if not (isinstance(models, list) and all(isinstance(m, str) and m for m in models)
+                and len(set(models)) == len(models)):
+            raise CorruptArtifactError(f"{label}: field 'models' of its meta record must list distinct model names.")
+        n_trees = integer(meta.get("n_trees", 16), f"{label}: field 'n_trees'", lo=1, hi=1000,
+                          error=CorruptArtifactError)
+        sizes = {"models": len(models)} | ({} if dim is None else {"dim": int(dim)})
+        bound = bind_shapes(
+            z, {"embeddings": ("n", "dim"), "prompt_ids": ("n",), "tasks": ("n",), "scores": ("n", "models"),
+                "costs": ("n", "models")},
+            label=label, sizes=sizes,
+            kinds={"embeddings": "i", "prompt_ids": "U", "tasks": "U", "scores": "f", "costs": "f"},
         )
-        if (d / _ANN).exists():
-            index._ann_path = d / _ANN
+        if z["embeddings"].dtype != np.int8 or not 1 <= bound["dim"] <= MAX_DIM:
+            raise CorruptArtifactError(f"{label}: array 'embeddings' must be int8 of shape (n, dim) with dim in "
+                                       f"1..{MAX_DIM}, got {z['embeddings'].dtype} {z['embeddings'].shape}.")
+        check_values(z["scores"], "scores", label=label, lo=0.0, hi=1.0, allow_nan=True)
+        check_values(z["costs"], "costs", label=label, lo=0.0, allow_nan=True)
+        packed = z.get("estimated")  # saved before onboarding kept it: absent
+        n, m = bound["n"], bound["models"]
+        if packed is not None and (packed.dtype != np.uint8 or packed.shape != (-(-n * m // 8),)):
+            raise CorruptArtifactError(f"{label}: array 'estimated' must be {-(-n * m // 8)} packed bytes (uint8), "
+                                       f"got {packed.dtype} {packed.shape}.")
+        index = cls(
+            z["embeddings"],
+            z["prompt_ids"].tolist(),
+            z["tasks"].tolist(),
+            models,
+            z["scores"].astype(np.float32),
+            z["costs"].astype(np.float32),
+            n_trees=n_trees,
+            estimated=None if packed is None else np.unpackbits(packed, count=n * m).astype(bool),
+        )
+        ann = d / _ANN
+        if ann.exists():
+            _check_ann(ann, n, bound["dim"])
+            index._ann_path = ann
         elif require_ann:
-            raise ArtifactNotFoundError(f"Missing {str(d / _ANN)!r}.")
+            raise ArtifactNotFoundError(f"Missing {str(ann)!r}.")
         return index
+
+
+#: The largest embedding dimension an index may have.
+MAX_DIM = 8192
+
+
+def _check_ann(path: Path, n: int, dim: int) -> None:
+    """``index.ann`` must be a regular file (within its cap) of whole Annoy nodes for vectors of
+    ``dim`` floats, at least one per stored prompt: anything else would be misread by Annoy."""
+    size = member(path.parent, path.name, where=repr(str(path.parent / "manifest.json"))).stat().st_size
+    node = 12 + 4 * dim  # Annoy's angular node: n_descendants, two children, dim float32
+    if size % node != 0 or size // node < n:
+        raise CorruptArtifactError(
+            f"Annoy index {str(path)!r} has {size} bytes, which is not an Annoy index of {n} vectors of "
+            f"dimension {dim} (nodes of {node} bytes); delete index.ann to rebuild it from index.npz."
+        )

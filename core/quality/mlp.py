@@ -32,6 +32,9 @@ class MLPPredictor(LearnedPredictor):
     """Shared ReLU layer + one logistic head per model (see the module docstring)."""
 
     kind: ClassVar[str] = "mlp"
+    SHAPES: ClassVar[dict[str, tuple[str | int, ...]]] = {
+        "W1": ("dim", "hidden"), "b1": ("hidden",), "W2": ("hidden", "models"), "b2": ("models",),
+    }
 
     def logits(self, embeddings: np.ndarray) -> np.ndarray:
         w = self.weights

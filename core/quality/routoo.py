@@ -29,6 +29,10 @@ class RoutooPredictor(LearnedPredictor):
     """Projected query minus learned model embedding, scored by a small MLP."""
 
     kind: ClassVar[str] = "routoo"
+    SHAPES: ClassVar[dict[str, tuple[str | int, ...]]] = {
+        "P": ("dim", "proj"), "E": ("models", "proj"), "W1": ("proj", "hidden"), "b1": ("hidden",),
+        "w2": ("hidden",), "b2": (1,), "c": ("models",),
+    }
 
     def logits(self, embeddings: np.ndarray, *, chunk: int = 1024) -> np.ndarray:
         w = self.weights

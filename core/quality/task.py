@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from optiroute.errors import InvalidInputError
+from optiroute.errors import CorruptArtifactError, InvalidInputError
 from optiroute.quality.base import (
     Evidence,
     LearnedPredictor,
@@ -38,6 +38,7 @@ from optiroute.quality.base import (
     holdout_mask,
     observed_counts,
 )
+from optiroute.schema.numbers import real
 
 if TYPE_CHECKING:
     from optiroute.quality.index import OutcomeIndex
@@ -108,6 +109,19 @@ class TaskPredictor(LearnedPredictor):
 
     kind: ClassVar[str] = "task"
     k: int = 100
+    SHAPES: ClassVar[dict[str, tuple[str | int, ...]]] = {
+        "W": ("dim", "labels"), "b": ("labels",), "table": ("labels", "models"), "counts": ("labels", "models"),
+    }
+
+    @classmethod
+    def _check_config(cls, config: dict[str, Any], sizes: dict[str, int], label: str) -> None:
+        labels = config.get("labels")
+        if not (isinstance(labels, list) and len(labels) == sizes["labels"]
+                and all(isinstance(t, str) for t in labels)):
+            raise CorruptArtifactError(f"{label}: field 'config.labels' must list the {sizes['labels']} task labels "
+                                       "the classifier's weights have.")
+        weight = config.get("knn_weight", 0.0)
+        real(weight, f"{label}: field 'config.knn_weight'", lo=0.0, hi=1.0, error=CorruptArtifactError)
 
     @property
     def labels(self) -> list[str]:

@@ -22,6 +22,7 @@ from optiroute.routing.batch import BatchDecisions, RouteArrays
 from optiroute.routing.budgeted import hard_eligible
 from optiroute.routing.scoring import card_matrix, score
 from optiroute.schema.decision import Constraints
+from optiroute.schema.numbers import MAX_COUNT, integer, real
 
 
 class BatchRouter(Protocol):
@@ -104,9 +105,10 @@ def choose_batch_model(
     n = len(texts)
     if n == 0:
         raise InvalidInputError("choose_batch_model got no prompts.")
-    if not (isinstance(sample, (int, float)) and 0 < sample <= 1):
-        raise InvalidInputError(f"sample must be a fraction in (0, 1], got {sample!r}.")
-    size = min(n, max(int(min_sample), math.ceil(sample * n)))
+    sample = real(sample, "sample", lo=0.0, lo_open=True, hi=1.0, hint="It is the fraction of the batch routed.")
+    min_sample = integer(min_sample, "min_sample", lo=1, hi=MAX_COUNT)
+    seed = integer(seed, "seed", lo=0, hi=2**63 - 1)
+    size = min(n, max(min_sample, math.ceil(sample * n)))
     idx = np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
     res = router.decide_batch(
         [texts[int(i)] for i in idx], preferences=preferences, constraints=constraints,

@@ -17,23 +17,27 @@ which warns once and keeps the rows in memory (see :meth:`optiroute.Router.store
 from __future__ import annotations
 
 import logging
+import math
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 from optiroute.catalog.registry import ModelCard, Registry
-from optiroute.errors import BudgetExceededError, StoreError
+from optiroute.errors import BudgetExceededError, InvalidInputError, StoreError
 from optiroute.learning.latency import LatencyTracker
 from optiroute.schema.budget import Budget, CallTicket, scope_keys
 from optiroute.schema.decision import RoutingDecision
+from optiroute.schema.numbers import MAX_SECONDS, MAX_TOKENS, integer, is_number, real
 from optiroute.store.guarded import GuardedStore
 from optiroute.store.records import ObservationRecord
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CallAccount", "CallContext", "begin_call", "end_call", "latency_group", "observe_latency",
-           "remaining_usd", "reservation_bound"]
+__all__ = ["CallAccount", "CallContext", "begin_call", "check_usage", "end_call", "latency_group",
+           "observe_latency", "remaining_usd", "reservation_bound"]
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,13 @@ def remaining_usd(ctx: CallContext, user: str | None) -> float | None:
         return None
 
 
+def _check_cap(max_tokens: int | None) -> int | None:
+    if max_tokens is None:
+        return None
+    return integer(max_tokens, "max_tokens", lo=1, hi=MAX_TOKENS,
+                   hint="It caps the answer's tokens; leave it out for no cap.")
+
+
 def begin_call(
     ctx: CallContext,
     decision: RoutingDecision,
@@ -99,7 +110,15 @@ def begin_call(
     run_id: str | None = None,
     max_tokens: int | None = None,
 ) -> CallTicket:
-    """Reserve the call's cost bound; raise :class:`BudgetExceededError` when a scope is spent."""
+    """Reserve the call's cost bound; raise :class:`BudgetExceededError` when a scope is spent.
+
+    Raises:
+        InvalidInputError: ``max_tokens`` is not an integer in 1..1e9, or ``decision`` is not a
+            :class:`RoutingDecision`.
+    """
+    if not isinstance(decision, RoutingDecision):
+        raise InvalidInputError(f"A call is admitted for a RoutingDecision, got {type(decision).__name__}.")
+    cap = _check_cap(max_tokens)
     ticket = CallTicket(decision_id=decision.decision_id, model=decision.model, user=user,
                         run_id=run_id, started=time.perf_counter())
     if ctx.budget is None:
@@ -107,7 +126,7 @@ def begin_call(
     scopes = scope_keys(ctx.budget, user)
     if not scopes:
         return ticket
-    amount = reservation_bound(ctx, decision, chain, max_tokens)
+    amount = reservation_bound(ctx, decision, chain, cap)
     try:
         rid = ctx.store.reserve_spend(scopes, amount)
     except StoreError as exc:
@@ -128,6 +147,19 @@ def begin_call(
     return ticket.model_copy(update={"reservation_id": rid, "reserved_usd": amount, "scopes": scopes})
 
 
+def check_usage(input_tokens: Any, output_tokens: Any, latency_s: Any) -> tuple[int | None, int | None, float | None]:
+    """A usage report checked: token counts are ``None`` or integers in 0..1e9, latency ``None`` or
+    seconds in 0..1e6.
+
+    Raises:
+        InvalidInputError: naming the field and the allowed range.
+    """
+    tin = None if input_tokens is None else integer(input_tokens, "input_tokens", lo=0, hi=MAX_TOKENS)
+    tout = None if output_tokens is None else integer(output_tokens, "output_tokens", lo=0, hi=MAX_TOKENS)
+    secs = None if latency_s is None else real(latency_s, "latency_s", lo=0.0, hi=MAX_SECONDS)
+    return tin, tout, secs
+
+
 def end_call(
     ctx: CallContext,
     ticket: CallTicket,
@@ -142,21 +174,37 @@ def end_call(
 ) -> float:
     """Settle the reservation, store the observation, update latency; returns the cost charged.
 
-    When the provider reports no usage, tokens are estimated (input: characters / 4 from the
-    decision; output: the analyzer's expectation), so the ledger never records a free call.
+    A call that succeeded (``ok``) is charged its usage; when the provider reports none, tokens
+    are estimated (input: characters / 4 from the decision; output: the analyzer's expectation), so
+    the ledger never records a free call. A call that failed is charged only when tokens are given
+    for it (what a stream produced before failing or being cancelled; input estimated from the
+    decision when only output is given), else nothing: the reservation is released (its row still
+    shows the estimated lengths). Only successful calls feed the latency tracker.
+
+    Everything is checked before the ticket closes, so a bad report leaves the call open for a
+    corrected one.
+
+    Raises:
+        InvalidInputError: negative, fractional, huge or non-numeric token counts or latency, an
+            empty model name, or something other than a ticket.
     """
+    if not isinstance(ticket, CallTicket):
+        raise InvalidInputError(f"end_call takes the CallTicket begin_call returned, got {type(ticket).__name__}.")
+    if not isinstance(model, str) or not model.strip():
+        raise InvalidInputError(f"end_call needs the answering model's name, got {model!r}.")
+    in_tok, out_tok, seconds_given = check_usage(input_tokens, output_tokens, latency_s)
     if ticket.closed:
         return 0.0
-    ticket.closed = True
-    seconds = latency_s if latency_s is not None else time.perf_counter() - ticket.started
     card = ctx.registry.resolve(model)
-    in_tok = input_tokens
-    out_tok = output_tokens
+    seconds = seconds_given if seconds_given is not None else time.perf_counter() - ticket.started
+    ok = bool(ok)
+    produced = (in_tok or 0) > 0 or (out_tok or 0) > 0  # a failed call that did bill tokens
     if decision is not None:
         in_tok = in_tok if in_tok is not None else decision.profile.est_input_tokens
         if out_tok is None:  # a whole number of tokens, as providers report them
             out_tok = int(round(decision.profile.est_output_tokens * card.verbosity))
-    cost = card.cost_usd(in_tok or 0, out_tok or 0) if ok else 0.0
+    cost = card.cost_usd(in_tok or 0, out_tok or 0) if (ok or produced) else 0.0
+    ticket.closed = True
     if ticket.reservation_id is not None:
         ctx.store.settle_spend(ticket.reservation_id, cost)
     _record(ctx, ticket, model=card.name, latency_s=seconds, ok=ok, error=error,
@@ -180,13 +228,34 @@ def _record(
     ctx.store.write("record_observation", rec)
 
 
+def _sane(value: Any, hi: float) -> Any:
+    """A provider's usage figure if it is a plausible count, else ``None`` (then estimated)."""
+    if value is None or not is_number(value):
+        return None
+    x = float(value)
+    return int(x) if math.isfinite(x) and 0 <= x <= hi and x.is_integer() else None
+
+
+def _abandon(ctx: CallContext, ticket: CallTicket, decision: RoutingDecision, state: dict[str, bool]) -> None:
+    """Finaliser of a :class:`CallAccount` dropped while its call was still open (a stream the
+    caller never finished reading): release the reservation and leave a row. Never raises."""
+    if ticket.closed or state.get("answered"):
+        return
+    try:
+        end_call(ctx, ticket, model=decision.model, ok=False, error="abandoned", decision=decision)
+    except Exception:  # a finaliser has nowhere to raise to
+        log.warning("OptiRoute could not release an abandoned call to %s", decision.model, exc_info=True)
+
+
 class CallAccount:
     """One routed call's accounting, shared by the adapters: admit, then close exactly once.
 
     ``attempt_failed`` records a failed fallback attempt (a row with ``ok=False``, nothing charged);
-    ``succeeded`` settles the budget with the answering model's usage; ``failed`` closes a call
-    that produced no answer (the reservation is released). Store trouble never escapes from here:
-    the router's degraded mode absorbs it.
+    ``succeeded`` settles the budget with the answering model's usage; ``ended`` closes a stream that
+    failed or was cancelled after producing output (``ok=False``, charged what it produced);
+    ``failed`` closes a call that produced no answer (the reservation is released). An account
+    garbage-collected while still open (a stream dropped unread) is released by a finaliser. Store
+    trouble never escapes from here: the router's degraded mode absorbs it.
     """
 
     def __init__(
@@ -197,6 +266,8 @@ class CallAccount:
         self.decision = decision
         self.ticket = begin_call(ctx, decision, chain=chain, user=user, run_id=run_id,
                                  max_tokens=max_tokens)
+        self._state = {"answered": False}
+        self._finalizer = weakref.finalize(self, _abandon, ctx, self.ticket, decision, self._state)
 
     @property
     def closed(self) -> bool:
@@ -213,15 +284,34 @@ class CallAccount:
     ) -> float:
         """``model`` answered: settle at its actual (or estimated) cost and record the row.
 
-        The answer already exists, so an accounting bug must not cost the caller their answer: it is
-        logged (with the traceback) and the reservation stays outstanding, which errs towards
-        refusing later calls rather than overspending.
+        Usage figures come from the provider: one that is not a plausible token count (negative,
+        fractional, huge, not a number) counts as unreported and is estimated, so the call is always
+        settled. The answer already exists, so an accounting bug must not cost the caller their
+        answer: it is logged (with the traceback) and the reservation stays outstanding, which errs
+        towards refusing later calls rather than overspending.
         """
+        self._state["answered"] = True
         try:
-            return end_call(self._ctx, self.ticket, model=model, input_tokens=input_tokens,
-                            output_tokens=output_tokens, latency_s=seconds, decision=self.decision)
+            return end_call(self._ctx, self.ticket, model=model, input_tokens=_sane(input_tokens, MAX_TOKENS),
+                            output_tokens=_sane(output_tokens, MAX_TOKENS), latency_s=_seconds(seconds),
+                            decision=self.decision)
         except Exception:
             log.warning("OptiRoute could not account for a call answered by %s", model, exc_info=True)
+            return 0.0
+
+    def ended(
+        self, model: str, error: str, seconds: float, input_tokens: int | None, output_tokens: int | None
+    ) -> float:
+        """A stream from ``model`` ended without completing (``error``: the exception's class name, or
+        ``"cancelled"``) after producing output: charge what it produced, ``ok=False``, and do not
+        feed the latency tracker (a cut-off call says nothing about the model's speed)."""
+        self._state["answered"] = True
+        try:
+            return end_call(self._ctx, self.ticket, model=model, input_tokens=_sane(input_tokens, MAX_TOKENS),
+                            output_tokens=_sane(output_tokens, MAX_TOKENS), ok=False, error=error,
+                            latency_s=_seconds(seconds), decision=self.decision)
+        except Exception:
+            log.warning("OptiRoute could not account for a cut-off call to %s", model, exc_info=True)
             return 0.0
 
     def failed(self, exc: BaseException | None, model: str | None = None) -> None:
@@ -239,3 +329,13 @@ class CallAccount:
             log.warning("OptiRoute could not account for a failed call to %s", model or self.decision.model,
                         exc_info=True)
 
+
+def _seconds(value: Any) -> float | None:
+    return _sane_float(value, MAX_SECONDS)
+
+
+def _sane_float(value: Any, hi: float) -> float | None:
+    if value is None or not is_number(value):
+        return None
+    x = float(value)
+    return x if math.isfinite(x) and 0 <= x <= hi else None

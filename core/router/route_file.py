@@ -31,7 +31,8 @@ from typing import IO, TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from optiroute.errors import DataFormatError, InvalidInputError
+from optiroute.errors import DataFormatError
+from optiroute.schema.numbers import MAX_COUNT, MAX_USD, integer, real
 
 if TYPE_CHECKING:
     from optiroute.router.router import Router
@@ -75,8 +76,7 @@ def iter_prompt_chunks(path: str | Path, chunk: int) -> Iterator[tuple[list[str]
     path = Path(path)
     if not path.is_file():
         raise DataFormatError(f"Input file {str(path)!r} does not exist; check the path.")
-    if chunk < 1:
-        raise InvalidInputError(f"chunk must be >= 1, got {chunk}.")
+    chunk = integer(chunk, "chunk", lo=1, hi=MAX_COUNT, hint="It is the rows decided at a time.")
     total = path.stat().st_size
     with open(path, "rb") as raw:
         try:  # pandas decompresses; raw.tell() is then the compressed bytes consumed (progress)
@@ -139,8 +139,10 @@ def route_file(
             (the message gives the minimum for that chunk); nothing is written.
         NoEligibleModelError and the preference/constraint errors of ``decide_batch``.
     """
-    if budget_usd is not None and not (budget_usd > 0 and budget_usd < float("inf")):
-        raise InvalidInputError(f"budget_usd must be a positive amount of USD, got {budget_usd!r}.")
+    if budget_usd is not None:
+        budget_usd = real(budget_usd, "budget_usd", lo=0.0, lo_open=True, hi=MAX_USD,
+                          hint="It is a positive amount of USD: the whole file's predicted cost.")
+    chunk = integer(chunk, "chunk", lo=1, hi=MAX_COUNT, hint="It is the rows decided at a time.")
     rows_left = sum(len(ids) for ids, *_ in iter_prompt_chunks(input_path, 65536)) if budget_usd else 0
     money_left = float(budget_usd or 0.0)
     out = Path(out_path)

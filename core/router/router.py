@@ -28,7 +28,7 @@ from uuid import UUID
 import numpy as np
 
 from optiroute.analysis.analyzer import TaskAnalyzer
-from optiroute.analysis.embedding import Embedder
+from optiroute.analysis.embedding import Embedder, MiniLMEmbedder
 from optiroute.analysis.prompts import RoutableText, to_routable
 from optiroute.catalog.registry import ModelCard, Registry
 from optiroute.errors import InvalidInputError, NoEligibleModelError, RoutingFallbackWarning
@@ -37,12 +37,13 @@ from optiroute.learning.feedback_memory import FeedbackMemory
 from optiroute.learning.latency import LatencyTracker
 from optiroute.quality.base import Predictor
 from optiroute.quality.index import OutcomeIndex
-from optiroute.router import artifacts
+from optiroute.router import artifacts, checks
 from optiroute.router.batch_mode import BatchModelChoice, choose_batch_model
 from optiroute.router.calls import (
     CallAccount,
     CallContext,
     begin_call,
+    check_usage,
     end_call,
     latency_group,
     observe_latency,
@@ -56,6 +57,7 @@ from optiroute.routing.budgeted import BudgetedBatch, allocate_batch
 from optiroute.routing.pipeline import RoutingContext, route_arrays
 from optiroute.schema.budget import Budget, CallTicket, scope_keys
 from optiroute.schema.decision import Constraints, ConstraintsLike, RoutingDecision
+from optiroute.schema.numbers import MAX_USD, real
 from optiroute.schema.preferences import Preferences, PreferencesLike, coerce_preferences
 from optiroute.store.guarded import GuardedStore
 from optiroute.store.memory import MemoryFeedbackStore
@@ -111,14 +113,15 @@ class Router:
         keep_prompts: bool = False,
         _loader: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
+        k, lam = checks.router_settings(k, lam, budget, policy, store)
         self._given = {"registry": registry, "index": index, "analyzer": analyzer,
-                       "embedder": embedder, "models": list(models) if models else None,
+                       "embedder": embedder, "models": checks.model_names(models),
                        "predictor": predictor}
         self._loader = _loader
         self.preferences = coerce_preferences(preferences)
         self.constraints = Constraints.coerce(constraints)
         self._store = GuardedStore(store if store is not None else MemoryFeedbackStore())
-        self._feedback = FeedbackLoop(FeedbackMemory(keep_embeddings=keep_prompts), self._store)
+        self._feedback = FeedbackLoop(FeedbackMemory(keep_embeddings=bool(keep_prompts)), self._store)
         self.budget = budget
         self.policy = policy or pol.PolicyConfig()
         self._explorer = pol.Explorer(self.policy.explore_seed)
@@ -156,10 +159,17 @@ class Router:
     def load(cls, directory: str | Path, **kwargs: Any) -> Router:
         """Load a directory written by :meth:`save`; files are checked against the manifest.
 
+        The directory is untrusted: the manifest is size- and depth-limited and validated, every
+        file it lists must be a plain name of a regular file inside the directory within a size cap,
+        checksums must match, and array shapes, dtypes and dimensions are checked against each other
+        and against the embedder's dimension (``embedder=`` if given, else MiniLM's 384).
+
         Raises:
-            ArtifactNotFoundError, CorruptArtifactError, UnsupportedFormatError.
+            ArtifactNotFoundError, CorruptArtifactError (naming the file and field), UnsupportedFormatError.
         """
-        parts = artifacts.load_router_parts(Path(directory))
+        embedder = kwargs.get("embedder")
+        dim = getattr(embedder, "dim", None) if embedder is not None else MiniLMEmbedder.dim
+        parts = artifacts.load_router_parts(Path(directory), dim=dim if isinstance(dim, int) else None)
         parts.update(kwargs)
         return cls(**parts)
 
@@ -286,6 +296,7 @@ class Router:
             InvalidPreferencesError, UnknownProfileError, InvalidConstraintsError.
             NoEligibleModelError: every candidate fails a hard constraint.
         """
+        checks.call_ids(user, run_id)
         item = to_routable(prompt_or_messages)
         prefs = coerce_preferences(preferences, default=self.preferences)
         cons = self.constraints.merged(Constraints.coerce(constraints))
@@ -331,8 +342,7 @@ class Router:
         Returns a :class:`BatchDecisions`: ``.model_names`` (one per prompt) and arrays are ready at
         once; indexing it (``batch[i]``) materialises a full :class:`RoutingDecision`.
         """
-        if isinstance(texts, (str, bytes)):
-            raise InvalidInputError("decide_batch takes a list of prompts; use decide() for one.")
+        batch_size, budget_usd, alpha = checks.batch_options(texts, batch_size, budget_usd, alpha)
         items = [to_routable(t) for t in texts]
         if not items:
             raise InvalidInputError("decide_batch got no prompts.")
@@ -440,6 +450,7 @@ class Router:
         Raises:
             FeedbackError: unknown decision id or run id, or a score outside 0..1.
         """
+        checks.feedback_ids(decision_id, run_id, comment)
         self._feedback.record_feedback(decision_id, score, comment, run_id)
 
     def decision_for_run(self, run_id: UUID | str) -> str | None:
@@ -458,16 +469,28 @@ class Router:
     ) -> None:
         """Record an observed call made outside :meth:`begin_call`/:meth:`end_call`: one row in
         the store, and observed latency progressively replaces the card estimate (a damped running
-        mean of the observed / estimated ratio per model)."""
+        mean of the observed / estimated ratio per model).
+
+        Raises:
+            InvalidInputError: latency outside 0..1e6 s, token counts that are not integers in 0..1e9,
+                a cost outside 0..1e9 USD (each message names the field and the range).
+        """
+        if not isinstance(model, str) or not model.strip():
+            raise InvalidInputError(f"record_observation needs the model's name, got {model!r}.")
+        if decision_id is not None and not isinstance(decision_id, str):
+            raise InvalidInputError(f"decision_id must be a string or None, got {type(decision_id).__name__}.")
+        tin, tout, seconds = check_usage(input_tokens, output_tokens, latency_s)
+        if seconds is None:
+            raise InvalidInputError("record_observation needs latency_s, the call's wall time in seconds.")
+        cost = None if cost_usd is None else real(cost_usd, "cost_usd", lo=0.0, hi=MAX_USD)
         card = self.registry.resolve(model)
-        valid = latency_s is not None and bool(np.isfinite(latency_s)) and latency_s > 0
         self._store.write("record_observation", ObservationRecord(
-            decision_id=decision_id, model=card.name, latency_s=latency_s if valid else None,
-            input_tokens=input_tokens, output_tokens=output_tokens, cost_usd=cost_usd, ok=ok,
+            decision_id=decision_id, model=card.name, latency_s=seconds,
+            input_tokens=tin, output_tokens=tout, cost_usd=cost, ok=bool(ok),
             error=None, user=None, run_id=None, created_at=datetime.now(timezone.utc),
         ))
-        if ok and valid:
-            observe_latency(self._latency, card, float(latency_s), output_tokens)
+        if ok and seconds > 0:
+            observe_latency(self._latency, card, seconds, tout)
 
     def latency_ratio(self, model: str) -> float | None:
         """The multiplier observed calls apply to ``model``'s card latency (``None`` before any

@@ -71,17 +71,19 @@ class RouterState:
             ModelNotFoundError: a name the registry cannot resolve (strict registries only).
         """
         # Checked before the cache: [] must not hit the default pool's entry (key () -> pool).
-        if isinstance(names, str):
+        if isinstance(names, (str, bytes)):
             raise InvalidInputError("candidates must be a list of model names, not one string.")
+        if names is not None and not isinstance(names, Sequence):
+            raise InvalidInputError(f"candidates must be a list of model names (or None), got {type(names).__name__}.")
         if names is not None and len(names) == 0:
             raise InvalidInputError("candidates is empty; pass at least one model name or None.")
         key = tuple(names) if names else tuple(self._pool)
-        hit = self._cache.get(key)
-        if hit is not None:
-            return hit
         bad = [n for n in key if not isinstance(n, str) or not n.strip()]
         if bad:
             raise InvalidInputError(f"candidates must be non-empty model names (strings), got {bad[0]!r}.")
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
         cards = list({c.name: c for c in (self.registry.resolve(n) for n in key)}.values())
         entry = (cards, self._predictor.columns(cards))
         self._cache[key] = entry
@@ -147,6 +149,13 @@ def build_state(loader: Callable[[], dict[str, Any]] | None, given: dict[str, An
         pool = list(index.models) if index is not None else [
             c.name for c in registry if c.kind in ("api", "chat")
         ]
+    embedder = parts.get("embedder") or get_default_embedder()
+    dim = getattr(embedder, "dim", None)
+    if index is not None and isinstance(dim, int) and index.dim != dim:
+        raise InvalidInputError(
+            f"The evaluation store holds embeddings of dimension {index.dim}, but the embedder makes {dim}; "
+            "use the embedder the store was built with, or fit the router again with this one."
+        )
     chosen = parts.get("predictor")
     predictor: Predictor
     if chosen is None or getattr(chosen, "kind", "knn") == "knn":
@@ -158,7 +167,7 @@ def build_state(loader: Callable[[], dict[str, Any]] | None, given: dict[str, An
         registry=registry,
         analyzer=parts.get("analyzer") or TaskAnalyzer.default(),
         index=index,
-        embedder=parts.get("embedder") or get_default_embedder(),
+        embedder=embedder,
         pool=[registry.resolve(m).name for m in pool],
         predictor=predictor,
     )

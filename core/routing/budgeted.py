@@ -142,10 +142,12 @@ def _routoo_steps(q: np.ndarray, c: np.ndarray, elig: np.ndarray, start: np.ndar
     """One step per row, from the cheapest model to the one maximising quality / cost**alpha."""
     n = q.shape[0]
     r = np.arange(n)
-    ratio = np.maximum(q, 0.0) / np.power(np.maximum(c, 1e-12), alpha)
+    # On the log scale: cost**alpha underflows (and the ratio overflows) for large alpha otherwise.
+    with np.errstate(divide="ignore"):
+        ratio = np.log(np.maximum(q, 0.0)) - alpha * np.log(np.maximum(c, 1e-12))
     ratio = np.where(elig, ratio, -np.inf)
     best = ratio.max(axis=1, keepdims=True)
-    target = np.where(elig & (ratio >= best * (1 - 1e-9)), c, np.inf).argmin(axis=1)
+    target = np.where(elig & (ratio >= best - 1e-9), c, np.inf).argmin(axis=1)
     dq = q[r, target] - q[r, start]
     dc = c[r, target] - c[r, start]
     ok = (dq > 1e-12) & (dc > 0)

@@ -18,7 +18,7 @@ from optiroute.analysis.analyzer import TaskAnalyzer
 from optiroute.analysis.embedding import Embedder, prune_text
 from optiroute.analysis.prompts import RoutableText
 from optiroute.catalog.registry import ModelCard
-from optiroute.errors import InvalidInputError, NoEligibleModelError
+from optiroute.errors import InvalidInputError, NoEligibleModelError, OptiRouteError
 from optiroute.quality.base import Predictor
 from optiroute.quality.index import quantize
 from optiroute.routing import policy as pol
@@ -64,6 +64,42 @@ def domain_matrix(cards: Sequence[ModelCard], domains: Sequence[str]) -> np.ndar
     return table[inv.reshape(-1)]
 
 
+#: How far a row of embeddings may stray from unit length (float16/int8 round trips stay well inside).
+UNIT_TOLERANCE = 0.05
+
+
+def _unit_rows(values: object, what: str) -> np.ndarray:
+    """``values`` as float32 rows of (about) unit length, else InvalidInputError: a vector that is not
+    a unit vector makes kNN weights overflow, which would put NaN into the scores."""
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            emb = np.asarray(values, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{what} must be a numeric (n, dim) array ({type(exc).__name__}: {exc}).") from None
+    if emb.ndim != 2:
+        raise InvalidInputError(f"{what} must be a 2-D (n, dim) array, got shape {emb.shape}.")
+    if not np.isfinite(emb).all():
+        raise InvalidInputError(f"{what} contains NaN or infinite values; re-encode the prompts.")
+    norms = np.sqrt(np.einsum("ij,ij->i", emb, emb, dtype=np.float64))
+    if norms.size and np.abs(norms - 1.0).max() > UNIT_TOLERANCE:
+        raise InvalidInputError(
+            f"{what} must be unit vectors (L2 norm 1, as the routing embedder makes them); a row has norm "
+            f"{float(norms[np.abs(norms - 1.0).argmax()]):.4g}."
+        )
+    return emb
+
+
+def _finite(**arrays: np.ndarray) -> None:
+    """No NaN or infinity reaches a score: every input is validated, so one here is a bug, reported
+    as such instead of a silent arbitrary choice."""
+    for name, a in arrays.items():
+        if not np.isfinite(a).all():
+            raise OptiRouteError(
+                f"OptiRoute computed a non-finite predicted {name} for this prompt; this is a bug (or a "
+                "predictor or card that bypassed validation). Please report it with the router's files."
+            )
+
+
 def route_arrays(
     ctx: RoutingContext,
     items: list[RoutableText],
@@ -81,9 +117,12 @@ def route_arrays(
     NoEligibleModelError when a prompt has no candidate left after the hard constraints."""
     pruned = [prune_text(it.text) for it in items]
     if embeddings is None:
-        emb = ctx.embedder.encode([p for p, _ in pruned], show_progress=show_progress)
+        emb = _unit_rows(ctx.embedder.encode([p for p, _ in pruned], show_progress=show_progress),
+                         "the embedder's output")
+        if emb.shape[0] != len(items):
+            raise InvalidInputError(f"The embedder returned {emb.shape[0]} rows for {len(items)} prompts.")
     else:
-        emb = np.asarray(embeddings, dtype=np.float32)
+        emb = _unit_rows(embeddings, "embeddings")
         if emb.shape != (len(items), ctx.embedder.dim):
             raise InvalidInputError(
                 f"embeddings must have shape ({len(items)}, {ctx.embedder.dim}), got {emb.shape}."
@@ -127,6 +166,7 @@ def route_arrays(
             f"prompt(s)); relax one of them: " + "; ".join(f"{m}: {r}" for m, r in reasons.items()),
             exclusions=reasons,
         )
+    _finite(quality=quality, cost=cost, latency=latency)
     table = score(weights, quality, cost, latency, card_matrix(cards), codes == 0)
     winner = table.total.argmax(axis=1)
     conf = pol.confidence(out.task_probs.max(axis=1), support, winner, ctx.lam)

@@ -24,10 +24,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from optiroute.errors import InvalidInputError
+from optiroute.schema.numbers import integer, optiroute_error, real
 
 if TYPE_CHECKING:
     from optiroute.catalog.registry import ModelCard
@@ -38,18 +41,58 @@ __all__ = ["EXCLUSION_TEXT", "Exclusion", "PolicyConfig", "confidence", "explore
 
 
 class PolicyConfig(BaseModel):
-    """Thresholds of the policy (defaults tuned to be rarely triggered on in-distribution prompts)."""
+    """Thresholds of the policy (defaults tuned to be rarely triggered on in-distribution prompts).
 
-    model_config = ConfigDict(frozen=True)
+    Raises:
+        InvalidInputError: a threshold outside 0..1, ``explore`` outside 0..0.5, ``max_fallbacks``
+            outside 0..1000, a negative ``explore_seed`` or an unknown field (the message names it).
+    """
 
-    task_floor: float = Field(0.5, ge=0, le=1)
-    min_quality: float = Field(0.1, ge=0, le=1)
-    domain_floor: float = Field(0.5, ge=0, le=1)
-    min_confidence: float = Field(0.15, ge=0, le=1)
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    task_floor: float = 0.5
+    min_quality: float = 0.1
+    domain_floor: float = 0.5
+    min_confidence: float = 0.15
     generalist: str | None = None
-    max_fallbacks: int = Field(4, ge=0)
-    explore: float = Field(0.0, ge=0, le=0.5)
+    max_fallbacks: int = 4
+    explore: float = 0.0
     explore_seed: int | None = None
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            inner = optiroute_error(exc)
+            if isinstance(inner, InvalidInputError):
+                raise inner from None
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ())) or "policy"
+            raise InvalidInputError(
+                f"Invalid policy field {where!r}: {first.get('msg')}. Valid fields are "
+                f"{sorted(type(self).model_fields)}."
+            ) from None
+
+    @field_validator("task_floor", "min_quality", "domain_floor", "min_confidence", mode="before")
+    @classmethod
+    def _unit(cls, value: Any, info: Any) -> float:
+        return real(value, f"Policy field {info.field_name!r}", lo=0.0, hi=1.0)
+
+    @field_validator("max_fallbacks", mode="before")
+    @classmethod
+    def _fallbacks(cls, value: Any) -> int:
+        return integer(value, "Policy field 'max_fallbacks'", lo=0, hi=1000)
+
+    @field_validator("explore", mode="before")
+    @classmethod
+    def _explore(cls, value: Any) -> float:
+        return real(value, "Policy field 'explore'", lo=0.0, hi=0.5,
+                    hint="It is the share of decisions sent to a random eligible model.")
+
+    @field_validator("explore_seed", mode="before")
+    @classmethod
+    def _seed(cls, value: Any) -> int | None:
+        return None if value is None else integer(value, "Policy field 'explore_seed'", lo=0, hi=2**63 - 1)
 
 
 class Exclusion:

@@ -19,13 +19,13 @@ scope, so a nearly spent budget moves calls to cheaper models before it refuses 
 
 from __future__ import annotations
 
-import math
 from datetime import datetime, timezone
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from optiroute.errors import InvalidConstraintsError
+from optiroute.schema.numbers import MAX_TOKENS, MAX_USD, integer, optiroute_error, real
 
 __all__ = ["Budget", "CallTicket", "scope_keys"]
 
@@ -47,21 +47,22 @@ class Budget(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    total_usd: float | None = Field(default=None, ge=0)
-    per_user_usd: float | None = Field(default=None, ge=0)
+    total_usd: float | None = None
+    per_user_usd: float | None = None
     users: dict[str, float] = Field(default_factory=dict)
     period: Literal["day", "month"] | None = None
     name: str = "default"
-    output_margin: float = Field(default=2.0, ge=1.0)
-    input_margin: float = Field(default=1.5, ge=1.0)
-    input_overhead_tokens: int = Field(default=64, ge=0)
+    output_margin: float = 2.0
+    input_margin: float = 1.5
+    input_overhead_tokens: int = 64
 
     def __init__(self, **data: object) -> None:
-        from pydantic import ValidationError
-
         try:
             super().__init__(**data)
         except ValidationError as exc:
+            inner = optiroute_error(exc)
+            if isinstance(inner, InvalidConstraintsError):
+                raise inner from None
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first.get("loc", ())) or "budget"
             raise InvalidConstraintsError(
@@ -69,20 +70,40 @@ class Budget(BaseModel):
                 "amounts, e.g. Budget(total_usd=10.0, per_user_usd=0.5, period='day')."
             ) from None
 
-    @field_validator("total_usd", "per_user_usd", mode="after")
+    @field_validator("total_usd", "per_user_usd", mode="before")
     @classmethod
-    def _finite(cls, value: float | None) -> float | None:
-        if value is not None and not math.isfinite(value):
-            raise ValueError("must be a finite number")
-        return value
+    def _limit(cls, value: Any, info: Any) -> float | None:
+        if value is None:
+            return None
+        return real(value, f"Invalid budget field {info.field_name!r}:", lo=0.0, hi=MAX_USD,
+                    error=InvalidConstraintsError, hint="Limits are USD amounts; None means no limit.")
 
-    @field_validator("users", mode="after")
+    @field_validator("users", mode="before")
     @classmethod
-    def _users(cls, value: dict[str, float]) -> dict[str, float]:
+    def _users(cls, value: Any) -> dict[str, float]:
+        if not isinstance(value, dict):
+            raise InvalidConstraintsError(
+                f"Invalid budget field 'users': it maps caller keys to USD limits, got {type(value).__name__}."
+            )
+        out: dict[str, float] = {}
         for key, limit in value.items():
-            if not isinstance(limit, (int, float)) or not math.isfinite(limit) or limit < 0:
-                raise ValueError(f"limit of user {key!r} must be a non-negative finite number")
-        return value
+            if not isinstance(key, str):
+                raise InvalidConstraintsError(f"Invalid budget field 'users': caller keys are strings, got {key!r}.")
+            out[key] = real(limit, f"Invalid budget field 'users': the limit of user {key!r}", lo=0.0, hi=MAX_USD,
+                            error=InvalidConstraintsError)
+        return out
+
+    @field_validator("output_margin", "input_margin", mode="before")
+    @classmethod
+    def _margin(cls, value: Any, info: Any) -> float:
+        return real(value, f"Invalid budget field {info.field_name!r}:", lo=1.0, hi=1000.0,
+                    error=InvalidConstraintsError, hint="It multiplies an estimate, so it is at least 1.")
+
+    @field_validator("input_overhead_tokens", mode="before")
+    @classmethod
+    def _overhead(cls, value: Any) -> int:
+        return integer(value, "Invalid budget field 'input_overhead_tokens':", lo=0, hi=MAX_TOKENS,
+                       error=InvalidConstraintsError)
 
 
 def _period_suffix(period: str | None, now: datetime) -> str:

@@ -6,7 +6,6 @@ preference model, so every other module can depend on them.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from optiroute.errors import InvalidConstraintsError
+from optiroute.schema.numbers import MAX_SECONDS, MAX_TOKENS, MAX_USD, integer, optiroute_error, real
 from optiroute.schema.preferences import Preferences
 
 __all__ = [
@@ -44,9 +44,9 @@ class Constraints(BaseModel):
 
     needs_tools: bool = False
     needs_json: bool = False
-    min_context: int | None = Field(default=None, ge=0)
-    max_cost_usd: float | None = Field(default=None, ge=0)
-    max_latency_s: float | None = Field(default=None, gt=0)
+    min_context: int | None = None
+    max_cost_usd: float | None = None
+    max_latency_s: float | None = None
     allowed_models: tuple[str, ...] | None = None
     blocked_models: tuple[str, ...] = ()
 
@@ -54,6 +54,9 @@ class Constraints(BaseModel):
         try:
             super().__init__(**data)
         except ValidationError as exc:
+            inner = optiroute_error(exc)
+            if isinstance(inner, InvalidConstraintsError):
+                raise inner from None
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first.get("loc", ())) or "constraints"
             raise InvalidConstraintsError(
@@ -61,12 +64,29 @@ class Constraints(BaseModel):
                 f"{sorted(type(self).model_fields)}."
             ) from None
 
-    @field_validator("max_cost_usd", "max_latency_s", mode="after")
+    @field_validator("min_context", mode="before")
     @classmethod
-    def _finite(cls, value: float | None) -> float | None:
-        if value is not None and not math.isfinite(value):
-            raise ValueError("must be a finite number")
-        return value
+    def _tokens(cls, value: Any) -> int | None:
+        if value is None:
+            return None
+        return integer(value, "Constraint 'min_context'", lo=0, hi=MAX_TOKENS, error=InvalidConstraintsError,
+                       hint="It counts tokens of prompt plus answer.")
+
+    @field_validator("max_cost_usd", mode="before")
+    @classmethod
+    def _usd(cls, value: Any) -> float | None:
+        if value is None:
+            return None
+        return real(value, "Constraint 'max_cost_usd'", lo=0.0, hi=MAX_USD, error=InvalidConstraintsError,
+                    hint="It is the most one call may cost, in USD; leave it out for no limit.")
+
+    @field_validator("max_latency_s", mode="before")
+    @classmethod
+    def _seconds(cls, value: Any) -> float | None:
+        if value is None:
+            return None
+        return real(value, "Constraint 'max_latency_s'", lo=0.0, lo_open=True, hi=MAX_SECONDS,
+                    error=InvalidConstraintsError, hint="It is in seconds; leave it out for no limit.")
 
     @classmethod
     def coerce(cls, value: ConstraintsLike) -> Constraints:
@@ -76,6 +96,12 @@ class Constraints(BaseModel):
         if isinstance(value, Constraints):
             return value
         if isinstance(value, Mapping):
+            bad = [k for k in value if not isinstance(k, str)]
+            if bad:
+                raise InvalidConstraintsError(
+                    f"Constraint names must be strings, got {bad[0]!r}; valid constraints are "
+                    f"{sorted(cls.model_fields)}."
+                )
             return cls(**dict(value))
         raise InvalidConstraintsError(
             f"Constraints must be a mapping or Constraints, got {type(value).__name__}."

@@ -8,7 +8,6 @@ inside it, including from async tasks spawned there (it is a :class:`contextvars
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -17,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from optiroute.errors import InvalidPreferencesError, UnknownProfileError
+from optiroute.schema.numbers import optiroute_error, real
 
 __all__ = [
     "DIMENSIONS",
@@ -65,17 +65,8 @@ class Preferences(BaseModel):
     @field_validator(*DIMENSIONS, mode="before")
     @classmethod
     def _check_weight(cls, value: Any, info: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise InvalidPreferencesError(
-                f"Preference weight {info.field_name!r} must be a number in 0..1, got {value!r}."
-            )
-        value = float(value)
-        if math.isnan(value) or not 0.0 <= value <= 1.0:
-            raise InvalidPreferencesError(
-                f"Preference weight {info.field_name!r} must be in 0..1, got {value!r}; "
-                "weights are relative, so scale them into 0..1."
-            )
-        return value
+        return real(value, f"Preference weight {info.field_name!r}", lo=0.0, hi=1.0, error=InvalidPreferencesError,
+                    hint="Weights are relative, so scale them into 0..1 (NumPy numbers are fine; strings are not).")
 
     def __init__(self, **data: Any) -> None:
         try:
@@ -110,10 +101,9 @@ class Preferences(BaseModel):
 
 def _unwrap(exc: ValidationError) -> InvalidPreferencesError:
     """Turn pydantic's wrapper into our error, keeping our own message when we wrote one."""
-    for err in exc.errors():
-        inner = (err.get("ctx") or {}).get("error")
-        if isinstance(inner, InvalidPreferencesError):
-            return inner
+    inner = optiroute_error(exc)
+    if isinstance(inner, InvalidPreferencesError):
+        return inner
     first = exc.errors()[0]
     where = ".".join(str(p) for p in first.get("loc", ())) or "preferences"
     if first.get("type") == "extra_forbidden":
@@ -179,10 +169,10 @@ def coerce_preferences(value: PreferencesLike, default: Preferences | None = Non
         base: dict[str, Any] = {}
         if "profile" in data:
             base = coerce_preferences(str(data.pop("profile"))).model_dump()
-        unknown = set(data) - set(DIMENSIONS) - {"name"}
+        unknown = [k for k in data if k not in DIMENSIONS and k != "name"]
         if unknown:
             raise InvalidPreferencesError(
-                f"Unknown preference dimension(s) {sorted(unknown)}; valid dimensions are "
+                f"Unknown preference dimension(s) {sorted(map(repr, unknown))}; valid dimensions are "
                 f"{list(DIMENSIONS)}."
             )
         if base:

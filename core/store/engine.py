@@ -5,15 +5,19 @@ store does no I/O), opened with the schema brought to the current version
 (:mod:`optiroute.store.schema`), and re-created after ``fork()`` so a child never shares its parent's
 connections. Transactions are the only way in (:meth:`Database.tx`):
 
-- SQLite: WAL mode, ``synchronous=NORMAL`` (commits survive a crash of the process; a power loss
-  may lose the last few, never corrupting the file) and a busy timeout are set on every new
-  connection; a write is one ``BEGIN IMMEDIATE`` transaction (the write lock is taken up front, so
-  two writers never deadlock upgrading a read lock), waiting up to ``timeout_s`` for another
-  process. Threads of one process queue on a Python lock before that, which is far cheaper than
-  SQLite's sleep-and-retry.
+- SQLite: a busy timeout is set on every new connection; a file that is OptiRoute's alone is put in
+  WAL mode with ``synchronous=NORMAL`` (commits survive a crash of the process; a power loss may
+  lose the last few, never corrupting the file), while a file shared with another application
+  (``share_database=True``) keeps its journal mode and synchronous setting; a write is one
+  ``BEGIN IMMEDIATE`` transaction (the write lock is taken up front, so two writers never deadlock
+  upgrading a read lock), waiting up to ``timeout_s`` for another process. Threads of one process
+  queue on a Python lock before that, which is far cheaper than SQLite's sleep-and-retry.
 - PostgreSQL: ``lock_timeout`` (and psycopg's ``connect_timeout``) make a held row lock or an
   unreachable server fail after ``timeout_s`` instead of hanging; migrations run under an advisory
   lock.
+
+A database that holds tables OptiRoute did not create is refused (:class:`~optiroute.errors.StoreError`
+saying how to share it on purpose) unless the store was opened with ``share_database=True``.
 
 Every failure (SQLAlchemy, driver, file system) becomes :class:`~optiroute.errors.StoreError` naming
 the store (password masked; statement parameters, which may hold prompt text, never included) and
@@ -22,6 +26,7 @@ saying how to fix it. SQLAlchemy is imported here, lazily by :mod:`optiroute.sto
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import threading
@@ -34,8 +39,11 @@ from urllib.parse import unquote
 import sqlalchemy as sa
 
 from optiroute.errors import DependencyError, OptiRouteError, StoreError
+from optiroute.schema.numbers import MAX_SECONDS, real
 
 __all__ = ["Database", "mask_secrets"]
+
+log = logging.getLogger(__name__)
 
 _MIGRATION_LOCK = 0x0071_7275  # PostgreSQL advisory lock id held while migrating
 
@@ -80,11 +88,13 @@ class Database:
         url: an SQLAlchemy URL (string or URL object); ``postgresql://`` (no driver) means psycopg 3.
         read_only: never write: no migration, no directory creation, writers refused.
         timeout_s: how long to wait for another writer's lock.
+        share_database: open a database that holds other applications' tables too (refused
+            otherwise); its journal mode is then left alone.
         engine_options: extra keyword arguments for ``sqlalchemy.create_engine``.
     """
 
     def __init__(self, url: Any, *, read_only: bool, timeout_s: float,
-                 engine_options: Mapping[str, Any] | None = None) -> None:
+                 engine_options: Mapping[str, Any] | None = None, share_database: bool = False) -> None:
         try:
             parsed = url if isinstance(url, sa.engine.URL) else sa.engine.make_url(str(url))
         except (sa.exc.ArgumentError, ValueError):
@@ -97,7 +107,10 @@ class Database:
         self.sa_url = parsed
         self.url = parsed.render_as_string(hide_password=True)
         self.read_only = read_only
-        self.timeout_s = float(timeout_s)
+        self.share_database = bool(share_database)
+        self.timeout_s = real(timeout_s, "timeout_s", lo=0.0, lo_open=True, hi=MAX_SECONDS, error=StoreError,
+                              hint="It is how long a writer waits for another's lock.")
+        self._wal = False  # set once the database is known to be OptiRoute's own (see _open_schema)
         self.engine_options = dict(engine_options or {})
         self.sqlite = parsed.get_backend_name() == "sqlite"
         db = parsed.database or ""
@@ -164,19 +177,14 @@ class Database:
         engine = sa.create_engine(self.sa_url, **opts)
         timeout_ms = max(int(self.timeout_s * 1000), 1)
         if self.sqlite:
-            wal = not self.memory and not self.read_only
 
             @sa.event.listens_for(engine, "connect")
             def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
                 dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (_sqlite_begin)
                 cur = dbapi_conn.cursor()
                 cur.execute(f"PRAGMA busy_timeout = {timeout_ms}")
-                cur.execute("PRAGMA synchronous = NORMAL")  # WAL: fsync at checkpoints, not per commit
-                if wal:
-                    try:
-                        cur.execute("PRAGMA journal_mode=WAL")
-                    except Exception:  # e.g. opened with mode=ro: keep the file's journal mode
-                        pass
+                if self._wal:  # our own file in WAL mode: fsync at checkpoints, not per commit
+                    cur.execute("PRAGMA synchronous = NORMAL")
                 cur.close()
 
             @sa.event.listens_for(engine, "begin")
@@ -221,19 +229,53 @@ class Database:
 
         with self.connect(engine, write=False) as conn:
             found = ss.detect_version(conn)
+            foreign = ss.foreign_tables(conn)
+        if foreign and not self.share_database:
+            shown = ", ".join(foreign[:8]) + (f" and {len(foreign) - 8} more" if len(foreign) > 8 else "")
+            raise StoreError(
+                f"The database {self.where} holds tables OptiRoute did not create ({shown}): it looks like "
+                "another application's database, so OptiRoute leaves it untouched (no tables added, no "
+                "settings such as SQLite's journal mode changed). Give OptiRoute a database or SQLite file "
+                "of its own, or share this one on purpose with open_store(..., share_database=True): "
+                f"OptiRoute then adds its tables ({', '.join(sorted(ss.OWN_TABLES))}) and changes nothing else."
+            )
         if found == ss.SCHEMA_VERSION:
+            self._own_journal(engine, foreign)
             return found
         if found > ss.SCHEMA_VERSION or not self.read_only:
             with self.connect(engine, write=True) as conn:
                 if conn.dialect.name == "postgresql":
                     conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
                 ss.migrate(conn, self.where)
+            self._own_journal(engine, foreign)
             return ss.SCHEMA_VERSION
         raise StoreError(
             f"The store {self.where} has schema version {found} and this OptiRoute needs "
             f"{ss.SCHEMA_VERSION}; it was opened read-only, so it cannot be upgraded. Open it once "
             "without read_only=True to upgrade it in place."
         )
+
+    def _own_journal(self, engine: Any, foreign: list[str]) -> None:
+        """Put an SQLite file that is OptiRoute's alone into WAL mode (readers never block the writer).
+        A shared database (``share_database=True`` with other tables), an in-memory one and a
+        read-only one keep their journal mode: it belongs to whoever else uses the file."""
+        if not self.sqlite or self.memory or self.read_only or foreign:
+            return
+        raw = engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            mode = str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+            if mode != "wal":  # persistent: stays WAL for every later connection
+                mode = str(cur.execute("PRAGMA journal_mode=WAL").fetchone()[0]).lower()
+            if mode == "wal":
+                cur.execute("PRAGMA synchronous = NORMAL")
+            cur.close()
+        except Exception:  # e.g. another process holds a lock right now: it stays as it is, correct but slower
+            log.debug("could not switch %s to WAL mode", self.where, exc_info=True)
+            return
+        finally:
+            raw.close()
+        self._wal = mode == "wal"
 
     @contextmanager
     def connect(self, engine: Any, *, write: bool) -> Iterator[Any]:

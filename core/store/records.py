@@ -20,7 +20,6 @@ call's reserved amount: see :mod:`optiroute.schema.budget` for how the router us
 
 from __future__ import annotations
 
-import math
 import threading
 import uuid
 from collections.abc import Iterable, Mapping
@@ -30,6 +29,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from optiroute.errors import FeedbackError, InvalidConstraintsError
+from optiroute.schema.numbers import real
 
 __all__ = ["DecisionRecord", "FeedbackRecord", "FeedbackStore", "ObservationRecord"]
 
@@ -100,17 +100,12 @@ class ObservationRecord(BaseModel):
 def _check_score(score: float) -> float:
     if isinstance(score, bool):
         return 1.0 if score else 0.0
-    if not isinstance(score, (int, float)) or math.isnan(float(score)) or not 0 <= score <= 1:
-        raise FeedbackError(
-            f"Feedback score must be a number in 0..1 (1 = thumbs up, 0 = thumbs down), got {score!r}."
-        )
-    return float(score)
+    return real(score, "Feedback score", lo=0.0, hi=1.0, error=FeedbackError,
+                hint="1 = thumbs up, 0 = thumbs down, or any score between.")
 
 
 def _check_usd(value: float, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise InvalidConstraintsError(f"{what} must be a finite, non-negative USD amount, got {value!r}.")
-    return float(value)
+    return real(value, what, lo=0.0, error=InvalidConstraintsError, hint="It is an amount of USD.")
 
 
 def _check_scopes(scopes: Mapping[str, float]) -> dict[str, float]:
@@ -118,9 +113,7 @@ def _check_scopes(scopes: Mapping[str, float]) -> dict[str, float]:
     for key, limit in scopes.items():
         if not isinstance(key, str) or not key:
             raise InvalidConstraintsError(f"Spend scope keys must be non-empty strings, got {key!r}.")
-        if isinstance(limit, bool) or not isinstance(limit, (int, float)) or math.isnan(limit):
-            raise InvalidConstraintsError(f"The limit of spend scope {key!r} must be a number, got {limit!r}.")
-        out[key] = float(limit)
+        out[key] = real(limit, f"The limit of spend scope {key!r}", lo=0.0, error=InvalidConstraintsError)
     return out
 
 

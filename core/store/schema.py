@@ -32,10 +32,12 @@ from optiroute.errors import StoreError
 
 __all__ = [
     "MIGRATIONS",
+    "OWN_TABLES",
     "SCHEMA_VERSION",
     "decisions",
     "detect_version",
     "feedback",
+    "foreign_tables",
     "ledger_statements",
     "metadata",
     "migrate",
@@ -168,6 +170,19 @@ MIGRATIONS: list[tuple[int, str, Callable[[sa.Connection], None]]] = [
 
 #: The schema version this code reads and writes.
 SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+
+#: The tables OptiRoute creates (every version); SQLite's own ``sqlite_*`` tables are not counted.
+OWN_TABLES = frozenset({"decisions", "feedback", "observations", "spend_scopes", "spend_reservations",
+                        "optiroute_schema"})
+
+
+def foreign_tables(conn: sa.Connection) -> list[str]:
+    """Tables and views of the database behind ``conn`` (its default schema) that OptiRoute did not
+    create, sorted: a non-empty list means the database belongs to another application."""
+    inspector = sa.inspect(conn)
+    names = set(inspector.get_table_names()) | set(inspector.get_view_names())
+    return sorted(n for n in names if n not in OWN_TABLES and not n.startswith("sqlite_"))
 
 
 def detect_version(conn: sa.Connection) -> int:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from optiroute.errors import DependencyError
+from optiroute.errors import DependencyError, StoreError
 from optiroute.store.memory import MemoryFeedbackStore
 from optiroute.store.records import DecisionRecord, FeedbackRecord, FeedbackStore, ObservationRecord
 
@@ -55,6 +55,9 @@ class SQLStore(FeedbackStore):
         read_only: never write: no migration, no directory creation; writers raise StoreError.
         timeout_s: how long to wait for another writer's lock before failing with StoreError.
         engine_options: extra keyword arguments for ``sqlalchemy.create_engine`` (pool sizes...).
+        share_database: a database holding tables OptiRoute did not create is refused with a
+            StoreError unless this is True; OptiRoute then adds its tables beside them and leaves the
+            database's settings (SQLite's journal mode) alone.
 
     Attributes:
         url: the URL with its password masked (safe to log).
@@ -64,6 +67,7 @@ class SQLStore(FeedbackStore):
     def __init__(
         self, url: Any, *, keep_prompts: bool = False, read_only: bool = False,
         timeout_s: float = 30.0, engine_options: Mapping[str, Any] | None = None,
+        share_database: bool = False,
     ) -> None:
         super().__init__(keep_prompts=keep_prompts)
         try:
@@ -73,7 +77,7 @@ class SQLStore(FeedbackStore):
                 "Durable stores need SQLAlchemy 2: pip install 'sqlalchemy>=2.0,<3'."
             ) from None
         self._db = Database(url, read_only=read_only, timeout_s=timeout_s,
-                            engine_options=engine_options)
+                            engine_options=engine_options, share_database=share_database)
         self.url: str = self._db.url
         self.read_only = read_only
         self.timeout_s = float(timeout_s)
@@ -345,34 +349,48 @@ class SQLiteFeedbackStore(SQLStore):
         keep_prompts: store decision prompt text (off by default).
         read_only: open with SQLite's ``mode=ro``; reads work, writers raise StoreError.
         timeout_s: SQLite busy timeout: how long a writer waits for another process's lock.
+        share_database: open a file that holds other applications' tables (see :class:`SQLStore`).
     """
 
     def __init__(
         self, path: str | os.PathLike[str], *, keep_prompts: bool = False, read_only: bool = False,
-        timeout_s: float = 30.0,
+        timeout_s: float = 30.0, share_database: bool = False,
     ) -> None:
         file = Path(path).expanduser()
         super().__init__(_sqlite_url(file, read_only), keep_prompts=keep_prompts,
-                         read_only=read_only, timeout_s=timeout_s)
+                         read_only=read_only, timeout_s=timeout_s, share_database=share_database)
         self.path = file
 
 
 def open_store(
     target: str | os.PathLike[str] | FeedbackStore | None, *, keep_prompts: bool = False,
-    read_only: bool = False, timeout_s: float = 30.0,
+    read_only: bool = False, timeout_s: float = 30.0, share_database: bool = False,
 ) -> FeedbackStore:
     """A store from a path or URL (no I/O until first use).
 
     ``None`` or ``"memory"`` gives a :class:`MemoryFeedbackStore`; a string with ``://`` is an
     SQLAlchemy URL (``sqlite:///...``, ``postgresql+psycopg://...``; ``postgresql://`` also means
     psycopg 3); anything else is an SQLite file path. A store passed in is returned as is.
+
+    A database that already holds tables OptiRoute did not create (another application's) is
+    refused on first use with a :class:`~optiroute.errors.StoreError`, before anything in it changes;
+    pass ``share_database=True`` to share it on purpose (OptiRoute adds its six tables and leaves the
+    journal mode alone).
+
+    Raises:
+        StoreError: a target that is neither a store, a path nor a URL, or a bad ``timeout_s``.
     """
     if isinstance(target, FeedbackStore):
         return target
     if target is None or str(target) in ("memory", ":memory:"):
         return MemoryFeedbackStore(keep_prompts=keep_prompts)
+    if not isinstance(target, (str, os.PathLike)):
+        raise StoreError(f"open_store takes a path, a database URL or a store, got {type(target).__name__}.")
     text = os.fspath(target)
+    if not isinstance(text, str) or not text.strip():
+        raise StoreError("open_store needs a non-empty path or database URL.")
     if "://" in text:
-        return SQLStore(text, keep_prompts=keep_prompts, read_only=read_only, timeout_s=timeout_s)
+        return SQLStore(text, keep_prompts=keep_prompts, read_only=read_only, timeout_s=timeout_s,
+                        share_database=share_database)
     return SQLiteFeedbackStore(text, keep_prompts=keep_prompts, read_only=read_only,
-                               timeout_s=timeout_s)
+                               timeout_s=timeout_s, share_database=share_database)

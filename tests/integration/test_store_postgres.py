@@ -90,3 +90,22 @@ def test_lock_timeout_is_a_store_error(fresh_db):
     assert store.spent("s") == pytest.approx(0.1)
     store.close()
     blocker.close()
+
+
+def test_another_applications_database_is_refused_unless_shared(fresh_db):
+    """A database holding tables OptiRoute did not create is left untouched unless shared on purpose."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(fresh_db.replace("postgresql://", "postgresql+psycopg://", 1)
+                              if fresh_db.startswith("postgresql://") else fresh_db)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE orders (id integer PRIMARY KEY)")
+    with pytest.raises(StoreError, match=r"did not create \(orders\).*share_database=True"):
+        SQLStore(fresh_db).get_decision("x")
+    assert set(sa.inspect(engine).get_table_names()) == {"orders"}
+    shared = SQLStore(fresh_db, share_database=True)
+    shared.record_decision(rec(1))
+    assert shared.get_decision("d1").model == "m"
+    shared.close()
+    assert {"orders", "decisions", "optiroute_schema"} <= set(sa.inspect(engine).get_table_names())
+    engine.dispose()
