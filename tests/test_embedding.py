@@ -1,4 +1,4 @@
-"""Long-prompt pruning and the MiniLM embedder (real model, loaded once per session)."""
+"""Long-prompt pruning and the MiniLM embedder (real model, each backend loaded once per module)."""
 
 import subprocess
 import sys
@@ -62,9 +62,9 @@ def test_missing_model_is_a_dependency_error(tmp_path):
         emb.encode(["hello"])
 
 
-@pytest.fixture(scope="module")
-def embedder():
-    return get_default_embedder()
+@pytest.fixture(scope="module", params=["default", "onnx", "torch"])
+def embedder(request):
+    return get_default_embedder() if request.param == "default" else MiniLMEmbedder(backend=request.param)
 
 
 def test_embeddings_are_float32_unit_vectors(embedder):

