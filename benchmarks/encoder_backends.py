@@ -15,8 +15,9 @@ torch's default thread count, 256 word pieces) on the same, pruned, prompts:
 - the onnx encoder's sequence length: 128 word pieces (the length the model was trained at) against
   256 (sentence-transformers' setting), on the same quality and speed measures.
 
-Our embedders run single-threaded (the router's default, see ``MiniLMEmbedder``); "plain" torch uses
-every core. Measurements are interleaved so machine noise hits every backend alike: latency is the
+Our embedders run each text single-threaded (the router's default, see ``MiniLMEmbedder``); the
+onnx batch path runs ``batch_threads`` texts at once (default: every core); "plain" torch splits
+each product over every core. Measurements are interleaved so machine noise hits every backend alike: latency is the
 p50 over all passes, throughput the best of ``--batch-repeats`` rounds.
 
 Run: ``python benchmarks/encoder_backends.py [--data ../shared/data] [--n 300] [--repeats 20]``
@@ -136,7 +137,9 @@ def main() -> None:
                                        normalize_embeddings=True, convert_to_numpy=True), dtype=np.float32)
 
     emb = {
-        "onnx": MiniLMEmbedder(backend="onnx", threads=1),
+        "onnx": MiniLMEmbedder(backend="onnx", threads=1),  # batch_threads: every core
+        "onnx_seq": MiniLMEmbedder(backend="onnx", threads=1, batch_threads=1),
+        "onnx_2t": MiniLMEmbedder(backend="onnx", threads=2),  # each run on 2 threads, one run at a time
         "onnx128": MiniLMEmbedder(backend="onnx", threads=1, max_tokens=128),
         "onnx_shared": MiniLMEmbedder(backend="onnx", threads=1),  # int8 in shared length buckets
         "onnx_fp32": MiniLMEmbedder(backend="onnx", threads=1, precision="fp32"),
@@ -180,6 +183,7 @@ def main() -> None:
             "plain": (all_threads, lambda t: plain_encode([t])),
             "onnx": ours("onnx"),
             "onnx128": ours("onnx128"),
+            "onnx_2t": ours("onnx_2t"),
             "onnx_fp32": ours("onnx_fp32"),
             "torch1": ours("torch1"),
             "decide_onnx": (all_threads, lambda t: routers["onnx"].decide(t)),
@@ -207,6 +211,8 @@ def main() -> None:
     thr = _throughputs({
         "plain": (all_threads, lambda: plain_encode(mmlu)),
         "onnx": (all_threads, lambda: emb["onnx"].encode(mmlu)),
+        "onnx_seq": (all_threads, lambda: emb["onnx_seq"].encode(mmlu)),
+        "onnx_2t": (all_threads, lambda: emb["onnx_2t"].encode(mmlu)),
         "onnx128": (all_threads, lambda: emb["onnx128"].encode(mmlu)),
         "onnx_shared": (all_threads, lambda: emb["onnx_shared"].encode(mmlu)),
         "onnx_unbucketed": (all_threads, lambda: unbucketed(mmlu)),
@@ -231,6 +237,9 @@ def main() -> None:
     alone = emb["onnx"].encode(mmlu)
     shared_cos = (shared * alone).sum(axis=1)
 
+    n_at_once = emb["onnx"].batch_threads
+    w = f"{n_at_once} run{'s' if n_at_once > 1 else ''}"
+
     def variant_row(name: str, key: str | None, batch_key: str) -> str:
         cells = []
         for which in ("short", "chat"):
@@ -248,12 +257,16 @@ def main() -> None:
         "|---|---|---|---|",
         variant_row(f"plain sentence-transformers, torch, {torch_threads} threads", "plain", "plain"),
         variant_row("our torch backend, 1 thread", "torch1", "torch1"),
-        variant_row("onnx fp32, 1 thread, length buckets of 64", "onnx_fp32", "onnx_fp32"),
-        variant_row("**onnx int8, 1 thread, each text alone, 256 word pieces (default)**", "onnx", "onnx"),
-        variant_row("onnx int8, 1 thread, each text alone, 128 word pieces", "onnx128", "onnx128"),
-        variant_row(f"onnx int8, length buckets of 64 (shared activation scales: cosine to the text alone "
-                    f"mean {shared_cos.mean():.4f}, min {shared_cos.min():.4f})", None, "onnx_shared"),
-        variant_row("onnx int8, batches of 64 in input order (no buckets, shared scales)", None, "onnx_unbucketed"),
+        variant_row(f"onnx fp32, length buckets of 64, {w} at once", "onnx_fp32", "onnx_fp32"),
+        variant_row(f"**onnx int8, each text alone, {w} at once, 256 word pieces (the onnx default)**", "onnx",
+                    "onnx"),
+        variant_row("onnx int8, each text alone, one at a time, 256 word pieces", None, "onnx_seq"),
+        variant_row(f"onnx int8, each text alone, {w} at once, 128 word pieces", "onnx128", "onnx128"),
+        variant_row("onnx int8, each text alone on 2 threads (`threads=2`), one at a time", "onnx_2t", "onnx_2t"),
+        variant_row(f"onnx int8, length buckets of 64, {w} at once (shared activation scales: cosine to the "
+                    f"text alone mean {shared_cos.mean():.4f}, min {shared_cos.min():.4f})", None, "onnx_shared"),
+        variant_row("onnx int8, batches of 64 in input order, one at a time (no buckets, shared scales)", None,
+                    "onnx_unbucketed"),
     ]
 
     # Quality: cosine to torch and identical decisions, per set and profile.
@@ -300,7 +313,8 @@ def main() -> None:
         f"Measured {started:%Y-%m-%d %H:%M}-{finished:%H:%M} UTC by `benchmarks/encoder_backends.py` on "
         f"{os.cpu_count()} cores ({cpu}); onnxruntime {onnxruntime.__version__}, torch {torch.__version__}. "
         f"Reference: plain sentence-transformers on torch ({torch_threads} threads, 256 word pieces); onnx: our "
-        f"embedder, int8 weights, {emb['onnx'].tokens} word pieces, 1 thread. Prompts are pruned (`prune_text`) "
+        f"embedder, int8, {emb['onnx'].tokens} word pieces, 1 thread per run, batch encodes run "
+        f"{emb['onnx'].batch_threads} texts at once (`batch_threads`). Prompts are pruned (`prune_text`) "
         f"before every encode. 1-minute load average before / after the run: {load_before:.2f} / "
         f"{os.getloadavg()[0] if hasattr(os, 'getloadavg') else float('nan'):.2f} (other processes share "
         "the cores; plain torch's second thread suffers most when the other core is busy).",

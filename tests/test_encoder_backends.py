@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -19,7 +20,14 @@ import numpy as np
 import pytest
 
 from optiroute.analysis import onnx_minilm
-from optiroute.analysis.embedding import BACKEND_ENV, Embedder, MiniLMEmbedder, prune_text
+from optiroute.analysis.embedding import (
+    BACKEND_ENV,
+    BATCH_THREADS_ENV,
+    DEFAULT_BACKEND,
+    Embedder,
+    MiniLMEmbedder,
+    prune_text,
+)
 from optiroute.errors import DependencyError, InvalidInputError
 
 PROMPTS = [
@@ -93,6 +101,7 @@ def test_batches_are_cut_by_token_length(onnx_emb: MiniLMEmbedder) -> None:
         return real(ids)
 
     runtime._run = spy
+    workers, runtime.workers = runtime.workers, 1  # sequential, so the spy sees the runs in order
     try:
         runtime.encode(PROMPTS, batch_size=2)
         assert [len(w) for w in widths] == [1] * len(PROMPTS)
@@ -101,12 +110,30 @@ def test_batches_are_cut_by_token_length(onnx_emb: MiniLMEmbedder) -> None:
         out = runtime.encode(PROMPTS, batch_size=2)
     finally:
         del runtime._run
-        runtime.per_text = True
+        runtime.per_text, runtime.workers = True, workers
     assert [len(w) for w in widths] == [2, 2, 2]
     flat = [n for w in widths for n in w]
     assert flat == sorted(flat)
     alone = np.concatenate([runtime.encode([t]) for t in PROMPTS])
     assert ((out * alone).sum(axis=1) > 0.95).all()  # same rows, in input order
+
+
+def test_parallel_runs_match_sequential_ones(onnx_emb: MiniLMEmbedder, cache: Path) -> None:
+    texts = PROMPTS * 3
+    one = MiniLMEmbedder(backend="onnx", cache_dir=cache, batch_threads=1).encode(texts)
+    three = MiniLMEmbedder(backend="onnx", cache_dir=cache, batch_threads=3).encode(texts)
+    np.testing.assert_array_equal(one, three)  # every text runs alone either way: same numbers, same order
+
+
+def test_batch_threads_default_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(BATCH_THREADS_ENV, raising=False)
+    assert MiniLMEmbedder(threads=1).batch_threads == (os.cpu_count() or 1)
+    assert MiniLMEmbedder(threads=None).batch_threads == 1  # ONNX Runtime already uses every core
+    monkeypatch.setenv(BATCH_THREADS_ENV, "3")
+    assert MiniLMEmbedder().batch_threads == 3 and MiniLMEmbedder(batch_threads=2).batch_threads == 2
+    monkeypatch.setenv(BATCH_THREADS_ENV, "zero")
+    with pytest.raises(InvalidInputError, match=BATCH_THREADS_ENV):
+        MiniLMEmbedder()
 
 
 def test_onnx_prunes_long_prompts(onnx_emb: MiniLMEmbedder) -> None:
@@ -177,6 +204,8 @@ def test_an_unwritable_cache_is_a_dependency_error(tmp_path: Path) -> None:
 
 
 def test_the_env_var_selects_the_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(BACKEND_ENV, raising=False)
+    assert MiniLMEmbedder().backend == DEFAULT_BACKEND == "torch"
     monkeypatch.setenv(BACKEND_ENV, "torch")
     assert MiniLMEmbedder().backend == "torch" and MiniLMEmbedder().name == "all-MiniLM-L6-v2"
     monkeypatch.setenv(BACKEND_ENV, "ONNX")

