@@ -5,8 +5,9 @@ The analyzer build, the default-store build and the benchmarks all need MiniLM e
 :class:`MiniLMEmbedder`, and caches ``prompt_ids``, float16 embeddings and a per-row key in
 ``.cache/emb/<set>.npz`` (gitignored). The key hashes (set, prompt id, text), so a changed or added
 prompt is re-embedded while unchanged rows are reused, and subsets and supersets of a set share one
-file. The file also records the embedder and pruning settings; a cache made with other settings is
-ignored and rebuilt.
+file. Each embedder (backend, precision, length: :attr:`MiniLMEmbedder.name`) has its own folder, so
+switching ``OPTIROUTE_EMBED_BACKEND`` never mixes vectors; the file also records the embedder and
+pruning settings, and a cache made with other settings is ignored and rebuilt.
 
 Run ``.venv/bin/python scripts/embed_cache.py [--data ../shared/data] [sets...]`` to warm the cache
 (default: every set, MMLU-Pro and LLMRouter first; all splits).
@@ -22,6 +23,7 @@ import tempfile
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,8 +33,19 @@ CACHE = ROOT / ".cache" / "emb"
 SETS = ["mmlu_pro", "llmrouter", "routellm/mmlu", "routellm/gsm8k"]
 #: Human-labelled sets: Arena-Hard v0.1 trains the analyzer; the other three only evaluate it.
 LABEL_SETS = ["labels/arena_hard_v0_1", "labels/mt_bench", "labels/vicuna80", "labels/arena_hard_v2"]
-#: What the cached vectors depend on besides the text; a mismatch invalidates the file.
-SETTINGS = "all-MiniLM-L6-v2|prune_text(max_words=160, head=64, tail=64, middle=32)|normalized"
+#: What the cached vectors depend on besides the text and the embedder; a mismatch invalidates the file.
+PRUNING = "prune_text(max_words=160, head=64, tail=64, middle=32)|normalized"
+
+
+def _embedder() -> Any:
+    """The embedder the cache is for: the routing path's default backend, every core."""
+    from optiroute.analysis.embedding import MiniLMEmbedder
+
+    return MiniLMEmbedder(threads=None)
+
+
+def _settings() -> str:
+    return f"{_embedder().name}|{PRUNING}"
 
 
 def _key(set_name: str, prompt_id: str, text: str) -> str:
@@ -40,7 +53,8 @@ def _key(set_name: str, prompt_id: str, text: str) -> str:
 
 
 def _path(set_name: str) -> Path:
-    return CACHE / f"{set_name.replace('/', '__')}.npz"
+    tag = "".join(c if c.isalnum() or c in "-_." else "_" for c in _embedder().name)
+    return CACHE / tag / f"{set_name.replace('/', '__')}.npz"
 
 
 def _read(path: Path) -> tuple[dict[str, int], np.ndarray, list[str]]:
@@ -50,7 +64,7 @@ def _read(path: Path) -> tuple[dict[str, int], np.ndarray, list[str]]:
         return empty
     try:
         with np.load(path, allow_pickle=False) as z:
-            if str(z["settings"]) != SETTINGS:
+            if str(z["settings"]) != _settings():
                 print(f"{path.name}: made with other embedding settings, re-embedding", file=sys.stderr)
                 return empty
             keys, emb, ids = z["keys"].tolist(), z["emb"], z["prompt_ids"].tolist()
@@ -66,7 +80,7 @@ def _write(path: Path, keys: list[str], emb: np.ndarray, ids: list[str]) -> None
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, settings=np.array(SETTINGS), keys=np.array(keys), emb=emb.astype(np.float16),
+            np.savez(f, settings=np.array(_settings()), keys=np.array(keys), emb=emb.astype(np.float16),
                      prompt_ids=np.array(ids))
         os.replace(tmp, path)
     except BaseException:
@@ -87,10 +101,8 @@ def load_or_embed(set_name: str, prompt_ids: Sequence[str], texts: Sequence[str]
     keys = [_key(set_name, str(i), t) for i, t in zip(prompt_ids, texts, strict=True)]
     todo = sorted({k: j for j, k in enumerate(keys) if k not in index}.values())
     if todo:
-        from optiroute.analysis.embedding import MiniLMEmbedder
-
         print(f"{set_name}: embedding {len(todo)} of {len(keys)} prompts", file=sys.stderr)
-        new = MiniLMEmbedder(threads=None).encode([texts[j] for j in todo], batch_size=64, show_progress=True)
+        new = _embedder().encode([texts[j] for j in todo], batch_size=64, show_progress=True)
         all_keys = list(index) + [keys[j] for j in todo]
         emb = np.concatenate([emb, new.astype(np.float16)])
         ids = ids + [str(prompt_ids[j]) for j in todo]
