@@ -133,3 +133,38 @@ def test_demo_fits_80_columns_and_names_every_choice_whole():
     long_form = invoke80("demo", "--no-local", "--all").stdout
     assert_fits_80("\n".join(line for line in long_form.splitlines() if "runner-up" not in line))
     assert_whole(sorted({d["model"] for d in data}), long_form)
+
+
+def test_onboard_fits_80_columns_and_has_json(tmp_path: Path, monkeypatch) -> None:
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    import pandas as pd
+
+    from optiroute.analysis import embedding
+    from tests.test_onboard import FakeEmbedder, _FakeOpenAI, _router
+
+    router, prompts = _router()
+    router.save(tmp_path / "r")
+    monkeypatch.setattr(embedding, "get_default_embedder", lambda: FakeEmbedder())
+    pd.DataFrame({"prompt_id": list(prompts), "split": "train", "task": "t", "text": list(prompts.values())}).to_csv(
+        tmp_path / "prompts.csv", index=False)
+    pd.DataFrame({"prompt_id": list(prompts), "reference": "B"}).to_csv(tmp_path / "refs.csv", index=False)
+    name = "gamma-a-rather-long-model-name-2025-01-31"
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeOpenAI)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+        args = ["onboard", "--router", str(tmp_path / "r"), "--model", name, "--base-url", url, "--prompts",
+                str(tmp_path / "prompts.csv"), "--references", str(tmp_path / "refs.csv"), "--k", "6",
+                "--price-in", "1", "--price-out", "1", "--no-impute"]
+        res = invoke80(*args, "--out", str(tmp_path / "r2"))
+        as_json = invoke80(*args, "--out", str(tmp_path / "r3"), "--json")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert res.exit_code == 0, res.output
+    assert_fits_80(res.stdout.split("Saved the router")[0])  # the last line names a path
+    assert_whole([name], res.stdout)
+    data = json.loads(as_json.stdout)
+    assert data["model"] == name and data["representatives"] == 6 and data["scored"] == 6

@@ -17,7 +17,7 @@ import numpy as np
 from optiroute.bench.evaluate import BenchResult
 from optiroute.bench.verdict import verdict_lines
 
-__all__ = ["write_outputs", "markdown"]
+__all__ = ["markdown", "plot_title", "write_outputs"]
 
 
 def _f(x: float | None, fmt: str = ".3f") -> str:

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from optiroute.metrics import curves as metrics
 
-__all__ = ["N_BOOT", "Verdict", "bootstrap_verdict", "verdict_lines"]
+__all__ = ["N_BOOT", "Verdict", "bootstrap_verdict", "prompts_needed", "verdict_lines"]
 
 #: Bootstrap resamples (1000 gives percentiles stable to about 0.002 AIQ on the bundled data).
 N_BOOT = 1000
