@@ -19,11 +19,13 @@ def python_blocks() -> list[str]:
 
 
 def test_the_first_screen_says_what_it_is_how_to_install_and_how_to_use() -> None:
-    first = "\n".join(README.read_text(encoding="utf-8").splitlines()[:40])
+    first = "\n".join(README.read_text(encoding="utf-8").splitlines()[:24])  # one 80x24 screen
     assert "pip install" in first and '".[langchain]"' in first and '".[llama-index]"' in first
     assert '".[local]"' in first and "```python" in first
     use = python_blocks()[0]
     assert len(use.strip().splitlines()) == 3 and "Router.default()" in use
+    code = re.findall(r"^```\w*\n(.*?)^```", first, flags=re.S | re.M)
+    assert len(code) == 2 and all(len(line) <= 80 for block in code for line in block.splitlines())
 
 
 def test_every_marked_block_compiles_and_says_what_it_needs() -> None:
