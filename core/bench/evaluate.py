@@ -33,6 +33,7 @@ from pydantic import BaseModel, Field
 from optiroute.analysis.embedding import get_default_embedder
 from optiroute.bench.embed_cache import LookupEmbedder, cached_encode
 from optiroute.bench.overhead import Overhead, measure_overhead
+from optiroute.bench.verdict import Verdict, bootstrap_verdict
 from optiroute.errors import DataFormatError, InvalidInputError
 from optiroute.fit.datasets import fill_costs, load_outcomes, load_prices, load_prompts
 from optiroute.fit.training import outcome_matrices
@@ -121,6 +122,7 @@ class BenchResult(BaseModel):
     overhead: Overhead | None
     missing_cells: int
     notes: list[str] = []
+    verdict: Verdict | None = Field(default=None, description="the bottom line, with bootstrap intervals")
 
 
 def _load(data: Path, pool: Sequence[str] | None) -> tuple[Any, Any, Any, list[str]]:
@@ -330,6 +332,7 @@ def run_bench(
         best_single=best, cheapest=cheapest, c_lo=c_lo, c_hi=c_hi, singles=single, oracle=(oq, oc),
         router=points, baselines=base_curves, predictors=pred_curves, summaries=summaries, pair=pair_summary,
         overhead=overhead, missing_cells=missing, notes=notes,
+        verdict=bootstrap_verdict(np.stack(decisions), te_s, te_c, models, best, c_lo, c_hi),
     )
     return result, np.stack(decisions), test_p["prompt_id"].tolist()
 

@@ -8,12 +8,12 @@ path that cannot be written. No command writes an invalid file.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from optiroute.analysis.prompts import to_routable
@@ -38,6 +38,7 @@ from optiroute.cli.common import (
 )
 from optiroute.cli.demo import run_demo
 from optiroute.cli.onboard import onboard_cmd
+from optiroute.cli.render import Col, print_json, print_table
 from optiroute.errors import ArtifactNotFoundError, OptiRouteError, RegistryError
 from optiroute.quality.base import predictor_class
 from optiroute.router.router import Router
@@ -76,10 +77,19 @@ def route(
         fail(exc)
         return
     if as_json:
-        console.print_json(json.dumps(d.summary()))
+        print_json(d.summary())
         return
-    console.print(f"[bold green]{d.model}[/]  (runner-up: {d.runner_up or '-'})")
-    console.print(d.reason)
+    console.print(f"[bold green]{escape(d.model)}[/]  (runner-up: {escape(d.runner_up or '-')})", soft_wrap=True)
+    console.print(d.reason, markup=False, highlight=False)
+
+
+#: Sub-score columns of ``explain``: short header per preference dimension.
+_DIM_HEADERS = {"accuracy": "acc", "cost": "cost", "latency": "lat", "harmlessness": "harm", "honesty": "hon",
+                "helpfulness": "help", "steerability": "steer", "creativity": "creat"}
+
+
+def _f(fmt: str) -> Any:
+    return lambda v: format(v, fmt)
 
 
 @app.command()
@@ -89,9 +99,10 @@ def explain(
     candidates: CandOpt = None,
     router_dir: RouterOpt = None,
     registry: RegistryOpt = None,
-    top: Annotated[int, typer.Option(help="Rows of the score table.")] = 10,
+    top: Annotated[int, typer.Option(help="Rows of the score tables.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole decision as JSON.")] = False,
 ) -> None:
-    """Show the full decision: task profile, every candidate's sub-scores, neighbours."""
+    """Show the full decision: task profile, every candidate's predictions and sub-scores, neighbours."""
     check_int(top, "--top", lo=1, hi=10_000)
     try:
         text = sys.stdin.read() if prompt == "-" else prompt
@@ -99,20 +110,48 @@ def explain(
     except OptiRouteError as exc:
         fail(exc)
         return
+    if as_json:
+        print_json(d.model_dump(mode="json"))
+        return
     p = d.profile
     console.print(f"task [bold]{p.task_type}[/] ({p.task_confidence:.2f}), domain [bold]{p.domain}[/] "
-                  f"({p.domain_confidence:.2f}), complexity {p.complexity:.2f}, ~{p.est_input_tokens} "
-                  f"input tokens, confidence {d.confidence:.2f}")
-    dims = sorted({k for s in d.scores for k in s.sub_scores})
-    table = Table("model", "score", "quality", "cost $", "latency s", *dims, "excluded")
-    for s in d.scores[:top]:
-        table.add_row(s.model, f"{s.score:.3f}", f"{s.predicted_quality:.2f}", f"{s.predicted_cost_usd:.2g}",
-                      f"{s.predicted_latency_s:.1f}", *(f"{s.sub_scores.get(k, 0):.2f}" for k in dims),
-                      s.excluded or "")
-    console.print(table)
+                  f"({p.domain_confidence:.2f}), complexity {p.complexity:.2f}, ~{p.est_input_tokens} input and "
+                  f"~{p.est_output_tokens} output tokens; confidence {d.confidence:.2f}")
+    shown = d.scores[:top]
+    rows = [{"model": s.model, "score": s.score, "quality": s.predicted_quality, "cost": s.predicted_cost_usd,
+             "latency": s.predicted_latency_s, "excluded": "excluded" if s.excluded else "",
+             **{f"sub:{k}": v for k, v in s.sub_scores.items()}} for s in shown]
+    print_table(console, [
+        Col("model", "model", name=True),
+        Col("score", "score", "preference-weighted total (highest wins)", _f(".3f"), justify="right"),
+        Col("quality", "quality", "predicted answer quality 0..1", _f(".2f"), justify="right"),
+        Col("cost", "$/call", "predicted cost in USD", lambda v: f"{v:.2g}", justify="right"),
+        Col("latency", "latency s", "estimated seconds to the full answer", _f(".1f"), justify="right"),
+        Col("excluded", ""),
+    ], rows, title="Predictions")
+    dims = [k for k in _DIM_HEADERS if any(k in s.sub_scores for s in shown)]
+    dims += sorted({k for s in shown for k in s.sub_scores} - set(dims))
+    relative = [k for k in ("accuracy", "cost", "latency") if k in dims]
+    card = [k for k in dims if k not in relative]
+    note = []
+    if relative:
+        note.append(f"{', '.join(_DIM_HEADERS[k] for k in relative)}: relative to these candidates for this prompt "
+                    "(adding or removing one changes them)")
+    if card:
+        note.append("; ".join(f"{_DIM_HEADERS.get(k, k)} = {k}" for k in card) + ": the model card's own metric")
+    print_table(console, [Col("model", "model", name=True)] + [
+        Col(f"sub:{k}", _DIM_HEADERS.get(k, k), fmt=_f(".2f"), justify="right") for k in dims
+    ], rows, title="Sub-scores (0 = worst, 1 = best)")
+    if note:
+        console.print(f"[dim]{escape('. '.join(note))}.[/]", highlight=False)
+    for s in shown:
+        if s.excluded:
+            console.print(f"excluded [bold]{escape(s.model)}[/]: {escape(s.excluded)}", soft_wrap=False)
     if d.neighbours:
-        console.print("neighbours: " + ", ".join(f"{n.prompt_id} ({n.task}, {n.similarity:.2f})" for n in d.neighbours))
-    console.print(f"[bold green]{d.model}[/]: {d.reason}")
+        console.print("nearest stored prompts: " + ", ".join(
+            f"{escape(n.prompt_id)} ({escape(n.task or '?')}, {n.similarity:.2f})" for n in d.neighbours),
+            highlight=False)
+    console.print(f"[bold green]{escape(d.model)}[/]: {escape(d.reason)}")
 
 
 @app.command()
@@ -276,10 +315,14 @@ def demo(
     local: Annotated[
         bool, typer.Option("--local/--no-local", help="Also answer one prompt with a local model.")
     ] = True,
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Print every decision with its runner-up and reason.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print every decision as JSON (no local answer).")] = False,
 ) -> None:
     """Route real prompts under several profiles on the bundled default (no API key, no network)."""
     try:
-        run_demo(console, local=local)
+        run_demo(console, local=local and not as_json, show_all=show_all, as_json=as_json)
     except OptiRouteError as exc:
         fail(exc)
 

@@ -16,7 +16,9 @@ only for the decisions somebody reads.
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 import uuid
 import warnings
 from collections.abc import Callable, Sequence
@@ -64,6 +66,8 @@ from optiroute.store.memory import MemoryFeedbackStore
 from optiroute.store.records import FeedbackStore, ObservationRecord
 
 __all__ = ["Router"]
+
+log = logging.getLogger(__name__)
 
 
 class Router:
@@ -129,6 +133,7 @@ class Router:
         self._state: RouterState | None = None
         self._lock = threading.RLock()
         self._latency = LatencyTracker()
+        self._ready = False  # set once a decision has loaded every part (the first one logs its load)
 
     # ---------------------------------------------------------------- construction
     @classmethod
@@ -240,10 +245,34 @@ class Router:
         candidates: Sequence[str] | None, *, batch: bool, show_progress: bool = False,
         embeddings: np.ndarray | None = None, explore: bool = False,
     ) -> RouteArrays:
+        if self._ready:
+            st = self.state
+            cards, columns = st.candidates(candidates)
+            return route_arrays(self._routing_context(st), items, prefs, constraints, cards, columns, batch=batch,
+                                show_progress=show_progress, embeddings=embeddings, explore=explore)
+        t0 = time.perf_counter()
+        log.info("OptiRoute: the first decision loads the model cards, analyzer, outcome store and embedder "
+                 "(about 20 s on one CPU core for the bundled router; Router.warm_up() does it at start-up)")
         st = self.state
         cards, columns = st.candidates(candidates)
-        return route_arrays(self._routing_context(st), items, prefs, constraints, cards, columns, batch=batch,
-                            show_progress=show_progress, embeddings=embeddings, explore=explore)
+        arrays = route_arrays(self._routing_context(st), items, prefs, constraints, cards, columns, batch=batch,
+                              show_progress=show_progress, embeddings=embeddings, explore=explore)
+        self._ready = embeddings is None  # precomputed embeddings leave the embedder unloaded
+        if self._ready:
+            log.info("OptiRoute: router ready (first decision took %.1f s)", time.perf_counter() - t0)
+        return arrays
+
+    def warm_up(self) -> Router:
+        """Load everything a decision needs now, instead of during the first one (about 20 s for the
+        bundled router on one CPU core: model cards, analyzer, outcome store and the MiniLM embedder).
+
+        Call it when a server or an adapter starts, so the first user does not wait. It routes one
+        fixed text and records nothing (no decision, feedback or spend). Returns the router itself.
+        Progress is logged at INFO on the ``optiroute.router.router`` logger.
+        """
+        if not self._ready:
+            self.predict_quality(["warm-up"])
+        return self
 
     def _route_within_budget(
         self, item: RoutableText, prefs: Preferences, cons: Constraints, candidates: Sequence[str] | None,

@@ -150,6 +150,15 @@ class BatchDecisions(Sequence[RoutingDecision]):
     def __len__(self) -> int:
         return int(self._offsets[-1])
 
+    def __repr__(self) -> str:
+        """How many prompts, and how many went to each model (most first; at most five named)."""
+        counts: dict[str, int] = {}
+        for name in self.model_names:
+            counts[name] = counts.get(name, 0) + 1
+        top = sorted(counts.items(), key=lambda kv: -kv[1])
+        shown = ", ".join(f"{m!r}: {n}" for m, n in top[:5]) + (f", ... {len(top) - 5} more" if len(top) > 5 else "")
+        return f"{type(self).__name__}({len(self)} prompts; chosen {{{shown}}})"
+
     def _locate(self, i: int) -> tuple[RouteArrays, int]:
         if i < 0:
             i += len(self)

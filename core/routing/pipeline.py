@@ -23,6 +23,7 @@ from optiroute.quality.base import Predictor
 from optiroute.quality.index import quantize
 from optiroute.routing import policy as pol
 from optiroute.routing.batch import RouteArrays
+from optiroute.routing.estimates import answer_tokens
 from optiroute.routing.scoring import card_matrix, score
 from optiroute.schema.decision import Constraints
 from optiroute.schema.preferences import Preferences
@@ -139,8 +140,9 @@ def route_arrays(
     )
     pin = np.array([c.input_usd_per_mtok for c in cards], dtype=np.float32)
     pout = np.array([c.output_usd_per_mtok for c in cards], dtype=np.float32)
-    # Each model's expected answer length: the prompt's estimate times the model's verbosity.
-    out_m = out_tok[:, None] * np.array([c.verbosity for c in cards], dtype=np.float32)
+    # Each model's expected answer length: the prompt's estimate times the share of the model's
+    # verbosity that was measured on prompts like this one (routing/estimates.py says why).
+    out_m = answer_tokens(out_tok, cards, out.task_probs, ctx.analyzer.task_types)
     cost = (in_tok[:, None] * pin + out_m * pout) / 1e6
     ttft = np.array([c.ttft_s for c in cards], dtype=np.float32)
     tps = np.array([max(c.tokens_per_s, 1e-3) for c in cards], dtype=np.float32)

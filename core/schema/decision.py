@@ -181,7 +181,10 @@ class ModelScore(BaseModel):
     Attributes:
         model: the candidate's registry name.
         score: the preference-weighted total in 0..1 (higher wins); 0 for excluded models.
-        sub_scores: the normalised 0..1 value of each weighted dimension before weighting.
+        sub_scores: each weighted dimension's 0..1 value before weighting (1 = best). ``accuracy``,
+            ``cost`` and ``latency`` are relative: scaled across the candidates of this decision
+            (the best of them gets 1, the worst 0), so adding or removing a candidate changes them.
+            The other dimensions are the model card's own 0..1 metric.
         predicted_quality: expected score (probability of a correct / good answer) in 0..1.
         predicted_cost_usd: expected cost of this call.
         predicted_latency_s: expected end-to-end latency of this call.
@@ -233,6 +236,18 @@ class RoutingDecision(BaseModel):
     explored: bool = False
     warnings: list[str] = Field(default_factory=list)
     created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+
+    def __repr__(self) -> str:
+        """The decision in one line: chosen model, runner-up, task, preferences and the reason (the
+        full field dump is ``model_dump()``)."""
+        extra = ", generalist_fallback=True" if self.generalist_fallback else ""
+        extra += ", explored=True" if self.explored else ""
+        return (f"RoutingDecision(model={self.model!r}, runner_up={self.runner_up!r}, "
+                f"task={self.profile.task_type!r}, domain={self.profile.domain!r}, "
+                f"preferences={self.preferences.label()!r}, confidence={self.confidence:.2f}{extra}, "
+                f"reason={self.reason!r})")
+
+    __str__ = __repr__
 
     @property
     def runner_up(self) -> str | None:
