@@ -101,7 +101,7 @@ def test_cost_and_latency_arithmetic():
     c = ModelCard(name="m", input_usd_per_mtok=2.0, output_usd_per_mtok=10.0, ttft_s=0.5, tokens_per_s=100)
     assert c.cost_usd(1000, 500) == pytest.approx(0.002 + 0.005)
     assert c.latency_s(200) == pytest.approx(2.5)
-    assert c.imputed == list(METRICS)  # nothing given: neutral and marked imputed
+    assert c.unknown == list(METRICS) and c.imputed == []  # nothing given: marked unknown, not imputed
 
 
 def test_normalise_name():

@@ -62,7 +62,7 @@ def card_features(card: ModelCard, raw: Mapping[str, Any] | None = None) -> dict
         "log_context": None if "context_window" in card.imputed else math.log2(card.context_window),
     }
     for m in CARD_METRICS:
-        feats[m] = None if m in card.imputed or m not in card.metrics else float(card.metrics[m])
+        feats[m] = None if m in card.imputed or not card.known(m) else float(card.metrics[m])
     raw = raw or {}
     p = num(raw.get("params_b"))
     feats["log_params_b"] = None if p is None or p <= 0 else math.log10(p)
