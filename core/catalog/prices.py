@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["LibraryPrice", "PROVIDERS", "library_price", "library_version"]
+__all__ = ["LibraryPrice", "PROVIDERS", "library_price", "library_price_ref", "library_version"]
 
 #: The card's provider -> the library's provider id (a card of another provider is not looked up:
 #: an open-weights card's price is a hosting estimate, not one vendor's list price).
@@ -61,6 +61,35 @@ def _split(value: Any) -> tuple[float | None, list[tuple[int, float]]]:
     return (None if base is None else float(base)), tiers
 
 
+def library_price_ref(provider_id: str, model_ref: str) -> LibraryPrice | None:
+    """The library's price of exactly ``model_ref`` in its provider ``provider_id`` (``openrouter``,
+    ``deepseek``, ...), for cards whose price is one host's listing."""
+    try:
+        from genai_prices import data
+    except ImportError:
+        return None
+    for prov in data.providers:
+        if prov.id == provider_id:
+            info = prov.find_model(model_ref)
+            return None if info is None else _price_of(prov.id, info)
+    return None
+
+
+def _price_of(provider_id: str, info: Any) -> LibraryPrice | None:
+    price = info.get_prices(datetime.now(timezone.utc))
+    pin, tin = _split(getattr(price, "input_mtok", None))
+    pout, tout = _split(getattr(price, "output_mtok", None))
+    if pin is None or pout is None:
+        return None
+    starts = sorted({s for s, _ in tin} | {s for s, _ in tout})
+    tiers = []
+    for s in starts:
+        ti = max((p for st, p in tin if st <= s), default=pin)
+        to = max((p for st, p in tout if st <= s), default=pout)
+        tiers.append((s, ti, to))
+    return LibraryPrice(provider_id, info.id, pin, pout, tiers, info.context_window)
+
+
 def library_price(name: str, provider: str | None = None) -> LibraryPrice | None:
     """The library's price of ``name`` (``None`` when it does not know the model or is absent).
 
@@ -85,18 +114,7 @@ def library_price(name: str, provider: str | None = None) -> LibraryPrice | None
         if wanted is None and prov.id not in PROVIDERS.values():
             continue
         info = prov.find_model(ref)
-        if info is None:
-            continue
-        price = info.get_prices(datetime.now(timezone.utc))
-        pin, tin = _split(getattr(price, "input_mtok", None))
-        pout, tout = _split(getattr(price, "output_mtok", None))
-        if pin is None or pout is None:
-            continue
-        starts = sorted({s for s, _ in tin} | {s for s, _ in tout})
-        tiers = []
-        for s in starts:
-            ti = max((p for st, p in tin if st <= s), default=pin)
-            to = max((p for st, p in tout if st <= s), default=pout)
-            tiers.append((s, ti, to))
-        return LibraryPrice(prov.id, info.id, pin, pout, tiers, info.context_window)
+        found = None if info is None else _price_of(prov.id, info)
+        if found is not None:
+            return found
     return None
