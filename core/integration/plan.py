@@ -18,20 +18,21 @@ __all__ = ["plan_call", "resolve_candidates", "route_call"]
 
 
 def resolve_candidates(router: Router, candidates: Mapping[str, str]) -> dict[str, str]:
-    """Card name -> candidate key, resolving each candidate's model name through the registry.
+    """The caller's model name -> candidate key, one per card (resolved through the registry).
 
-    Two keys that resolve to the same card (aliases) route as one: the first key wins. Unknown
-    names get a neutral-prior card (and one warning) from the registry.
+    Decisions come back in the caller's own model names (the card is a separate field). Two keys
+    that resolve to the same card (aliases) route as one: the first key wins. Unknown names get a
+    prior card (and one warning) from the registry.
 
     Raises:
         InvalidInputError: no candidates.
     """
     if not candidates:
         raise InvalidInputError("A routed model needs at least one candidate model; pass some in `models`.")
-    names: dict[str, str] = {}
+    by_card: dict[str, tuple[str, str]] = {}
     for key, name in candidates.items():
-        names.setdefault(router.registry.resolve(name).name, key)
-    return names
+        by_card.setdefault(router.registry.resolve(name).name, (name, key))
+    return dict(by_card.values())
 
 
 def route_call(

@@ -242,8 +242,9 @@ class Router:
     ) -> RouteArrays:
         st = self.state
         cards, columns = st.candidates(candidates)
-        return route_arrays(self._routing_context(st), items, prefs, constraints, cards, columns, batch=batch,
-                            show_progress=show_progress, embeddings=embeddings, explore=explore)
+        arrays = route_arrays(self._routing_context(st), items, prefs, constraints, cards, columns, batch=batch,
+                              show_progress=show_progress, embeddings=embeddings, explore=explore)
+        return arrays.relabelled(st.labels(candidates, cards), st.notes(candidates))
 
     def _route_within_budget(
         self, item: RoutableText, prefs: Preferences, cons: Constraints, candidates: Sequence[str] | None,

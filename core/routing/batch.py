@@ -57,6 +57,8 @@ class RouteArrays:
     task_types: list[str]
     explored: np.ndarray  # (n,) bool: re-drawn by exploration
     corrections: np.ndarray | None = None  # (n, m) feedback corrections included in ``quality``
+    card_names: list[str] | None = None  # the cards behind ``names`` when ``names`` are the caller's
+    notes: list[str] | None = None  # how the caller's names resolved (family cards, unknown models)
     embeddings: np.ndarray | None = None  # (n, dim) int8, only when the router keeps prompts
 
     def correction(self, i: int, j: int) -> float:
@@ -87,6 +89,20 @@ class RouteArrays:
             pruned=bool(self.pruned[i]),
         )
 
+    def relabelled(self, labels: list[str], notes: list[str] | None = None) -> RouteArrays:
+        """These arrays with ``names`` set to the caller's own names (``card_names`` keeps the
+        cards'), so decisions, fallbacks and scores give back the names they were given."""
+        if len(labels) != len(self.names):
+            raise ValueError(f"{len(labels)} labels for {len(self.names)} candidates")
+        self.card_names = list(self.names)
+        self.names = list(labels)
+        self.notes = list(notes or [])
+        return self
+
+    def card_of(self, j: int) -> str:
+        """The card name of column ``j``."""
+        return self.card_names[j] if self.card_names is not None else self.names[j]
+
     def decision(
         self,
         i: int,
@@ -95,7 +111,7 @@ class RouteArrays:
         neighbours: Callable[[np.ndarray, np.ndarray], list[Neighbour]],
     ) -> RoutingDecision:
         """Build the full decision for prompt ``i``."""
-        warnings: list[str] = []
+        warnings: list[str] = list(self.notes or [])
         generalist_reason = None
         if self.nothing_fits[i]:
             generalist_reason = "no candidate is competent for this task type and domain, so the search was widened"
@@ -112,6 +128,7 @@ class RouteArrays:
         return build_decision(
             decision_id=decision_id,
             names=self.names,
+            cards=self.card_names,
             winner=int(self.winner[i]),
             total=self.total[i],
             sub={d: v[i] for d, v in self.sub.items()},
