@@ -92,6 +92,10 @@ def spellings(name: str) -> list[Spelling]:
     add(normalise_name(name), "exact")
     key = normalise_name(_unwrap(name))
     add(key, "exact")
+    if key.startswith("chatgpt-"):  # ChatGPT's rolling snapshot of a model: that model's family
+        key = key[len("chatgpt-"):].removesuffix("-latest")
+        key = "gpt-" + key.removeprefix("gpt-")
+        add(key, "family", "(ChatGPT's rolling snapshot)")
     # Vertex writes the snapshot after '@' (claude-sonnet-4-5@20250929): the part before is the family.
     # Strip snapshot dates and release tags one at a time: gpt-5-2025-08-07 -> gpt-5,
     # gemini-2.5-pro-preview-06-05 -> gemini-2.5-pro, claude-3-5-haiku-latest -> claude-3-5-haiku.

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import threading
 import warnings
 from collections.abc import Iterable, Iterator

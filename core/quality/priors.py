@@ -47,9 +47,10 @@ def card_prior(
     uniq, inverse = np.unique(np.asarray(domains, dtype=str), return_inverse=True)
     # A card with neither a domain figure nor a known overall accuracy is neutral: the row's mean of
     # the candidates that have one (0.5 when none has), never a made-up low or high number.
+    overall = [c.metrics.get("accuracy", 0.5) if "accuracy" not in getattr(c, "unknown", ()) else np.nan
+               for c in cards]
     table = np.array(
-        [[c.accuracy_by_domain.get(d, c.metrics.get("accuracy", 0.5) if "accuracy" not in getattr(c, "unknown", ()) else np.nan)
-          for c in cards] for d in uniq.tolist()],
+        [[c.accuracy_by_domain.get(d, overall[j]) for j, c in enumerate(cards)] for d in uniq.tolist()],
         dtype=np.float32,
     ).reshape(len(uniq), len(cards))
     known = ~np.isnan(table)

@@ -61,7 +61,8 @@ def card_matrix(cards: Sequence[ModelCard]) -> np.ndarray:
     candidates that have one (0.5 when none has), so it neither wins nor loses on a made-up number.
     """
     table = np.array(
-        [[c.metrics.get(d, 0.5) if d not in getattr(c, "unknown", ()) else np.nan for d in CARD_DIMENSIONS] for c in cards],
+        [[c.metrics.get(d, 0.5) if d not in getattr(c, "unknown", ()) else np.nan for d in CARD_DIMENSIONS]
+         for c in cards],
         dtype=np.float32,
     ).reshape(len(cards), len(CARD_DIMENSIONS))
     known = ~np.isnan(table)
