@@ -107,6 +107,7 @@ class ModelCard(BaseModel):
         input_usd_per_mtok, output_usd_per_mtok: list prices per million tokens.
         context_window: maximum tokens of prompt + answer.
         supports_tools, supports_json: function calling / JSON output mode.
+        supports_vision: image input (``None``: not stated).
         ttft_s, tokens_per_s: latency model (estimate; see module docstring).
         verbosity: this model's answer length relative to the analyzer's per-prompt estimate (a
             chain-of-thought model answers at 2-4x the typical length, and is billed for it);
@@ -137,6 +138,7 @@ class ModelCard(BaseModel):
     context_window: int = 8192
     supports_tools: bool = True
     supports_json: bool = True
+    supports_vision: bool | None = None
     ttft_s: float = 0.5
     tokens_per_s: float = 50.0
     verbosity: float = 1.0
@@ -354,6 +356,31 @@ class Registry:
                 self._priors[name] = prior
                 warnings.warn(unknown_note(prior), UnknownModelWarning, stacklevel=3)
         return prior
+
+    def set_capabilities(self, name: str, *, source: str, **fields: Any) -> bool:
+        """Fill or override ``name``'s card's capability fields (``context_window``, ``supports_tools``,
+        ``supports_json``, ``supports_vision``) from ``source`` (a framework's model profile); a prior
+        card of an unknown model takes them too. Returns whether anything changed.
+
+        Raises:
+            RegistryError: another field, or an invalid value.
+        """
+        allowed = {"context_window", "supports_tools", "supports_json", "supports_vision"}
+        bad = sorted(set(fields) - allowed)
+        if bad:
+            raise RegistryError(f"set_capabilities takes {sorted(allowed)}, not {bad}.")
+        with self._lock:
+            card = self.resolve(name)
+            new = {k: v for k, v in fields.items() if getattr(card, k) != v}
+            if not new:
+                return False
+            update = {**new, "sources": {**card.sources, **{k: source for k in new}},
+                      "imputed": [m for m in card.imputed if m not in new]}
+            if card.prior:
+                self._priors[name] = ModelCard(**{**card.model_dump(), **update})
+            else:
+                self.update(card.name, **update)
+            return True
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self._lookup(name) is not None

@@ -8,6 +8,7 @@ from uuid import UUID
 
 from optiroute.errors import InvalidInputError
 from optiroute.integration.call import CallPlan, Route
+from optiroute.integration.capabilities import apply_capabilities
 
 if TYPE_CHECKING:
     from optiroute.router.router import Router
@@ -36,7 +37,8 @@ def resolve_candidates(router: Router, candidates: Mapping[str, str]) -> dict[st
 
 
 def route_call(
-    router: Router, messages: Any, *, candidates: Mapping[str, str], preferences: PreferencesLike = None,
+    router: Router, messages: Any, *, candidates: Mapping[str, str], objects: Mapping[str, Any] | None = None,
+    preferences: PreferencesLike = None,
     constraints: ConstraintsLike = None, user: str | None = None, run_id: UUID | str | None = None,
     needs_tools: bool = False, tool_capable: Collection[str] = (),
 ) -> Route:
@@ -46,11 +48,15 @@ def route_call(
         messages: the prompt or chat history, in any form :meth:`optiroute.Router.decide` accepts.
         preferences: already resolved (:func:`resolve_preferences`); ``None`` = the router's default.
         needs_tools: the call binds tools, so only keys in ``tool_capable`` may answer it.
+        objects: candidate key -> the framework's model object: its own profile fills its card's
+            context window and tool / JSON support (:mod:`optiroute.integration.capabilities`).
 
     Raises:
         InvalidInputError: no candidates, or tools are needed and no candidate can call them.
         NoEligibleModelError and the other errors of :meth:`optiroute.Router.decide`.
     """
+    if objects:
+        apply_capabilities(router, candidates, objects)
     names = resolve_candidates(router, candidates)
     pool = list(names)
     if needs_tools:
@@ -70,12 +76,14 @@ def route_call(
 
 
 def plan_call(
-    router: Router, messages: Any, *, candidates: Mapping[str, str], preferences: PreferencesLike = None,
+    router: Router, messages: Any, *, candidates: Mapping[str, str], objects: Mapping[str, Any] | None = None,
+    preferences: PreferencesLike = None,
     constraints: ConstraintsLike = None, user: str | None = None, run_id: UUID | str | None = None,
     needs_tools: bool = False, tool_capable: Collection[str] = (), max_tokens: int | None = None,
     candidate_max_tokens: Mapping[str, int | None] | None = None,
 ) -> CallPlan:
     """Route one call and admit it: :func:`route_call` then :meth:`Route.admit` (see both)."""
-    route = route_call(router, messages, candidates=candidates, preferences=preferences, constraints=constraints,
+    route = route_call(router, messages, candidates=candidates, objects=objects, preferences=preferences,
+                       constraints=constraints,
                        user=user, run_id=run_id, needs_tools=needs_tools, tool_capable=tool_capable)
     return route.admit(max_tokens=max_tokens, candidate_max_tokens=candidate_max_tokens)
