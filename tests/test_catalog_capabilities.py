@@ -4,9 +4,9 @@ fill the candidate's card (context window, tool calling, structured output)."""
 import warnings
 
 import pytest
-from langchain_optiroute import ChatOptiRoute
 from llama_index.core.base.llms.types import LLMMetadata
 
+from langchain_optiroute import ChatOptiRoute
 from optiroute import Router
 from optiroute.integration.capabilities import capabilities_of
 from tests.support.lc_fakes import EchoChat
