@@ -191,13 +191,14 @@ def refresh_prices(registry: Registry, *, today: str | None = None) -> list[Chan
             "price_tiers": [{"min_input_tokens": s, "input_usd_per_mtok": i, "output_usd_per_mtok": o}
                             for s, i, o in lib.tiers],
         }
-        if lib.context_window:
-            new["context_window"] = lib.context_window
+        own = card.sources.get("context_window", "")
+        if lib.context_window and ("context_window" in card.imputed or not own or own.startswith("genai-prices")):
+            new["context_window"] = lib.context_window  # a window another source stated is kept
         old = card.model_dump()
         diff = [Change(card.name, k, old[k], v) for k, v in new.items() if old[k] != v]
         changes.extend(diff)
         sources = {**card.sources, "price": lib.source}
-        if lib.context_window:
+        if "context_window" in new:
             sources["context_window"] = lib.source
         registry.update(card.name, **new, sources=sources, facts_date=stamp)
     return changes

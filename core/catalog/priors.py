@@ -19,12 +19,14 @@ import math
 import re
 import statistics
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from optiroute.catalog.names import normalise_name
 from optiroute.catalog.prices import library_price
 
-if TYPE_CHECKING:
-    from optiroute.catalog.registry import ModelCard
+#: A model card (``optiroute.catalog.registry.ModelCard``), typed loosely: the registry imports this
+#: module, so this one does not import the registry.
+ModelCard = Any
 
 __all__ = ["PEERS", "prior_fields", "provider_of", "unknown_note"]
 
@@ -47,8 +49,6 @@ _FAMILIES = (
 
 def provider_of(name: str) -> str:
     """The provider family a model name belongs to, read from its spelling (``unknown`` if none)."""
-    from optiroute.catalog.names import normalise_name
-
     key = normalise_name(name)
     raw = name.strip().lower()
     for head in (raw.split("/", 1)[0] if "/" in raw else "",):
@@ -74,16 +74,16 @@ def prior_fields(name: str, cards: Sequence[ModelCard]) -> dict[str, Any]:
     pool = [c for c in cards if c.kind in ("api", "chat") and not c.prior and c.metrics.get("accuracy") is not None]
     same = [c for c in pool if c.provider == family]
     base = same if len(same) >= 2 else pool
-    if lib is not None:
+    if lib is not None:  # the nearest in list price; without a price, every model of the family
         target = math.log10(lib.output_usd_per_mtok + 1e-3)
-        base = sorted(base, key=lambda c: abs(math.log10(c.output_usd_per_mtok + 1e-3) - target))
-    peers = base[:PEERS]
+        base = sorted(base, key=lambda c: abs(math.log10(c.output_usd_per_mtok + 1e-3) - target))[:PEERS]
+    peers = base
     acc = [c.metrics["accuracy"] for c in peers]
     domains = sorted({d for c in peers for d in c.accuracy_by_domain})
     by_domain = {d: round(_median([c.accuracy_by_domain[d] for c in peers if d in c.accuracy_by_domain],
                                   _median(acc, 0.5)), 4) for d in domains}
     sd = max(0.1, float(statistics.pstdev(acc)) if len(acc) > 1 else 0.15)
-    how = (f"{len(peers)} known {family + ' ' if base is same else ''}models"
+    how = (f"{len(peers)} known {family + ' ' if family != 'unknown' and len(same) >= 2 else ''}models"
            + (f" nearest its list price ({lib.source})" if lib is not None else ""))
     sources = {"accuracy": f"prior: median of {how}: {', '.join(c.name for c in peers)}",
                "accuracy_by_domain": f"prior: per-domain median of {how}"}
@@ -120,7 +120,8 @@ def unknown_note(card: ModelCard) -> str:
     priced = "its list price from genai-prices" if "genai-prices" in card.sources.get("price", "") else "no known price"
     return (
         f"OptiRoute has no card for model {card.name!r}; it routes it on a prior: quality "
-        f"{card.metrics.get('accuracy', 0.5):.2f} ± {sd:.2f} from {card.provider} models like it ({priced}). "
+        f"{card.metrics.get('accuracy', 0.5):.2f} ± {sd:.2f} from "
+        f"{'known models' if card.provider == 'unknown' else card.provider + ' models'} like it ({priced}). "
         f"Add its facts with `optiroute models add --name {card.name} --input-price ... --output-price ... "
         "--arena-elo ...`, or measure it with `optiroute onboard`."
     )

@@ -305,7 +305,7 @@ class Router:
         keep = getattr(self.store, "keep_prompts", False)  # the store drops it otherwise, too
         decision = self._materialise(arrays, 0, uuid.uuid4().hex, run_id=run_id, user=user,
                                      prompt=item.text if keep else None)
-        if decision.warnings:
+        if decision.generalist_fallback:  # name notes were warned once by the registry already
             warnings.warn(decision.warnings[0], RoutingFallbackWarning, stacklevel=2)
         return decision
 

@@ -111,7 +111,7 @@ class RouteArrays:
         neighbours: Callable[[np.ndarray, np.ndarray], list[Neighbour]],
     ) -> RoutingDecision:
         """Build the full decision for prompt ``i``."""
-        warnings: list[str] = list(self.notes or [])
+        warnings: list[str] = []
         generalist_reason = None
         if self.nothing_fits[i]:
             generalist_reason = "no candidate is competent for this task type and domain, so the search was widened"
@@ -122,6 +122,7 @@ class RouteArrays:
             )
         if generalist_reason:
             warnings.append(f"OptiRoute fell back to the generalist model: {generalist_reason}.")
+        warnings.extend(self.notes or [])  # how the caller's names resolved (warned once by the registry)
         nb: list[Neighbour] = []
         if self.knn is not None:
             nb = neighbours(self.knn.ids[i], self.knn.sims[i])
