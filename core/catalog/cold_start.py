@@ -32,7 +32,7 @@ from optiroute.errors import InvalidInputError
 if TYPE_CHECKING:
     from optiroute.catalog.registry import ModelCard, Registry
 
-__all__ = ["AbilityMap", "RAW_METRICS", "card_features", "gpqa_level_map", "predict_card_domains"]
+__all__ = ["AbilityMap", "RAW_METRICS", "card_features", "gpqa_level_map", "level_map", "predict_card_domains"]
 
 #: Raw model-level metrics (columns of ``model_metrics.csv``) used when given.
 RAW_METRICS = ("params_b", "arena_elo", "mt_bench")
@@ -159,10 +159,10 @@ def _has_measured_domains(card: ModelCard) -> bool:
 MIN_LEVEL_PAIRS = 6
 
 
-def gpqa_level_map(cards: Sequence[ModelCard]) -> tuple[float, float, int] | None:
-    """``(a, b, n)`` of logit(MMLU-Pro) = a + b * GPQA, least squares over the ``n`` cards whose
+def level_map(cards: Sequence[ModelCard], fact: str = "gpqa") -> tuple[float, float, int] | None:
+    """``(a, b, n)`` of logit(MMLU-Pro) = a + b * ``fact``, least squares over the ``n`` cards whose
     ``facts`` hold both figures (``None`` below :data:`MIN_LEVEL_PAIRS`)."""
-    pairs = [(c.facts["gpqa"], c.facts["mmlu_pro"]) for c in cards if "gpqa" in c.facts and "mmlu_pro" in c.facts]
+    pairs = [(c.facts[fact], c.facts["mmlu_pro"]) for c in cards if fact in c.facts and "mmlu_pro" in c.facts]
     if len(pairs) < MIN_LEVEL_PAIRS:
         return None
     x = np.array([p[0] for p in pairs])
@@ -171,18 +171,29 @@ def gpqa_level_map(cards: Sequence[ModelCard]) -> tuple[float, float, int] | Non
     return float(a), float(b), len(pairs)
 
 
+def gpqa_level_map(cards: Sequence[ModelCard]) -> tuple[float, float, int] | None:
+    """:func:`level_map` on GPQA (the figure most of today's models publish)."""
+    return level_map(cards, "gpqa")
+
+
+#: Published figures that set a card's level, most direct first (MMLU-Pro is the outcomes' scale).
+LEVEL_FACTS = (("gpqa", "GPQA"), ("arena_elo", "Arena Elo"))
+
+
 def _level(card: ModelCard, facts: Mapping[str, Any], reg: Registry,
            extra: Sequence[ModelCard]) -> tuple[float, str] | None:
     """The overall MMLU-Pro-scale accuracy a card's published figures give, and how."""
     if facts.get("mmlu_pro") is not None:
         return float(facts["mmlu_pro"]), f"its MMLU-Pro figure ({card.sources.get('mmlu_pro', 'given')})"
-    if facts.get("gpqa") is not None:
-        fit = gpqa_level_map([*reg, *extra])
+    for fact, label in LEVEL_FACTS:
+        if facts.get(fact) is None:
+            continue
+        fit = level_map([*reg, *extra], fact)
         if fit is not None:
             a, b, n = fit
-            level = 1.0 / (1.0 + math.exp(-(a + b * float(facts["gpqa"]))))
-            return level, (f"its GPQA figure {float(facts['gpqa']):g} through logit(MMLU-Pro) = {a:.3f} + "
-                           f"{b:.3f} x GPQA, fitted on the {n} models with both published figures")
+            level = 1.0 / (1.0 + math.exp(-(a + b * float(facts[fact]))))
+            return level, (f"its {label} figure {float(facts[fact]):g} through logit(MMLU-Pro) = {a:.4g} + "
+                           f"{b:.4g} x {label}, fitted on the {n} models with both published figures")
     return None
 
 
