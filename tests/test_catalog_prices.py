@@ -57,3 +57,17 @@ def test_tiers_are_validated():
     with pytest.raises(RegistryError):
         ModelCard(name="x", input_usd_per_mtok=1, output_usd_per_mtok=1,
                   price_tiers=[{"min_input_tokens": 10, "input_usd_per_mtok": -1, "output_usd_per_mtok": 1}])
+
+
+def test_routing_prices_a_long_prompt_at_its_tier(default_router):
+    card = default_router.registry.get("gemini-2.5-pro")
+    tier = card.price_tiers[0]
+    long_prompt = "word " * int(tier.min_input_tokens * 4 / 5 + 4000)  # ~4 characters a token, past the tier
+    short = default_router.decide("Summarise this: " + "word " * 50, candidates=["gemini-2.5-pro", "gpt-5"])
+    long = default_router.decide(long_prompt, candidates=["gemini-2.5-pro", "gpt-5"])
+    s, lg = short.score_of("gemini-2.5-pro"), long.score_of("gemini-2.5-pro")
+    tokens_in = long.profile.est_input_tokens
+    assert tokens_in > tier.min_input_tokens
+    # The long call is billed at the tier's rates: more than its input at the base rate could cost.
+    assert lg.predicted_cost_usd >= tokens_in * tier.input_usd_per_mtok / 1e6
+    assert s.predicted_cost_usd < tokens_in * card.input_usd_per_mtok / 1e6
