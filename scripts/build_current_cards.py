@@ -24,7 +24,8 @@ from optiroute.catalog.current import current_cards, refresh_prices, with_older_
 from optiroute.catalog.registry import BUNDLED, Registry  # noqa: E402
 
 #: Aliases of older cards that name a different snapshot (they resolve through the family now).
-WRONG_ALIASES = {"gpt-4o-2024-05-13": ("gpt-4o-2024-08-06", "gpt-4o-2024-11-20", "chatgpt-4o-latest")}
+WRONG_ALIASES = {"gpt-4o-2024-05-13": ("gpt-4o-2024-08-06", "gpt-4o-2024-11-20", "chatgpt-4o-latest"),
+                 "claude-3-5-sonnet": ("claude-3-5-sonnet-20240620",)}
 
 
 def main() -> None:
