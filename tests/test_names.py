@@ -178,3 +178,15 @@ def test_bench_reports_the_datas_names(renamed, tmp_path):
     d, names = renamed
     result, decisions, _ = run_bench(d, cache_dir=tmp_path, overhead_n=0, compare=())
     assert sorted(result.models) == sorted(names)
+
+
+def test_an_unknown_candidate_is_ranked_inside_the_known_range_and_the_decision_shows_its_uncertainty(
+        default_router):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        d = default_router.decide("Prove that there are infinitely many primes.", preferences="quality-first",
+                                  candidates=["gpt-5", "gpt-5-nano", "gpt-99-experimental"])
+    note = next(w for w in d.warnings if "gpt-99-experimental" in w)
+    assert "±" in note and "optiroute models add" in note and "optiroute onboard" in note
+    q = {s.model: s.predicted_quality for s in d.scores}
+    assert q["gpt-99-experimental"] < q["gpt-5"]  # a prior never outranks the best known peer
