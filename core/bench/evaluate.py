@@ -261,7 +261,8 @@ def run_bench(
             routers[k] = _fit(train_p, o, prices, models, lookup, k)[0]
     lookup.clear()
     card = {m: router.registry.resolve(m).name for m in models}
-    col = {card[m]: j for j, m in enumerate(models)}
+    # Decisions name models as given (the data's names); card names are kept as keys too.
+    col = {**{card[m]: j for j, m in enumerate(models)}, **{m: j for j, m in enumerate(models)}}
 
     tr_s, tr_c = outcome_matrices(train_p["prompt_id"].tolist(), models, o)
     te_s, te_c = outcome_matrices(test_p["prompt_id"].tolist(), models, o)
@@ -354,7 +355,7 @@ def _quality(router: Any, texts: list[str], emb: np.ndarray, models: list[str],
     res = router.decide_batch(texts, preferences="quality-first", candidates=models, embeddings=emb)
     names = res.parts[0].names
     quality = np.concatenate([part.quality for part in res.parts])
-    return quality[:, [names.index(card[m]) for m in models]]
+    return quality[:, [names.index(m) if m in names else names.index(card[m]) for m in models]]
 
 
 def _pair(quals: dict[str, np.ndarray], models: list[str], te_s: np.ndarray,

@@ -29,16 +29,16 @@ DEMO_PROMPTS = Path(__file__).resolve().parent.parent / "data" / "demo_prompts.c
 
 #: What a team would plausibly put behind one ChatOptiRoute: cheap, mid and frontier models.
 DEMO_CANDIDATES = [
-    "gpt-4o",
-    "gpt-4o-mini",
-    "claude-3-5-sonnet",
-    "claude-3-5-haiku",
-    "gemini-1.5-pro",
-    "gemini-1.5-flash",
-    "deepseek-chat",
-    "llama-3.1-70b-instruct",
-    "llama-3.1-8b-instruct",
-    "mixtral-8x7b-instruct",
+    "gpt-5",
+    "gpt-5-mini",
+    "gpt-4.1-mini",
+    "claude-sonnet-4-5",
+    "claude-haiku-4-5",
+    "gemini-2.5-pro",
+    "gemini-2.5-flash",
+    "deepseek-v3.1",
+    "llama-3.3-70b-instruct",
+    "mistral-small-3.2",
 ]
 DEMO_PROFILES = ["quality-first", "balanced", "cost-effective", "latency-first", "ethically-aligned"]
 

@@ -245,26 +245,24 @@ class Router:
         candidates: Sequence[str] | None, *, batch: bool, show_progress: bool = False,
         embeddings: np.ndarray | None = None, explore: bool = False,
     ) -> RouteArrays:
-        if self._ready:
-            st = self.state
-            cards, columns = st.candidates(candidates)
-            return route_arrays(self._routing_context(st), items, prefs, constraints, cards, columns, batch=batch,
-                                show_progress=show_progress, embeddings=embeddings, explore=explore)
-        t0 = time.perf_counter()
-        log.info("OptiRoute: the first decision loads the model cards, analyzer, outcome store and embedder "
-                 "(about 20 s on one CPU core for the bundled router; Router.warm_up() does it at start-up)")
+        first = not self._ready
+        if first:
+            t0 = time.perf_counter()
+            log.info("OptiRoute: the first decision loads the model cards, analyzer, outcome store and embedder "
+                     "(a few seconds; Router.warm_up() does it at start-up)")
         st = self.state
         cards, columns = st.candidates(candidates)
         arrays = route_arrays(self._routing_context(st), items, prefs, constraints, cards, columns, batch=batch,
                               show_progress=show_progress, embeddings=embeddings, explore=explore)
-        self._ready = embeddings is None  # precomputed embeddings leave the embedder unloaded
-        if self._ready:
+        if first and embeddings is None:  # precomputed embeddings leave the embedder unloaded
+            self._ready = True
             log.info("OptiRoute: router ready (first decision took %.1f s)", time.perf_counter() - t0)
-        return arrays
+        return arrays.relabelled(st.labels(candidates, cards), st.notes(candidates))
 
     def warm_up(self) -> Router:
-        """Load everything a decision needs now, instead of during the first one (about 20 s for the
-        bundled router on one CPU core: model cards, analyzer, outcome store and the MiniLM embedder).
+        """Load everything a decision needs now, instead of during the first one (the bundled router's
+        model cards, analyzer, outcome store and the MiniLM embedder: a few seconds, several times
+        that with the torch encoder).
 
         Call it when a server or an adapter starts, so the first user does not wait. It routes one
         fixed text and records nothing (no decision, feedback or spend). Returns the router itself.
@@ -333,7 +331,7 @@ class Router:
         keep = getattr(self.store, "keep_prompts", False)  # the store drops it otherwise, too
         decision = self._materialise(arrays, 0, uuid.uuid4().hex, run_id=run_id, user=user,
                                      prompt=item.text if keep else None)
-        if decision.warnings:
+        if decision.generalist_fallback:  # name notes were warned once by the registry already
             warnings.warn(decision.warnings[0], RoutingFallbackWarning, stacklevel=2)
         return decision
 

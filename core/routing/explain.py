@@ -72,6 +72,7 @@ def build_decision(
     decision_id: str,
     names: Sequence[str],
     winner: int,
+    cards: Sequence[str] | None = None,
     total: np.ndarray,
     sub: dict[str, np.ndarray],
     quality: np.ndarray,
@@ -94,6 +95,7 @@ def build_decision(
         scores.append(
             ModelScore.model_construct(
                 model=name,
+                card=None if cards is None else cards[j],
                 score=float(total[j]) if np.isfinite(total[j]) else 0.0,
                 sub_scores={d: round(float(v[j]), 4) for d, v in sub.items()},
                 predicted_quality=float(quality[j]),
@@ -123,6 +125,7 @@ def build_decision(
     return RoutingDecision.model_construct(
         decision_id=decision_id,
         model=names[winner],
+        card=None if cards is None else cards[winner],
         fallbacks=[s.model for s in (eligible + soft)[:max_fallbacks]],
         scores=ranked + excluded_scores,
         profile=profile,

@@ -179,7 +179,8 @@ class ModelScore(BaseModel):
     """How one candidate fared for one prompt.
 
     Attributes:
-        model: the candidate's registry name.
+        model: the candidate as the caller named it (a candidate key or model string).
+        card: the registry card it resolved to, when that name differs or was resolved.
         score: the preference-weighted total in 0..1 (higher wins); 0 for excluded models.
         sub_scores: each weighted dimension's 0..1 value before weighting (1 = best). ``accuracy``,
             ``cost`` and ``latency`` are relative: scaled across the candidates of this decision
@@ -194,6 +195,7 @@ class ModelScore(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     model: str
+    card: str | None = None
     score: float
     sub_scores: dict[str, float] = Field(default_factory=dict)
     predicted_quality: float
@@ -207,7 +209,8 @@ class RoutingDecision(BaseModel):
 
     Attributes:
         decision_id: stable id to attach feedback to.
-        model: the chosen model's registry name.
+        model: the chosen model as the caller named it (the candidate or model string passed in).
+        card: the registry card that name resolved to (a separate field: ``model`` is yours).
         fallbacks: models to try if the chosen one fails: the other eligible models best first, then
             those only the task/domain filters excluded (they pass every hard constraint).
         scores: every candidate's :class:`ModelScore`, eligible ones best first, then excluded.
@@ -225,6 +228,7 @@ class RoutingDecision(BaseModel):
 
     decision_id: str
     model: str
+    card: str | None = None
     fallbacks: list[str] = Field(default_factory=list)
     scores: list[ModelScore] = Field(default_factory=list)
     profile: TaskProfile
@@ -271,6 +275,7 @@ class RoutingDecision(BaseModel):
         return {
             "decision_id": self.decision_id,
             "model": self.model,
+            "card": self.card,
             "fallbacks": list(self.fallbacks),
             "reason": self.reason,
             "confidence": round(self.confidence, 4),
