@@ -58,7 +58,7 @@ def test_the_first_decision_logs_its_load_and_warm_up_does_it_ahead(caplog: pyte
 
 def test_a_haiku_is_not_priced_at_gpt_4o_s_mmlu_pro_chain_of_thought_length(router: Router) -> None:
     d = router.decide("Write a haiku about autumn", candidates=CANDIDATES)
-    gpt4o = next(s for s in d.scores if s.model == router.registry.resolve("gpt-4o").name)
+    gpt4o = next(s for s in d.scores if s.model == "gpt-4o")
     card = router.registry.resolve("gpt-4o")
     assert card.verbosity > 3.5  # measured on MMLU-Pro's chain-of-thought answers
     p = d.profile.task_probs
@@ -71,7 +71,7 @@ def test_a_haiku_is_not_priced_at_gpt_4o_s_mmlu_pro_chain_of_thought_length(rout
                       "(B) additive identity (C) multiplicative inverses (D) none of these", candidates=CANDIDATES)
     share = q.profile.task_probs.get("math", 0) + q.profile.task_probs.get("knowledge", 0)
     assert share > 0.5
-    g = next(s for s in q.scores if s.model == card.name)
+    g = next(s for s in q.scores if s.model == "gpt-4o")
     assert g.predicted_latency_s == pytest.approx(
         card.ttft_s + q.profile.est_output_tokens * card.verbosity ** share / card.tokens_per_s, rel=0.02)
 
