@@ -19,9 +19,19 @@ BEFORE = {
 
 
 @pytest.mark.parametrize("kind", sorted(BEFORE))
-def test_a_router_saved_by_the_previous_release_loads_and_predicts_the_same(kind: str) -> None:
+def test_a_router_saved_by_the_previous_release_loads_and_predicts_the_same(
+    kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # That release embedded with the torch encoder; the same encoder must give the same numbers.
+    monkeypatch.setenv("OPTIROUTE_EMBED_BACKEND", "torch")
     router = Router.load(SAVED / kind)
     assert router.predictor.kind == kind
     quality = router.predict_quality([PROMPT])[0]
     np.testing.assert_allclose(quality, BEFORE[kind], atol=1e-4)
     assert router.decide(PROMPT, preferences="balanced").model in router.models
+
+
+@pytest.mark.parametrize("kind", sorted(BEFORE))
+def test_with_the_default_int8_encoder_they_predict_within_its_tolerance(kind: str) -> None:
+    quality = Router.load(SAVED / kind).predict_quality([PROMPT])[0]
+    np.testing.assert_allclose(quality, BEFORE[kind], atol=0.01)  # vectors at cosine ~0.999 to torch's
