@@ -14,7 +14,7 @@ Reported per set and size (mean over seeds):
   that commit's source exported with ``git archive`` into ``.cache/learning_curves/base``;
 - each predictor kind alone (this code, fitted on the same subsample, its quality matrix swept
   linearly against the mean train cost, as the bench's ``quality matrix`` rows);
-- with ``--renamed``, the same "after" router on a copy of the data whose models are renamed so that
+- (unless ``--no-renamed``) the same "after" router on a copy of the data whose models are renamed so that
   no card matches (every card is then derived from the data).
 
 Writes ``benchmarks/results/learning_curves.md``; raw rows go to ``.cache/learning_curves/*.jsonl``.
@@ -210,7 +210,6 @@ def _plan(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def _spawn(label: str, tasks: list[dict[str, Any]], args: argparse.Namespace, pythonpath: str | None) -> Path:
     out = OUT / f"{label}.jsonl"
-    out.unlink(missing_ok=True)
     env = dict(os.environ)
     if pythonpath is not None:
         env["PYTHONPATH"] = pythonpath + os.pathsep + env.get("PYTHONPATH", "")
@@ -235,8 +234,10 @@ def report(rows: list[dict[str, Any]], seconds: float, args: argparse.Namespace)
     groups: dict[tuple[str, int | None, bool], dict[str, list[dict[str, Any]]]] = {}
     for r in rows:
         groups.setdefault(key(r), {}).setdefault(r["code"], []).append(r)
+    names = ", ".join(sorted({r["set"] for r in rows}, key=lambda s: SETS.index(s) if s in SETS else 99))
     lines = [
-        f"Measured by `python benchmarks/learning_curves.py` in one run ({seconds / 60:.0f} min; "
+        f"Measured by `python benchmarks/learning_curves.py` in one run ({seconds / 60:.0f} min of fits and "
+        f"sweeps; sets: {names}; "
         f"{args.seeds} seeds per subsampled size, {args.all_seeds} on the whole train split; test capped at "
         f"{args.max_test} prompts, the same for every run of a set). AIQ on the test split, mean ± sd over "
         f"seeds. **after** is this code's router (`predictor=\"auto\"`: k-fold CV choice among the kinds "
@@ -286,8 +287,11 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--all-seeds", type=int, default=1)
     ap.add_argument("--max-test", type=int, default=1000)
-    ap.add_argument("--renamed", action="store_true", help="also the renamed-models variant (after only)")
+    ap.add_argument("--renamed", action=argparse.BooleanOptionalAction, default=True,
+                    help="also the renamed-models variant (after only; default on)")
     ap.add_argument("--no-before", action="store_true", help="skip the base release's runs")
+    ap.add_argument("--report-only", action="store_true",
+                    help="only rewrite the report from the rows of the last (possibly partial) run")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--label", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
@@ -298,13 +302,20 @@ def main() -> None:
         return
     t0 = time.perf_counter()
     OUT.mkdir(parents=True, exist_ok=True)
-    plan = _plan(args)
-    outs = [_spawn("after", plan, args, None)]
-    if not args.no_before:
-        base = [dict(t, kinds=False) for t in plan if not t["renamed"]]
-        outs.append(_spawn("before", base, args, str(_base_code())))
-    rows = [json.loads(line) for p in outs for line in p.read_text(encoding="utf-8").splitlines() if line]
-    text = report(rows, time.perf_counter() - t0, args)
+    outs = [OUT / "after.jsonl", OUT / "before.jsonl"]
+    if not args.report_only:
+        for p in outs:
+            p.unlink(missing_ok=True)
+        base_code = None if args.no_before else str(_base_code())
+        for set_name in [x for x in args.sets.split(",") if x]:  # set by set: rows accumulate as they finish
+            plan = _plan(argparse.Namespace(**{**vars(args), "sets": set_name}))
+            _spawn("after", plan, args, None)
+            if base_code is not None:
+                _spawn("before", [dict(t, kinds=False) for t in plan if not t["renamed"]], args, base_code)
+    rows = [json.loads(line) for p in outs if p.exists() for line in p.read_text(encoding="utf-8").splitlines()
+            if line]
+    seconds = sum(r.get("seconds", 0.0) for r in rows) if args.report_only else time.perf_counter() - t0
+    text = report(rows, seconds, args)
     print(text)
     (ROOT / "benchmarks" / "results" / "learning_curves.md").write_text(text, encoding="utf-8")
 
