@@ -202,7 +202,7 @@ def _plan(args: argparse.Namespace) -> list[dict[str, Any]]:
     for s in [x for x in args.sets.split(",") if x]:
         for size in SIZES:
             seeds = range(args.all_seeds if size is None else args.seeds)
-            plan += [{"set": s, "size": size, "seed": seed, "renamed": False, "kinds": seed == 0} for seed in seeds]
+            plan += [{"set": s, "size": size, "seed": seed, "renamed": False, "kinds": seed == 0 and size in (300, None)} for seed in seeds]
         if args.renamed:
             plan += [{"set": s, "size": size, "seed": 0, "renamed": True, "kinds": False} for size in (300, None)]
     return plan

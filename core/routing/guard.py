@@ -4,7 +4,7 @@ the best single model at its cost.
 When a router is fitted, its quality predictor's *out-of-fold* predictions on the training prompts
 (each prompt predicted by a predictor that never saw it: :mod:`optiroute.fit.selection`) are routed
 by the same scorer routing uses, at each cost weight of :data:`GUARD_WEIGHTS` (preferences
-``{"accuracy": 1 - w, "cost": w}``), and realised on the prompts' real outcomes and costs. Each
+``{"accuracy": 1 - w, "cost": w}``; the policy's task filter included), and realised on the prompts' real outcomes and costs. Each
 operating point is compared with the best single model that costs no more on average (at ``w = 0``:
 the best single model at any cost), prompt by prompt: routing is kept only where its mean gain is
 above zero by more than :data:`Z` standard errors. Elsewhere the guard sends every prompt at that
@@ -23,15 +23,17 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from optiroute.routing.policy import PolicyConfig, soft_mask
 from optiroute.routing.scoring import score
 
 __all__ = ["GUARD_WEIGHTS", "GuardPoint", "RoutingGuard", "Z", "measure_guard", "simulate_choice"]
 
 #: Cost weights the guard measures (a subset of the bench sweep, denser where routers trade most).
 GUARD_WEIGHTS: tuple[float, ...] = (0.0, 0.02, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4,
-                                    0.5, 0.6, 0.8, 1.0)
-#: Routing must beat the single model by this many standard errors of the paired per-prompt gain.
-Z = 1.0
+                                    0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+#: Routing must beat the single model by this many standard errors of the paired per-prompt gain (more
+#: than one: the predictor was itself chosen as the best of several on the same out-of-fold predictions).
+Z = 1.5
 
 
 class GuardPoint(BaseModel):
@@ -81,14 +83,17 @@ class RoutingGuard(BaseModel):
         return [p.model_dump() for p in self.points]
 
 
-def simulate_choice(quality: np.ndarray, predicted_cost: np.ndarray, cost_weight: float) -> np.ndarray:
-    """The model routing picks per prompt at ``{"accuracy": 1 - w, "cost": w}`` (scorer only)."""
+def simulate_choice(quality: np.ndarray, predicted_cost: np.ndarray, cost_weight: float,
+                    policy: PolicyConfig | None = None) -> np.ndarray:
+    """The model routing picks per prompt at ``{"accuracy": 1 - w, "cost": w}`` (``w`` < 1): the
+    policy's task filter, then the scorer (no card domain filter, no low-confidence fallback)."""
     w = float(cost_weight)
-    weights = {"accuracy": 1.0 - w, "cost": w} if w < 1 else {"cost": 1.0}
     n, m = quality.shape
-    table = score(weights, quality.astype(np.float32), predicted_cost.astype(np.float32),
-                  np.ones((n, m), dtype=np.float32), np.zeros((m, 5), dtype=np.float32),
-                  np.ones((n, m), dtype=bool))
+    q = quality.astype(np.float32)
+    codes, _ = soft_mask(np.zeros((n, m), dtype=np.int8), q, np.full((n, m), np.nan, dtype=np.float32),
+                         policy or PolicyConfig())
+    table = score({"accuracy": 1.0 - w, "cost": w}, q, predicted_cost.astype(np.float32),
+                  np.ones((n, m), dtype=np.float32), np.zeros((m, 5), dtype=np.float32), codes == 0)
     return np.asarray(table.total.argmax(axis=1))
 
 
@@ -120,6 +125,8 @@ def measure_guard(
     """
     n = len(scores)
     rows = np.arange(n)
+    # Where a cost was not recorded (and no price filled it), the predicted cost stands in.
+    costs = np.where(np.isnan(costs), np.nan_to_num(predicted_cost, nan=0.0), costs)
     single_q = np.array([_mean(scores[:, j]) for j in range(len(models))])
     single_c = np.array([_mean(costs[:, j]) for j in range(len(models))])
     single_c = np.where(np.isnan(single_c), np.inf, single_c)
