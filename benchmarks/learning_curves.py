@@ -202,7 +202,8 @@ def _plan(args: argparse.Namespace) -> list[dict[str, Any]]:
     for s in [x for x in args.sets.split(",") if x]:
         for size in SIZES:
             seeds = range(args.all_seeds if size is None else args.seeds)
-            plan += [{"set": s, "size": size, "seed": seed, "renamed": False, "kinds": seed == 0 and size in (300, None)} for seed in seeds]
+            plan += [{"set": s, "size": size, "seed": seed, "renamed": False,
+                      "kinds": seed == 0 and size in (300, None)} for seed in seeds]
         if args.renamed:
             plan += [{"set": s, "size": size, "seed": 0, "renamed": True, "kinds": False} for size in (300, None)]
     return plan
@@ -245,8 +246,8 @@ def report(rows: list[dict[str, Any]], seconds: float, args: argparse.Namespace)
         f"guard); **before** is the release at `{BASE_REF}` (one 15 % validation split, kNN kept below "
         "50 validation prompts, no guard). *hull* is the single models' own AIQ (not routing). "
         "`after - hull` below -0.003 means routing lost to picking one model. Kinds alone: each "
-        "predictor fitted on the same subsample (seed 0), its quality matrix swept linearly against "
-        "the mean train cost. *guarded* counts the cost weights (of 24) where the guard sent every "
+        "predictor fitted on the same subsample (seed 0; 300 prompts and whole), its quality matrix swept "
+        "linearly against the mean train cost. *guarded* counts the cost weights (of 24) where the guard sent every "
         "prompt to one model.",
         "",
         "| set | train prompts | hull | before | after | after - hull | after - before | guarded | "
