@@ -6,8 +6,8 @@ When a router is fitted, its quality predictor's *out-of-fold* predictions on th
 by the same scorer routing uses, at each cost weight of :data:`GUARD_WEIGHTS` (preferences
 ``{"accuracy": 1 - w, "cost": w}``; the policy's task filter included), and realised on the prompts'
 real outcomes and costs. Each operating point is compared with the best single model that costs no
-more on average (at ``w = 0``: the best single model at any cost), prompt by prompt: routing is kept only where its mean gain is
-above zero by more than :data:`Z` standard errors. Elsewhere the guard sends every prompt at that
+more on average (at ``w = 0``: the best single model at any cost), prompt by prompt: routing is
+kept only where its mean gain is above zero by more than :data:`Z` standard errors. Elsewhere the guard sends every prompt at that
 cost weight to that single model, and the decision's reason says so and why.
 
 Preferences map to the nearest measured cost weight by ``cost / (accuracy + cost)``; preferences
