@@ -7,8 +7,9 @@ by the same scorer routing uses, at each cost weight of :data:`GUARD_WEIGHTS` (p
 ``{"accuracy": 1 - w, "cost": w}``; the policy's task filter included), and realised on the prompts'
 real outcomes and costs. Each operating point is compared with the best single model that costs no
 more on average (at ``w = 0``: the best single model at any cost), prompt by prompt: routing is
-kept only where its mean gain is above zero by more than :data:`Z` standard errors. Elsewhere the guard sends every prompt at that
-cost weight to that single model, and the decision's reason says so and why.
+kept only where its mean gain is above zero by more than :data:`Z` standard errors. Elsewhere the
+guard sends every prompt at that cost weight to that single model, and the decision's reason says
+so and why.
 
 Preferences map to the nearest measured cost weight by ``cost / (accuracy + cost)``; preferences
 that give accuracy no weight are not guarded (quality is not what they ask for). The guard is saved
