@@ -196,3 +196,21 @@ def test_a_stacked_predictor_round_trips(tmp_path: Path) -> None:
     (tmp_path / "predictor.json").write_text(json.dumps(meta))
     with pytest.raises(CorruptArtifactError, match="weight"):
         StackPredictor.load(tmp_path, pred.index, dim=DIM)
+
+
+# ------------------------------------------------------------------- the bench's check on test
+def test_bench_guard_check_compares_each_point_with_the_best_single_model_at_no_higher_cost() -> None:
+    from types import SimpleNamespace
+
+    from optiroute.bench.evaluate import OperatingPoint, guard_check
+
+    single = {"big": (0.8, 1.0), "small": (0.6, 0.1)}
+    pts = [OperatingPoint(point=0, cost_weight=0.0, mean_cost_usd=0.9, mean_score=0.82, left_out=0),
+           OperatingPoint(point=1, cost_weight=0.5, mean_cost_usd=0.5, mean_score=0.7, left_out=0),
+           OperatingPoint(point=2, cost_weight=0.9, mean_cost_usd=0.1, mean_score=0.6, left_out=0)]
+    check = guard_check(SimpleNamespace(guard=None), pts, single, 0.1, 1.0)
+    # Quality-first is compared with the best model at any cost; the others with what costs no more.
+    assert [(r.single, round(r.gain, 3)) for r in check.rows] == [("big", 0.02), ("small", 0.1), ("small", 0.0)]
+    assert check.router_aiq > check.single_hull_aiq and check.never_worse
+    worse = [OperatingPoint(point=0, cost_weight=0.0, mean_cost_usd=1.0, mean_score=0.65, left_out=0)]
+    assert not guard_check(SimpleNamespace(guard=None), worse, single, 0.1, 1.0).never_worse
