@@ -29,10 +29,13 @@ SCRIPTS = [
      "curve as 0 left of the router's cheapest point."),
     ("overhead.md", "overhead.py", "Decision overhead and import cost",
      "Single-threaded; decide() vs the raw MiniLM encode of the same prompt, interleaved in one run."),
-    ("encoder_backends.md", "encoder_backends.py", "Encoder backends: ONNX int8 (opt-in) vs torch",
+    ("encoder_backends.md", "encoder_backends.py", "Encoder backends: ONNX int8 (the default) vs torch",
      "Speed against plain sentence-transformers and our torch embedder, cosine to torch, and the share "
-     "of identical decisions on the five shared sets. torch stays the default until the quality "
-     "figures above are re-measured with the int8 encoder."),
+     "of identical decisions on the five shared sets. The int8 encoder is the default; torch is the "
+     "reference and the fallback."),
+    ("cold_bench.md", "cold_bench.py", "A cold `optiroute bench`: torch vs onnx encoder",
+     "The real CLI on a stratified MMLU-Pro sample with no embedding cache, once per backend, in fresh "
+     "processes; what a user waits for when fitting on their own prompts."),
     ("langchain_overhead.md", "langchain_overhead.py", "LangChain: routed vs direct local-model call",
      "ChatOptiRoute vs ChatOpenAI on the same llama.cpp-served SmolLM2-135M, interleaved."),
     ("goals.md", "bench_goals.py", "Routing-quality goals: `optiroute bench` on every data set",
@@ -45,6 +48,9 @@ SCRIPTS = [
     ("cold_start.md", "cold_start.py", "Cold start: predicting a model from its card",
      "Each MMLU-Pro model's outcomes left out in turn; its per-category accuracy predicted from its "
      "model-level card metrics through a regression fitted on the other models."),
+    ("cold_start_current.md", "cold_start_current.py", "Cold start for today's models: how honest are their cards",
+     "Leave-one-model-out on the map from published GPQA to an MMLU-Pro-scale level, and rank correlation "
+     "of the cards' accuracy against the Aider polyglot leaderboard, which the cards store but never use."),
     ("onboarding.md", "onboarding.py", "Onboarding a new model on K-Means representatives",
      "Each of the five models the full MMLU-Pro router uses most is removed from the train store and "
      "brought back from its real outcomes on 0.5/1/2 % of train prompts (K-Means representatives vs "
@@ -59,7 +65,7 @@ SCRIPTS = [
      "Loopback only, bounded in calls and seconds."),
 ]
 #: Scripts that take no --data argument (they use the bundled default or local models only).
-NO_DATA = {"overhead.py", "langchain_overhead.py", "load.py"}
+NO_DATA = {"overhead.py", "langchain_overhead.py", "load.py", "cold_start_current.py"}
 
 
 def main() -> None:

@@ -53,6 +53,7 @@ __all__ = [
     "RegistryError",
     "StoreError",
     "UnknownModelWarning",
+    "ModelNameWarning",
     "UnknownProfileError",
     "OptiRouteWarning",
     "RoutingFallbackWarning",
@@ -162,7 +163,11 @@ class OptiRouteWarning(UserWarning):
 
 
 class UnknownModelWarning(OptiRouteWarning):
-    """A model name has no card; it is routed with a neutral prior."""
+    """A model name has no card; it is routed with a prior card built from what can be known of it."""
+
+
+class ModelNameWarning(OptiRouteWarning):
+    """A model name resolved to its family's card (a snapshot without its own card) or was ambiguous."""
 
 
 class RoutingFallbackWarning(OptiRouteWarning):

@@ -195,7 +195,7 @@ class ChatOptiRoute(BaseChatModel):
         kwargs.pop("model", None)  # a per-call model= override names the trace only
         cap = kwargs.get("max_tokens") or self.max_tokens
         plan = plan_call(
-            self._router(), messages, candidates={k: k for k in self.models}, preferences=prefs,
+            self._router(), messages, candidates={k: k for k in self.models}, objects=self.models, preferences=prefs,
             constraints=constraints, user=user, run_id=run_id, needs_tools=bool(kwargs.get("tools")),
             tool_capable={k for k, m in self.models.items() if _supports_tools(m)},
             max_tokens=cap if isinstance(cap, int) else None,

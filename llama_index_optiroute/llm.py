@@ -160,7 +160,8 @@ class OptiRoute(FunctionCallingLLM):
         user = resolve_user_key(call=kwargs.pop("user_key", None), field=self.user_key)
         constraints = kwargs.pop("constraints", None) or self.constraints
         route = route_call(
-            self._router(), _text(messages), candidates={k: k for k in self.models}, preferences=prefs,
+            self._router(), _text(messages), candidates={k: k for k in self.models}, objects=self.models,
+            preferences=prefs,
             constraints=constraints, user=user, needs_tools=tools,
             tool_capable={k for k, m in self.models.items() if m.metadata.is_function_calling_model},
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import json
 import math
 from pathlib import Path
 
@@ -18,7 +19,8 @@ from typer.testing import CliRunner
 
 from optiroute.bench.embed_cache import LookupEmbedder, cached_encode
 from optiroute.bench.evaluate import run_bench
-from optiroute.bench.report import markdown, write_outputs
+from optiroute.bench.report import markdown, plot_title, write_outputs
+from optiroute.bench.verdict import bootstrap_verdict, prompts_needed, verdict_lines
 from optiroute.cli.app import app
 from optiroute.errors import DataFormatError, InvalidInputError
 from optiroute.metrics import baselines as bl
@@ -130,10 +132,62 @@ def test_outputs_are_written_in_the_documented_format(run, tmp_path: Path) -> No
 def test_cli_bench_writes_outputs(tiny: Path, cache: Path, tmp_path: Path) -> None:
     out = tmp_path / "cli"
     res = runner.invoke(app, ["bench", "--data", str(tiny), "--out", str(out), "--cache-dir", str(cache),
-                              "--overhead-n", "0"])
+                              "--overhead-n", "0"], env={"COLUMNS": "80"})
     assert res.exit_code == 0, res.output
     assert "router AIQ" in res.output
     assert (out / "report.md").exists() and (out / "curve.csv").exists() and (out / "decisions.csv.gz").exists()
+    assert all(len(line) <= 80 for line in res.stdout.splitlines())
+    # It ends with the bottom line, and 20 test prompts are too few to conclude anything.
+    words = " ".join(res.stdout.split())
+    tail = words[words.index("wrote "):]
+    assert any(h in tail for h in ("Routing beats", "Routing does worse", "Not conclusive"))
+    assert "Warning: 20 test prompts are too few" in tail
+    res = runner.invoke(app, ["bench", "--data", str(tiny), "--out", str(out), "--cache-dir", str(cache),
+                              "--overhead-n", "0", "--json"])
+    data = json.loads(res.stdout)
+    assert data["verdict"]["n_test"] == 20 and data["verdict"]["text"][0] in words
+    assert data["best_single"] in data["verdict"]["text"][1]
+
+
+def test_the_verdict_matches_a_recomputation_and_its_interval_holds_the_point(run) -> None:
+    result, decisions, _ = run
+    v = result.verdict
+    assert v is not None and v.n_test == result.n_test and v.best_single == result.best_single
+    by_name = {s.method: s for s in result.summaries}
+    assert v.router_aiq == pytest.approx(by_name["router"].aiq, abs=1e-6)
+    assert v.single_aiq == pytest.approx(by_name["single models"].aiq, abs=1e-6)
+    assert v.best_quality == pytest.approx(result.singles[result.best_single][0])
+    assert v.router_aiq_ci[0] <= v.router_aiq <= v.router_aiq_ci[1]
+    assert v.gain_ci[0] <= v.gain + 1e-9 and v.gain - 1e-9 <= v.gain_ci[1]
+    half = (v.gain_ci[1] - v.gain_ci[0]) / 2
+    assert half > 0.01  # 20 prompts cannot pin the gain to 0.01
+    lines = verdict_lines(v)
+    assert lines[-1].startswith("Warning: 20 test prompts are too few")
+    assert prompts_needed(v) > 20
+    report = markdown(result)
+    assert report.startswith("## Bottom line\n\n" + lines[0])
+
+
+def test_a_verdict_on_a_clear_win_is_conclusive_and_plain() -> None:
+    n = 2000
+    easy = np.arange(n) % 2 == 0  # the cheap model is right on the easy half, the dear one everywhere
+    scores = np.stack([np.ones(n), easy.astype(float)], axis=1)
+    costs = np.tile([0.01, 0.0001], (n, 1))
+    # Operating points: all dear, route the easy half to the cheap model, all cheap.
+    decisions = np.stack([np.zeros(n, int), np.where(easy, 1, 0), np.ones(n, int)])
+    v = bootstrap_verdict(decisions, scores, costs, ["dear", "cheap"], "dear", 0.0001, 0.01, n_boot=200)
+    assert v.gain_ci[0] > 0 and v.match_cost_fraction == pytest.approx((0.5 * 0.01 + 0.5 * 0.0001) / 0.01)
+    lines = verdict_lines(v)
+    assert lines[0].startswith("Routing beats always using one model here")
+    assert any(line.startswith("It matches dear's quality at 50 % of its cost (saves") for line in lines)
+    assert not any(line.startswith("Warning") for line in lines)
+
+
+def test_the_plot_is_titled_from_the_data(run, tmp_path: Path) -> None:
+    result = run[0]
+    assert plot_title(result) == f"{Path(result.data).name}: 20 test prompts, {len(result.models)} models"
+    generic = result.model_copy(update={"data": str(tmp_path / "mmlu_pro" / "data")})
+    assert plot_title(generic).startswith("mmlu_pro: 20 test prompts")
 
 
 def test_cli_bench_named_predictor_without_comparison(tiny: Path, cache: Path, tmp_path: Path) -> None:

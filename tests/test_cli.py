@@ -35,7 +35,11 @@ def test_route_json_and_stdin():
 def test_explain_shows_the_score_table():
     res = invoke("explain", "Prove that there are infinitely many primes.", "-c", "gpt-4o,gpt-4o-mini,deepseek-chat")
     assert res.exit_code == 0, res.output
-    assert "task" in res.output and "deepseek-chat" in res.output and "accuracy" in res.output
+    assert "task" in res.output and "deepseek-chat" in res.output and "Sub-scores" in res.output
+    assert "acc" in res.output.split("Sub-scores", 1)[1].splitlines()[1].split()  # the column header
+    data = json.loads(invoke("explain", "Prove that there are infinitely many primes.", "-c", "gpt-4o,deepseek-chat",
+                             "--json").stdout)
+    assert len(data["scores"]) == 2 and "deepseek-chat" in {s["model"] for s in data["scores"]}
 
 
 def test_bad_input_exits_2_with_a_message():
@@ -136,8 +140,15 @@ def test_demo_runs_offline_without_the_local_model():
     res = invoke("demo", "--no-local")
     assert res.exit_code == 0, res.output
     for profile in ("quality-first", "cost-effective", "latency-first"):
-        assert f"profile: {profile}" in res.output
-    assert "runner-up" in res.output.lower() or "runner" in res.output.lower()
+        assert profile in res.output
+    assert "Per profile" in res.output and "optiroute demo --all" in res.output
+    assert len(res.output.splitlines()) < 60  # a summary, not every decision
+
+
+def test_demo_all_prints_every_decision_with_its_reason():
+    res = invoke("demo", "--no-local", "--all")
+    assert res.exit_code == 0, res.output
+    assert "profile: quality-first" in res.output and res.output.count("runner-up") >= 5 * 13
 
 
 def test_console_script_is_installed():

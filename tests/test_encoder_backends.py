@@ -205,7 +205,7 @@ def test_an_unwritable_cache_is_a_dependency_error(tmp_path: Path) -> None:
 
 def test_the_env_var_selects_the_backend(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(BACKEND_ENV, raising=False)
-    assert MiniLMEmbedder().backend == DEFAULT_BACKEND == "torch"
+    assert DEFAULT_BACKEND == "auto" and MiniLMEmbedder().backend == "onnx"  # its packages are installed here
     monkeypatch.setenv(BACKEND_ENV, "torch")
     assert MiniLMEmbedder().backend == "torch" and MiniLMEmbedder().name == "all-MiniLM-L6-v2"
     monkeypatch.setenv(BACKEND_ENV, "ONNX")
@@ -221,7 +221,7 @@ def test_the_env_var_selects_the_backend(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_missing_onnxruntime_falls_back_to_torch(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setenv(BACKEND_ENV, "auto")  # the default is torch; "auto" prefers onnx when installed
+    monkeypatch.delenv(BACKEND_ENV, raising=False)  # the default, auto: onnx when installed, else torch
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # `import onnxruntime` now fails
     with caplog.at_level(logging.WARNING, logger="optiroute.analysis.embedding"):
         emb = MiniLMEmbedder()

@@ -35,6 +35,7 @@ from tests.support.lc_fakes import EchoChat
 MATH = "Prove that the square root of 2 is irrational, step by step."
 BIG, SMALL = "gpt-4o", "gpt-4o-mini"
 BIG_CARD = "gpt-4o-2024-05-13"  # what the registry resolves "gpt-4o" to
+BIG_NAME = BIG  # what decisions and the stamped metadata name it: the caller's own model string
 
 
 class EchoLLM(CustomLLM):
@@ -159,23 +160,25 @@ def test_both_adapters_stamp_the_same_payload(router):
     a = lc(router, preferences="quality-first").invoke(MATH).response_metadata["optiroute"]
     b = li(router, preferences="quality-first").chat(msgs()).additional_kwargs["optiroute"]
     assert set(a) == set(b) and "answered_by" in a and "fell_back_from" not in a
-    assert a["model"] == b["model"] == a["answered_by"] == b["answered_by"] == BIG_CARD
+    assert a["model"] == b["model"] == a["answered_by"] == b["answered_by"] == BIG_NAME
+    assert a["card"] == b["card"] == BIG_CARD  # the card is a separate field
     slow = TimeoutError("slow")
     a = ChatOptiRoute(models=[EchoChat(model_name=BIG, fail_with=slow), EchoChat(model_name=SMALL)],
                       router=router, preferences="quality-first").invoke(MATH).response_metadata["optiroute"]
     b = OptiRoute(models={BIG: EchoLLM(model=BIG, fail_with=slow), SMALL: EchoLLM(model=SMALL)},
                   router=router, preferences="quality-first").chat(msgs()).additional_kwargs["optiroute"]
-    assert set(a) == set(b) and a["fell_back_from"] == b["fell_back_from"] == {BIG_CARD: "TimeoutError"}
+    assert set(a) == set(b) and a["fell_back_from"] == b["fell_back_from"] == {BIG_NAME: "TimeoutError"}
     assert a["answered_by"] == b["answered_by"] == SMALL
 
 
 # ------------------------------------------------------------------------------------ plan_call
 def test_plan_keeps_caller_keys_and_resolves_names(router):
     plan = oi.plan_call(router, MATH, candidates={"big": BIG, "small": SMALL}, preferences="quality-first")
-    assert plan.decision.model == BIG_CARD and plan.chain[0] == "big" and set(plan.chain) == {"big", "small"}
+    assert plan.decision.model == BIG_NAME and plan.decision.card == BIG_CARD
+    assert plan.chain[0] == "big" and set(plan.chain) == {"big", "small"}
     key, out = plan.run(lambda k: f"answer from {k}")
     assert (key, out) == ("big", "answer from big") and plan.closed
-    assert plan.summary(key)["answered_by"] == BIG_CARD
+    assert plan.summary(key)["answered_by"] == BIG_NAME
 
 
 def test_tools_restrict_the_pool_with_a_fix_it_error(router):
@@ -210,11 +213,11 @@ def test_run_falls_back_then_closes_on_exhaustion_and_surfaces_other_errors(rout
 
     p = plan()
     assert p.run(flaky, usage=lambda _: (5, 2)) == (SMALL, "ok")
-    assert set(p.errors) == {BIG_CARD} and p.summary(SMALL)["fell_back_from"] == {BIG_CARD: "ConnectionError"}
+    assert set(p.errors) == {BIG_NAME} and p.summary(SMALL)["fell_back_from"] == {BIG_NAME: "ConnectionError"}
     p = plan()
     with pytest.raises(FallbackExhaustedError) as info:
         p.run(lambda k: (_ for _ in ()).throw(TimeoutError(k)))
-    assert p.closed and set(info.value.errors) == {BIG_CARD, SMALL}
+    assert p.closed and set(info.value.errors) == {BIG_NAME, SMALL}
     p = plan()
     with pytest.raises(ValueError, match="bad request"):
         p.run(lambda k: (_ for _ in ()).throw(ValueError("bad request")))
@@ -234,7 +237,7 @@ def test_streams_fall_back_before_the_first_item_and_settle_when_stopped_early(r
     stream = p.relay(opened, each=str.upper)
     assert next(stream) == "A"
     stream.close()  # the consumer stops: what streamed was paid for
-    assert p.closed and p.summary(opened.key)["fell_back_from"] == {BIG_CARD: "ConnectionRefusedError"}
+    assert p.closed and p.summary(opened.key)["fell_back_from"] == {BIG_NAME: "ConnectionRefusedError"}
 
 
 async def test_async_run_and_stream(router):
@@ -318,7 +321,7 @@ def test_llama_index_streams_fall_back_and_stamp_every_item(router):
 
 async def test_llama_index_async_paths(router):
     llm = li(router, preferences="quality-first")
-    assert (await llm.achat(msgs())).additional_kwargs["optiroute"]["answered_by"] == BIG_CARD
+    assert (await llm.achat(msgs())).additional_kwargs["optiroute"]["answered_by"] == BIG_NAME
     assert (await llm.acomplete("Water is")).text.startswith(f"{BIG}: ")
     gen = await llm.astream_chat(msgs("Say hi."))
     assert [x async for x in gen]
@@ -338,7 +341,7 @@ def test_llama_index_dead_chain_and_tools_without_a_function_calling_candidate(r
 def test_llama_index_parses_tool_calls_with_the_candidate_that_answered(router):
     llm = li(router, preferences="quality-first")
     resp = llm.chat(msgs())
-    assert resp.additional_kwargs["optiroute"]["answered_by"] == BIG_CARD  # a card name, not the key
+    assert resp.additional_kwargs["optiroute"]["answered_by"] == BIG_NAME  # the model string, not the key
     assert llm.get_tool_calls_from_response(resp) == [f"parsed by {BIG}"]
     with pytest.raises(InvalidInputError, match="not routed"):
         llm.get_tool_calls_from_response(EchoLLM(model=BIG).chat(msgs()))

@@ -192,7 +192,7 @@ def test_thumbs_down_lowers_quality_for_similar_prompts_only(vectors):
     _thumbs_down(local)
     _thumbs_down(groups)
     after_local, after_groups = local.predict_quality(texts), groups.predict_quality(texts)
-    j = local.models.index(local.registry.resolve("gpt-4o").name)
+    j = local.models.index("gpt-4o")
     assert len(local.feedback_memory) == 10
     # near the rated prompts, the kNN memory lowers gpt-4o beyond the group-level correction ...
     assert after_local[0, j] < after_groups[0, j] - 0.05
@@ -210,7 +210,7 @@ def test_corrections_converge_to_the_observed_gap(vectors):
     against the corrected prediction would stop near half of it)."""
     router = _router(vectors)
     text = "rated 0"
-    j = router.models.index(router.registry.resolve("gpt-4o").name)
+    j = router.models.index("gpt-4o")
     base = float(router.predict_quality([text])[0, j])
     for _ in range(200):
         d = router.decide(text, preferences="quality-first", candidates=["gpt-4o"])
@@ -237,7 +237,7 @@ def test_a_new_router_on_the_same_store_learns_its_history(vectors):
     first = _router(vectors)
     _thumbs_down(first, 5)
     second = Router(index=None, embedder=TableEmbedder(vectors), models=MODELS, store=first.store)
-    j = first.models.index(first.registry.resolve("gpt-4o").name)
+    j = first.models.index("gpt-4o")
     fresh = _router(vectors).predict_quality(["query far"])[0, j]
     assert second.predict_quality(["query far"])[0, j] == pytest.approx(
         first.predict_quality(["query far"])[0, j], abs=1e-5)

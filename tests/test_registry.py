@@ -53,8 +53,8 @@ def test_every_bundled_card_is_complete_and_sourced(reg):
     for card in reg:
         assert set(card.metrics) == set(METRICS)
         assert all(0 <= v <= 1 for v in card.metrics.values())
-        for m in METRICS:
-            assert m in card.imputed or m in card.sources, (card.name, m)
+        for m in METRICS:  # every figure is sourced, derived (imputed) or marked unknown: none is made up
+            assert m in card.imputed or m in card.sources or m in card.unknown, (card.name, m)
         assert "price" in card.sources or "price" in card.imputed, card.name
         assert card.kind in ("api", "chat", "base", "local")
 
@@ -101,7 +101,7 @@ def test_cost_and_latency_arithmetic():
     c = ModelCard(name="m", input_usd_per_mtok=2.0, output_usd_per_mtok=10.0, ttft_s=0.5, tokens_per_s=100)
     assert c.cost_usd(1000, 500) == pytest.approx(0.002 + 0.005)
     assert c.latency_s(200) == pytest.approx(2.5)
-    assert c.imputed == list(METRICS)  # nothing given: neutral and marked imputed
+    assert c.unknown == list(METRICS) and c.imputed == []  # nothing given: marked unknown, not imputed
 
 
 def test_normalise_name():

@@ -34,6 +34,7 @@ from pydantic import BaseModel, Field
 from optiroute.analysis.embedding import get_default_embedder
 from optiroute.bench.embed_cache import LookupEmbedder, cached_encode
 from optiroute.bench.overhead import Overhead, measure_overhead
+from optiroute.bench.verdict import Verdict, bootstrap_verdict
 from optiroute.errors import DataFormatError, InvalidInputError
 from optiroute.fit.datasets import fill_costs, load_outcomes, load_prices, load_prompts
 from optiroute.fit.training import outcome_matrices
@@ -154,6 +155,7 @@ class BenchResult(BaseModel):
     missing_cells: int
     notes: list[str] = []
     guard: GuardCheck | None = Field(default=None, description="routing against not routing, on test")
+    verdict: Verdict | None = Field(default=None, description="the bottom line, with bootstrap intervals")
 
 
 def _load(data: Path, pool: Sequence[str] | None) -> tuple[Any, Any, Any, list[str]]:
@@ -292,7 +294,8 @@ def run_bench(
             routers[k] = _fit(train_p, o, prices, models, lookup, k, guard=False)[0]
     lookup.clear()
     card = {m: router.registry.resolve(m).name for m in models}
-    col = {card[m]: j for j, m in enumerate(models)}
+    # Decisions name models as given (the data's names); card names are kept as keys too.
+    col = {**{card[m]: j for j, m in enumerate(models)}, **{m: j for j, m in enumerate(models)}}
 
     tr_s, tr_c = outcome_matrices(train_p["prompt_id"].tolist(), models, o)
     te_s, te_c = outcome_matrices(test_p["prompt_id"].tolist(), models, o)
@@ -364,6 +367,7 @@ def run_bench(
         router=points, baselines=base_curves, predictors=pred_curves, summaries=summaries, pair=pair_summary,
         overhead=overhead, missing_cells=missing, notes=notes,
         guard=guard_check(router, points, single, c_lo, c_hi),
+        verdict=bootstrap_verdict(np.stack(decisions), te_s, te_c, models, best, c_lo, c_hi),
     )
     return result, np.stack(decisions), test_p["prompt_id"].tolist()
 
@@ -409,7 +413,7 @@ def _quality(router: Any, texts: list[str], emb: np.ndarray, models: list[str],
     res = router.decide_batch(texts, preferences="quality-first", candidates=models, embeddings=emb)
     names = res.parts[0].names
     quality = np.concatenate([part.quality for part in res.parts])
-    return quality[:, [names.index(card[m]) for m in models]]
+    return quality[:, [names.index(m) if m in names else names.index(card[m]) for m in models]]
 
 
 def _pair(quals: dict[str, np.ndarray], models: list[str], te_s: np.ndarray,

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from optiroute.bench.evaluate import BenchResult
+from optiroute.bench.verdict import verdict_lines
 
-__all__ = ["write_outputs", "markdown"]
+__all__ = ["markdown", "plot_title", "write_outputs"]
 
 
 def _f(x: float | None, fmt: str = ".3f") -> str:
@@ -33,7 +34,11 @@ def markdown(r: BenchResult) -> str:
     """The report as markdown tables (also the body of a BENCHMARKS.md fragment)."""
     b_q, b_c = r.singles[r.best_single]
     ch_q, ch_c = r.singles[r.cheapest]
-    lines = [
+    lines = []
+    if r.verdict is not None:
+        said = verdict_lines(r.verdict)
+        lines += ["## Bottom line", "", said[0], "", *[f"- {x}" for x in said[1:]], "", "## Details", ""]
+    lines += [
         f"Data `{r.data}`: fitted on {r.n_train} train prompts, evaluated on {r.n_test} test prompts; "
         f"{len(r.models)} models; quality predictor: {r.predictor}. Best single model **{r.best_single}** "
         f"{b_q:.3f} at ${b_c:.6f}/prompt; cheapest {r.cheapest} {ch_q:.3f} at ${ch_c:.6f}; oracle "
@@ -149,7 +154,22 @@ def write_outputs(
     return written
 
 
+def plot_title(r: BenchResult) -> str:
+    """The plot's title, from the data: its set's name (the directory, or its parent when the directory
+    has a generic name such as ``data``), the test prompts and the models."""
+    path = Path(r.data).resolve()
+    name = path.name
+    if name.lower() in _GENERIC and path.parent.name:
+        name = path.parent.name
+    return f"{name}: {r.n_test} test prompts, {len(r.models)} models"
+
+
+_GENERIC = {"data", "dataset", "datasets", "test", "tests", "bench", "input", "inputs", ".", ""}
+
+
 def _plot(r: BenchResult, path: Path) -> Path | None:
+    """Router, its hull, the best single model (and the other single models as grey dots, those on
+    their own frontier labelled), the oracle and at most two baselines; legend below the axes."""
     try:
         import matplotlib
 
@@ -158,32 +178,48 @@ def _plot(r: BenchResult, path: Path) -> Path | None:
     except ImportError:
         r.notes.append("cost_quality.png not written: install matplotlib (pip install 'optiroute[bench]').")
         return None
-    fig, ax = plt.subplots(figsize=(8, 5.5))
-    qs = [(c, q) for q, c in r.singles.values()]
-    ax.scatter([c for c, _ in qs], [q for _, q in qs], s=18, c="grey", label="single models", zorder=2)
-    for m in {r.best_single, r.cheapest}:
-        q, c = r.singles[m]
-        ax.annotate(m, (c, q), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    style = {"per-task": ("tab:green", "--"), "plain kNN": ("tab:orange", "--"), "random mix": ("black", ":")}
-    for name, pts in r.baselines.items():
-        if name == "single models":
-            continue
-        color, ls = next((v for k, v in style.items() if name.startswith(k)), ("tab:purple", "--"))
-        pts = sorted(pts)
-        ax.plot([c for c, _ in pts], [q for _, q in pts], ls, color=color, lw=1, marker=".", ms=3, label=name)
-    for i, (kind, pts) in enumerate(sorted(r.predictors.items())):
-        pts = sorted(pts)
-        ax.plot([c for c, _ in pts], [q for _, q in pts], "-", color=f"C{5 + i}", lw=1, alpha=0.8,
-                label=f"predictor {kind}")
+    from optiroute.metrics.curves import upper_hull
+
+    fig, ax = plt.subplots(figsize=(8, 6))
+    singles = {m: (c, q) for m, (q, c) in r.singles.items()}
+    ax.scatter([c for c, _ in singles.values()], [q for _, q in singles.values()], s=16, c="grey",
+               label="single models", zorder=2)
+    frontier = {p for p in upper_hull(singles.values())}
+    labelled = {m for m, p in singles.items() if p in frontier} | {r.best_single, r.cheapest}
+    for m in sorted(labelled):
+        c, q = singles[m]
+        ax.annotate(m, (c, q), fontsize=7, xytext=(4, -9 if m != r.best_single else 4), textcoords="offset points",
+                    color="black" if m == r.best_single else "dimgrey",
+                    fontweight="bold" if m == r.best_single else "normal")
+    b_c, b_q = singles[r.best_single]
+    ax.scatter([b_c], [b_q], s=60, facecolor="none", edgecolor="black", lw=1.2, zorder=4,
+               label=f"best single model ({r.best_single})")
+    shown = [n for n in r.baselines if n.startswith("random mix")][:1]
+    shown += [n for n in r.baselines if n.startswith("plain kNN")][:1]
+    for name, (color, ls) in zip(shown[:2], (("black", ":"), ("tab:orange", "--")), strict=False):
+        pts = sorted(r.baselines[name])
+        ax.plot([c for c, _ in pts], [q for _, q in pts], ls, color=color, lw=1, label=name)
     rp = sorted((p.mean_cost_usd, p.mean_score) for p in r.router)
-    ax.plot([c for c, _ in rp], [q for _, q in rp], "-o", color="tab:blue", ms=4, lw=1.8, label="router", zorder=3)
-    ax.scatter([r.oracle[1]], [r.oracle[0]], marker="*", s=120, color="gold", edgecolor="k", label="oracle", zorder=4)
+    ax.plot([c for c, _ in rp], [q for _, q in rp], "o", color="tab:blue", ms=4, label="router operating points",
+            zorder=3)
+    hull = upper_hull(rp)
+    ax.plot([c for c, _ in hull], [q for _, q in hull], "-", color="tab:blue", lw=2,
+            label="router hull (its AIQ is the area under it)", zorder=3)
+    ax.scatter([r.oracle[1]], [r.oracle[0]], marker="*", s=120, color="gold", edgecolor="k",
+               label="oracle (best model per prompt, in hindsight)", zorder=4)
+    ax.annotate(f"oracle {r.oracle[0]:.2f}", (r.oracle[1], r.oracle[0]), fontsize=7, xytext=(5, 3),
+                textcoords="offset points")
+    if r.verdict is not None and r.verdict.match_cost_fraction is not None:
+        match_c = r.verdict.match_cost_fraction * b_c
+        ax.annotate(f"matches {r.best_single}\nat {100 * r.verdict.match_cost_fraction:.0f} % of its cost",
+                    (match_c, b_q), xytext=(-10, 18), textcoords="offset points", fontsize=7, ha="right",
+                    arrowprops={"arrowstyle": "->", "lw": 0.8})
     ax.set_xscale("log")
     ax.set_xlabel("mean cost per prompt (USD, log scale)")
-    ax.set_ylabel("mean score")
-    ax.set_title(f"{Path(r.data).name}: quality vs cost on the test split")
+    ax.set_ylabel("mean score on the test split")
+    ax.set_title(plot_title(r), fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -32,7 +32,7 @@ from optiroute.errors import InvalidInputError
 if TYPE_CHECKING:
     from optiroute.catalog.registry import ModelCard, Registry
 
-__all__ = ["AbilityMap", "RAW_METRICS", "card_features", "predict_card_domains"]
+__all__ = ["AbilityMap", "RAW_METRICS", "card_features", "gpqa_level_map", "level_map", "predict_card_domains"]
 
 #: Raw model-level metrics (columns of ``model_metrics.csv``) used when given.
 RAW_METRICS = ("params_b", "arena_elo", "mt_bench")
@@ -62,7 +62,7 @@ def card_features(card: ModelCard, raw: Mapping[str, Any] | None = None) -> dict
         "log_context": None if "context_window" in card.imputed else math.log2(card.context_window),
     }
     for m in CARD_METRICS:
-        feats[m] = None if m in card.imputed or m not in card.metrics else float(card.metrics[m])
+        feats[m] = None if m in card.imputed or not card.known(m) else float(card.metrics[m])
     raw = raw or {}
     p = num(raw.get("params_b"))
     feats["log_params_b"] = None if p is None or p <= 0 else math.log10(p)
@@ -155,8 +155,51 @@ def _has_measured_domains(card: ModelCard) -> bool:
     return bool(card.accuracy_by_domain) and "accuracy_by_domain" not in card.imputed
 
 
+#: Fewest cards with both a GPQA and an MMLU-Pro figure for the GPQA -> MMLU-Pro level map.
+MIN_LEVEL_PAIRS = 6
+
+
+def level_map(cards: Sequence[ModelCard], fact: str = "gpqa") -> tuple[float, float, int] | None:
+    """``(a, b, n)`` of logit(MMLU-Pro) = a + b * ``fact``, least squares over the ``n`` cards whose
+    ``facts`` hold both figures (``None`` below :data:`MIN_LEVEL_PAIRS`)."""
+    pairs = [(c.facts[fact], c.facts["mmlu_pro"]) for c in cards if fact in c.facts and "mmlu_pro" in c.facts]
+    if len(pairs) < MIN_LEVEL_PAIRS:
+        return None
+    x = np.array([p[0] for p in pairs])
+    y = _logit(np.array([p[1] for p in pairs]))
+    b, a = np.polyfit(x, y, 1)
+    return float(a), float(b), len(pairs)
+
+
+def gpqa_level_map(cards: Sequence[ModelCard]) -> tuple[float, float, int] | None:
+    """:func:`level_map` on GPQA (the figure most of today's models publish)."""
+    return level_map(cards, "gpqa")
+
+
+#: Published figures that set a card's level, most direct first (MMLU-Pro is the outcomes' scale).
+LEVEL_FACTS = (("gpqa", "GPQA"), ("arena_elo", "Arena Elo"))
+
+
+def _level(card: ModelCard, facts: Mapping[str, Any], reg: Registry,
+           extra: Sequence[ModelCard]) -> tuple[float, str] | None:
+    """The overall MMLU-Pro-scale accuracy a card's published figures give, and how."""
+    if facts.get("mmlu_pro") is not None:
+        return float(facts["mmlu_pro"]), f"its MMLU-Pro figure ({card.sources.get('mmlu_pro', 'given')})"
+    for fact, label in LEVEL_FACTS:
+        if facts.get(fact) is None:
+            continue
+        fit = level_map([*reg, *extra], fact)
+        if fit is not None:
+            a, b, n = fit
+            level = 1.0 / (1.0 + math.exp(-(a + b * float(facts[fact]))))
+            return level, (f"its {label} figure {float(facts[fact]):g} through logit(MMLU-Pro) = {a:.4g} + "
+                           f"{b:.4g} x {label}, fitted on the {n} models with both published figures")
+    return None
+
+
 def predict_card_domains(card: ModelCard, registry: Registry | None = None,
-                         raw: Mapping[str, Any] | None = None) -> ModelCard:
+                         raw: Mapping[str, Any] | None = None, *,
+                         peers: Sequence[ModelCard] = ()) -> ModelCard:
     """A copy of ``card`` whose ``accuracy_by_domain`` (and ``accuracy``) come from its metrics.
 
     The mapping is fitted on the registry's cards that have measured per-domain accuracy (the
@@ -171,12 +214,28 @@ def predict_card_domains(card: ModelCard, registry: Registry | None = None,
     domains = sorted({d for c in train for d in c.accuracy_by_domain})
     acc = np.array([[c.accuracy_by_domain.get(d, np.nan) for d in domains] for c in train])
     amap = AbilityMap.fit([card_features(c, c.facts) for c in train], acc, domains)
-    pred = amap.predict([card_features(card, {**card.facts, **(raw or {})})])[0]
-    by_domain = {d: round(float(v), 4) for d, v in zip(domains, pred, strict=True)}
+    facts = {**card.facts, **(raw or {})}
+    pred = amap.predict([card_features(card, facts)])[0]
     src = f"cold start: ridge map from card metrics, fitted on {len(train)} models with measured domains"
+    level = _level(card, facts, reg, peers)
+    if level is not None:
+        # The published figure sets the level (MMLU-Pro is the scale of the bundled outcomes); the
+        # ridge map gives the shape across domains. Shift every domain's logit by the same amount.
+        z = _logit(pred)
+        target = float(_logit(np.array([level[0]]))[0])
+        for _ in range(20):  # the mean of the sigmoids meets the target (a few Newton-free steps)
+            cur = 1.0 / (1.0 + np.exp(-z))
+            gap = target - float(_logit(np.array([cur.mean()]))[0])
+            if abs(gap) < 1e-4:
+                break
+            z = z + gap
+        pred = 1.0 / (1.0 + np.exp(-z))
+        src = f"cold start: level from {level[1]}; per-domain shape from the ridge map ({len(train)} models)"
+    by_domain = {d: round(float(v), 4) for d, v in zip(domains, pred, strict=True)}
     return card.model_copy(update={
         "accuracy_by_domain": by_domain,
         "metrics": {**card.metrics, "accuracy": round(float(pred.mean()), 4)},
         "sources": {**card.sources, "accuracy_by_domain": src, "accuracy": src},
         "imputed": sorted(set(card.imputed) | {"accuracy_by_domain", "accuracy"}),
+        "unknown": [m for m in card.unknown if m != "accuracy"],
     })

@@ -22,17 +22,24 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import statistics
 import threading
 import warnings
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from optiroute.errors import ArtifactNotFoundError, ModelNotFoundError, RegistryError, UnknownModelWarning
+from optiroute.catalog.names import normalise_name, spellings
+from optiroute.catalog.priors import prior_fields, unknown_note
+from optiroute.errors import (
+    ArtifactNotFoundError,
+    ModelNameWarning,
+    ModelNotFoundError,
+    RegistryError,
+    UnknownModelWarning,
+)
 from optiroute.schema.files import CAPS, load_json, read_capped
 from optiroute.schema.numbers import (
     MAX_METRIC_FACT,
@@ -44,11 +51,10 @@ from optiroute.schema.numbers import (
     real,
 )
 
-__all__ = ["METRICS", "ModelCard", "Registry", "normalise_name"]
+__all__ = ["METRICS", "ModelCard", "NameMatch", "PriceTier", "Registry", "normalise_name"]
 
 METRICS = ("accuracy", "helpfulness", "honesty", "harmlessness", "steerability", "creativity")
 BUNDLED = Path(__file__).resolve().parent.parent / "data" / "models.json"
-_DATE = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8}|\d{4}|latest|preview|v\d+(-\d+)?)$")
 
 
 def _name_of(data: Any) -> str:
@@ -68,13 +74,25 @@ def _number_map(values: Any, field: str, *, lo: float, hi: float) -> dict[str, f
     return out
 
 
-def normalise_name(name: str) -> str:
-    """Lower-case, drop a provider prefix (``openai/``), unify ``_ . space`` to ``-``."""
-    n = str(name).strip().lower()
-    if "/" in n:
-        n = n.rsplit("/", 1)[1]
-    n = re.sub(r"[\s_.:]+", "-", n)
-    return re.sub(r"-+", "-", n).strip("-")
+class PriceTier(BaseModel):
+    """A long-context price tier: from ``min_input_tokens`` input tokens on, the whole call is billed at
+    these rates (the providers' "cliff" model, as the price library records it)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_input_tokens: int
+    input_usd_per_mtok: float
+    output_usd_per_mtok: float
+
+    @field_validator("input_usd_per_mtok", "output_usd_per_mtok", mode="before")
+    @classmethod
+    def _price(cls, value: Any, info: Any) -> float:
+        return real(value, f"price tier {info.field_name!r}", lo=0.0, hi=MAX_PRICE_PER_MTOK, error=RegistryError)
+
+    @field_validator("min_input_tokens", mode="before")
+    @classmethod
+    def _start(cls, value: Any) -> int:
+        return integer(value, "price tier 'min_input_tokens'", lo=1, hi=MAX_TOKENS, error=RegistryError)
 
 
 class ModelCard(BaseModel):
@@ -89,6 +107,7 @@ class ModelCard(BaseModel):
         input_usd_per_mtok, output_usd_per_mtok: list prices per million tokens.
         context_window: maximum tokens of prompt + answer.
         supports_tools, supports_json: function calling / JSON output mode.
+        supports_vision: image input (``None``: not stated).
         ttft_s, tokens_per_s: latency model (estimate; see module docstring).
         verbosity: this model's answer length relative to the analyzer's per-prompt estimate (a
             chain-of-thought model answers at 2-4x the typical length, and is billed for it);
@@ -100,7 +119,12 @@ class ModelCard(BaseModel):
             for a model without outcomes.
         sources: field -> public source of its value.
         imputed: fields whose value was imputed rather than sourced.
-        prior: True for the neutral card of an unknown model.
+        unknown: metrics nobody has a figure for: the card stores a placeholder, and scoring treats
+            the dimension as neutral for this model (the candidates' mean), never as a low number.
+        price_tiers: long-context tiers (the call's input size selects one), from the price library.
+        facts_date: the date (``YYYY-MM-DD``) its prices and capabilities were last refreshed.
+        quality_sd: the spread of a prior card's accuracy (unknown models: wide), else ``None``.
+        prior: True for the prior card of an unknown model.
     """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -114,6 +138,7 @@ class ModelCard(BaseModel):
     context_window: int = 8192
     supports_tools: bool = True
     supports_json: bool = True
+    supports_vision: bool | None = None
     ttft_s: float = 0.5
     tokens_per_s: float = 50.0
     verbosity: float = 1.0
@@ -123,6 +148,10 @@ class ModelCard(BaseModel):
     facts: dict[str, float] = Field(default_factory=dict)
     sources: dict[str, str] = Field(default_factory=dict)
     imputed: list[str] = Field(default_factory=list)
+    unknown: list[str] = Field(default_factory=list)
+    price_tiers: list[PriceTier] = Field(default_factory=list)
+    facts_date: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}$")
+    quality_sd: float | None = Field(default=None, ge=0.0, le=1.0)
     prior: bool = False
 
     def __init__(self, **data: Any) -> None:
@@ -181,17 +210,40 @@ class ModelCard(BaseModel):
 
     def model_post_init(self, __context: Any) -> None:
         missing = [m for m in METRICS if m not in self.metrics]
-        if missing:  # a card always answers every dimension; unknown ones are neutral and imputed
+        if missing:  # a card answers every dimension; one without a figure is marked unknown (neutral)
             self.metrics.update({m: 0.5 for m in missing})
-            self.imputed.extend(m for m in missing if m not in self.imputed)
+            self.unknown.extend(m for m in missing if m not in self.unknown)
+
+    def known(self, metric: str) -> bool:
+        """The card has a figure (sourced or derived from one) for ``metric``."""
+        return metric in self.metrics and metric not in self.unknown
+
+    def prices_at(self, input_tokens: float) -> tuple[float, float]:
+        """(input, output) USD per million tokens for a call of ``input_tokens`` (its tier)."""
+        pin, pout = self.input_usd_per_mtok, self.output_usd_per_mtok
+        for tier in sorted(self.price_tiers, key=lambda t: t.min_input_tokens):
+            if input_tokens > tier.min_input_tokens:
+                pin, pout = tier.input_usd_per_mtok, tier.output_usd_per_mtok
+        return pin, pout
 
     def cost_usd(self, input_tokens: float, output_tokens: float) -> float:
-        """Predicted cost of one call at list prices."""
-        return (input_tokens * self.input_usd_per_mtok + output_tokens * self.output_usd_per_mtok) / 1e6
+        """Predicted cost of one call at list prices (the tier its input size selects)."""
+        pin, pout = self.prices_at(input_tokens)
+        return (input_tokens * pin + output_tokens * pout) / 1e6
 
     def latency_s(self, output_tokens: float) -> float:
         """Estimated end-to-end latency: time to first token + generation time."""
         return self.ttft_s + output_tokens / self.tokens_per_s
+
+
+@dataclass(frozen=True)
+class NameMatch:
+    """How a name resolved: its card, ``how`` (``exact``, ``family`` or ``ambiguous``) and the note
+    to show the caller (``None`` for an exact match)."""
+
+    card: ModelCard
+    how: str
+    note: str | None = None
 
 
 class Registry:
@@ -205,6 +257,7 @@ class Registry:
         self._cards: dict[str, ModelCard] = {}
         self._alias: dict[str, str] = {}
         self._priors: dict[str, ModelCard] = {}
+        self._noted: set[str] = set()
         self._lock = threading.RLock()
         for card in cards:
             self.add(card)
@@ -215,16 +268,48 @@ class Registry:
             self._alias[normalise_name(n)] = card.name
 
     def _lookup(self, name: str) -> ModelCard | None:
+        found = self.match(name)
+        return found.card if found is not None else None
+
+    def match(self, name: str) -> NameMatch | None:
+        """How ``name`` resolves: the card, and a note when it is a family's card or a guess.
+
+        Tried in order: the exact card name, then every spelling of :func:`optiroute.catalog.names.spellings`
+        (prefixes, Bedrock/Vertex/OpenRouter ids, ``-latest``, then dropping snapshot dates), then a
+        unique family prefix (``claude-opus-4`` -> ``claude-opus-4-1``). Several cards sharing the prefix
+        make the name ambiguous: the newest card is taken and the note says which, and which others.
+        ``None`` when nothing matches.
+        """
         if name in self._cards:
-            return self._cards[name]
-        key = normalise_name(name)
-        hit = self._alias.get(key)
-        if hit is None:
-            stripped = _DATE.sub("", key)
-            while stripped != key and hit is None:
-                key, stripped = stripped, _DATE.sub("", stripped)
-                hit = self._alias.get(key)
-        return self._cards.get(hit) if hit else None
+            return NameMatch(self._cards[name], "exact")
+        for sp in spellings(name):
+            hit = self._alias.get(sp.key)
+            if hit is None:
+                continue
+            card = self._cards[hit]
+            if sp.how == "exact":
+                return NameMatch(card, "exact")
+            return NameMatch(card, "family", (
+                f"OptiRoute has no card for the snapshot {name!r}; it routes it with the {card.name!r} card of "
+                f"its family (the snapshot {sp.dropped.lstrip('-')} may differ). Add a card for it with "
+                "`optiroute models add` if it matters."))
+        keys = [sp.key for sp in spellings(name)]
+        for key in keys:
+            if len(key) < 4:
+                continue
+            owners = list(dict.fromkeys(v for k, v in self._alias.items() if k.startswith(key + "-")))
+            if not owners:
+                continue
+            order = list(self._cards)
+            owners.sort(key=order.index)
+            card = self._cards[owners[-1]]  # the most recently added card of the family
+            if len(owners) == 1:
+                return NameMatch(card, "family", (
+                    f"OptiRoute read {name!r} as {card.name!r}, the only card of that family."))
+            return NameMatch(card, "ambiguous", (
+                f"The model name {name!r} is ambiguous: it fits {', '.join(repr(o) for o in owners)}; "
+                f"OptiRoute took {card.name!r}. Pass the full name to choose another."))
+        return None
 
     def get(self, name: str) -> ModelCard:
         """The card of ``name`` (exact, alias, or normalised form).
@@ -240,39 +325,62 @@ class Registry:
             )
         return card
 
+    def note(self, name: str) -> str | None:
+        """What the caller should know of how ``name`` resolved (a family card, an ambiguous name, a
+        prior for an unknown model), else ``None``. The same text as the one warning :meth:`resolve`
+        gives, for decisions to carry."""
+        found = self.match(name)
+        if found is not None:
+            return found.note
+        with self._lock:
+            prior = self._priors.get(name)
+        return None if prior is None else unknown_note(prior)
+
     def resolve(self, name: str) -> ModelCard:
-        """Like :meth:`get`, but an unknown model gets a neutral-prior card and one warning."""
-        card = self._lookup(name)
-        if card is not None:
-            return card
+        """Like :meth:`get`, but an unknown model gets a prior card from what can be known of it
+        (:func:`optiroute.catalog.priors.prior_card`) and one warning; a family card or an ambiguous
+        name warns once too."""
+        found = self.match(name)
+        if found is not None:
+            if found.note is not None:
+                with self._lock:
+                    first = name not in self._noted
+                    self._noted.add(name)
+                if first:
+                    warnings.warn(found.note, ModelNameWarning, stacklevel=3)
+            return found.card
         with self._lock:
             prior = self._priors.get(name)
             if prior is None:
-                prior = self._neutral(name)
+                prior = ModelCard(**prior_fields(name, list(self._cards.values())))
                 self._priors[name] = prior
-                warnings.warn(
-                    f"OptiRoute has no card for model {name!r}; routing it with a neutral prior "
-                    "(median price and metrics). Add a card for better decisions.",
-                    UnknownModelWarning,
-                    stacklevel=3,
-                )
+                warnings.warn(unknown_note(prior), UnknownModelWarning, stacklevel=3)
         return prior
 
-    def _neutral(self, name: str) -> ModelCard:
-        pool = [c for c in self._cards.values() if c.kind in ("api", "chat")] or list(self._cards.values())
+    def set_capabilities(self, name: str, *, source: str, **fields: Any) -> bool:
+        """Fill or override ``name``'s card's capability fields (``context_window``, ``supports_tools``,
+        ``supports_json``, ``supports_vision``) from ``source`` (a framework's model profile); a prior
+        card of an unknown model takes them too. Returns whether anything changed.
 
-        def med(values: list[float], default: float) -> float:
-            return float(statistics.median(values)) if values else default
-
-        return ModelCard(
-            name=name, provider="unknown", kind="chat",
-            input_usd_per_mtok=med([c.input_usd_per_mtok for c in pool], 1.0),
-            output_usd_per_mtok=med([c.output_usd_per_mtok for c in pool], 2.0),
-            context_window=8192, supports_tools=True, supports_json=True,
-            ttft_s=med([c.ttft_s for c in pool], 0.5), tokens_per_s=med([c.tokens_per_s for c in pool], 50.0),
-            metrics={m: med([c.metrics[m] for c in pool], 0.5) for m in METRICS},
-            sources={"*": "neutral prior: registry medians"}, imputed=list(METRICS), prior=True,
-        )
+        Raises:
+            RegistryError: another field, or an invalid value.
+        """
+        allowed = {"context_window", "supports_tools", "supports_json", "supports_vision"}
+        bad = sorted(set(fields) - allowed)
+        if bad:
+            raise RegistryError(f"set_capabilities takes {sorted(allowed)}, not {bad}.")
+        with self._lock:
+            card = self.resolve(name)
+            new = {k: v for k, v in fields.items() if getattr(card, k) != v}
+            if not new:
+                return False
+            update = {**new, "sources": {**card.sources, **{k: source for k in new}},
+                      "imputed": [m for m in card.imputed if m not in new]}
+            if card.prior:
+                self._priors[name] = ModelCard(**{**card.model_dump(), **update})
+            else:
+                self.update(card.name, **update)
+            return True
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self._lookup(name) is not None

@@ -1,4 +1,4 @@
-"""The ``optiroute`` command line: route, explain, fit, models list/add/remove, demo.
+"""The ``optiroute`` command line: route, explain, fit, models (in :mod:`optiroute.cli.models`), demo.
 
 Built on Typer with Rich output; anything that takes more than a second shows a progress bar or
 spinner. Every command checks its options before doing any work and exits with status 2 and a
@@ -8,17 +8,14 @@ path that cannot be written. No command writes an invalid file.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
+from rich.markup import escape
 
 from optiroute.analysis.prompts import to_routable
-from optiroute.catalog.cold_start import predict_card_domains
-from optiroute.catalog.registry import ModelCard, Registry
 from optiroute.cli.batch import route_batch, select_models
 from optiroute.cli.bench import bench
 from optiroute.cli.common import (
@@ -28,7 +25,6 @@ from optiroute.cli.common import (
     RegistryOpt,
     RouterOpt,
     check_int,
-    check_real,
     console,
     fail,
     load_router,
@@ -37,16 +33,15 @@ from optiroute.cli.common import (
     writable_file,
 )
 from optiroute.cli.demo import run_demo
+from optiroute.cli.models import models_app
 from optiroute.cli.onboard import onboard_cmd
-from optiroute.errors import ArtifactNotFoundError, OptiRouteError, RegistryError
+from optiroute.cli.render import Col, print_json, print_table
+from optiroute.errors import OptiRouteError
 from optiroute.quality.base import predictor_class
 from optiroute.router.router import Router
-from optiroute.schema.files import CAPS, read_capped
-from optiroute.schema.numbers import MAX_PRICE_PER_MTOK, MAX_TOKENS
 
 app = typer.Typer(help="Route every LLM call to the best model for your preferences.", cls=OneLineErrors,
                   no_args_is_help=True, pretty_exceptions_enable=False)
-models_app = typer.Typer(help="List, add and remove model cards.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 
 
@@ -76,10 +71,19 @@ def route(
         fail(exc)
         return
     if as_json:
-        console.print_json(json.dumps(d.summary()))
+        print_json(d.summary())
         return
-    console.print(f"[bold green]{d.model}[/]  (runner-up: {d.runner_up or '-'})")
-    console.print(d.reason)
+    console.print(f"[bold green]{escape(d.model)}[/]  (runner-up: {escape(d.runner_up or '-')})", soft_wrap=True)
+    console.print(d.reason, markup=False, highlight=False)
+
+
+#: Sub-score columns of ``explain``: short header per preference dimension.
+_DIM_HEADERS = {"accuracy": "acc", "cost": "cost", "latency": "lat", "harmlessness": "harm", "honesty": "hon",
+                "helpfulness": "help", "steerability": "steer", "creativity": "creat"}
+
+
+def _f(fmt: str) -> Any:
+    return lambda v: format(v, fmt)
 
 
 @app.command()
@@ -89,9 +93,10 @@ def explain(
     candidates: CandOpt = None,
     router_dir: RouterOpt = None,
     registry: RegistryOpt = None,
-    top: Annotated[int, typer.Option(help="Rows of the score table.")] = 10,
+    top: Annotated[int, typer.Option(help="Rows of the score tables.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole decision as JSON.")] = False,
 ) -> None:
-    """Show the full decision: task profile, every candidate's sub-scores, neighbours."""
+    """Show the full decision: task profile, every candidate's predictions and sub-scores, neighbours."""
     check_int(top, "--top", lo=1, hi=10_000)
     try:
         text = sys.stdin.read() if prompt == "-" else prompt
@@ -99,20 +104,48 @@ def explain(
     except OptiRouteError as exc:
         fail(exc)
         return
+    if as_json:
+        print_json(d.model_dump(mode="json"))
+        return
     p = d.profile
     console.print(f"task [bold]{p.task_type}[/] ({p.task_confidence:.2f}), domain [bold]{p.domain}[/] "
-                  f"({p.domain_confidence:.2f}), complexity {p.complexity:.2f}, ~{p.est_input_tokens} "
-                  f"input tokens, confidence {d.confidence:.2f}")
-    dims = sorted({k for s in d.scores for k in s.sub_scores})
-    table = Table("model", "score", "quality", "cost $", "latency s", *dims, "excluded")
-    for s in d.scores[:top]:
-        table.add_row(s.model, f"{s.score:.3f}", f"{s.predicted_quality:.2f}", f"{s.predicted_cost_usd:.2g}",
-                      f"{s.predicted_latency_s:.1f}", *(f"{s.sub_scores.get(k, 0):.2f}" for k in dims),
-                      s.excluded or "")
-    console.print(table)
+                  f"({p.domain_confidence:.2f}), complexity {p.complexity:.2f}, ~{p.est_input_tokens} input and "
+                  f"~{p.est_output_tokens} output tokens; confidence {d.confidence:.2f}")
+    shown = d.scores[:top]
+    rows = [{"model": s.model, "score": s.score, "quality": s.predicted_quality, "cost": s.predicted_cost_usd,
+             "latency": s.predicted_latency_s, "excluded": "excluded" if s.excluded else "",
+             **{f"sub:{k}": v for k, v in s.sub_scores.items()}} for s in shown]
+    print_table(console, [
+        Col("model", "model", name=True),
+        Col("score", "score", "preference-weighted total (highest wins)", _f(".3f"), justify="right"),
+        Col("quality", "quality", "predicted answer quality 0..1", _f(".2f"), justify="right"),
+        Col("cost", "$/call", "predicted cost in USD", lambda v: f"{v:.2g}", justify="right"),
+        Col("latency", "latency s", "estimated seconds to the full answer", _f(".1f"), justify="right"),
+        Col("excluded", ""),
+    ], rows, title="Predictions")
+    dims = [k for k in _DIM_HEADERS if any(k in s.sub_scores for s in shown)]
+    dims += sorted({k for s in shown for k in s.sub_scores} - set(dims))
+    relative = [k for k in ("accuracy", "cost", "latency") if k in dims]
+    card = [k for k in dims if k not in relative]
+    note = []
+    if relative:
+        note.append(f"{', '.join(_DIM_HEADERS[k] for k in relative)}: relative to these candidates for this prompt "
+                    "(adding or removing one changes them)")
+    if card:
+        note.append("; ".join(f"{_DIM_HEADERS.get(k, k)} = {k}" for k in card) + ": the model card's own metric")
+    print_table(console, [Col("model", "model", name=True)] + [
+        Col(f"sub:{k}", _DIM_HEADERS.get(k, k), fmt=_f(".2f"), justify="right") for k in dims
+    ], rows, title="Sub-scores (0 = worst, 1 = best)")
+    if note:
+        console.print(f"[dim]{escape('. '.join(note))}.[/]", highlight=False)
+    for s in shown:
+        if s.excluded:
+            console.print(f"excluded [bold]{escape(s.model)}[/]: {escape(s.excluded)}", soft_wrap=False)
     if d.neighbours:
-        console.print("neighbours: " + ", ".join(f"{n.prompt_id} ({n.task}, {n.similarity:.2f})" for n in d.neighbours))
-    console.print(f"[bold green]{d.model}[/]: {d.reason}")
+        console.print("nearest stored prompts: " + ", ".join(
+            f"{escape(n.prompt_id)} ({escape(n.task or '?')}, {n.similarity:.2f})" for n in d.neighbours),
+            highlight=False)
+    console.print(f"[bold green]{escape(d.model)}[/]: {escape(d.reason)}")
 
 
 @app.command()
@@ -154,132 +187,19 @@ def fit(
                   f"quality predictor: {chosen}")
 
 
-@models_app.command("list")
-def models_list(router_dir: RouterOpt = None, registry: RegistryOpt = None) -> None:
-    """List the model cards (price, context, tools, accuracy)."""
-    try:
-        reg = load_router(router_dir, registry).registry
-    except OptiRouteError as exc:
-        fail(exc)
-        return
-    table = Table("name", "kind", "$ in/out per Mtok", "context", "tools", "json", "accuracy", "aliases")
-    for c in reg:
-        table.add_row(c.name, c.kind, f"{c.input_usd_per_mtok:g}/{c.output_usd_per_mtok:g}", str(c.context_window),
-                      "yes" if c.supports_tools else "no", "yes" if c.supports_json else "no",
-                      f"{c.metrics.get('accuracy', 0):.2f}", ", ".join(c.aliases[:3]))
-    console.print(table)
-
-
-def _load_or_default(registry: Path) -> Any:
-    return Registry.from_file(registry) if registry.exists() else Registry.default()
-
-
-def _card_file(card: Path) -> dict[str, Any]:
-    """One model card from a JSON/YAML file, read untrusted (size cap, safe loader)."""
-    import yaml
-
-    try:
-        data = yaml.safe_load(read_capped(card, CAPS["registry.json"], error=RegistryError).decode("utf-8"))
-    except ArtifactNotFoundError:
-        raise RegistryError(f"Card file {str(card)!r} does not exist.") from None
-    except (UnicodeDecodeError, yaml.YAMLError, RecursionError, ValueError) as exc:
-        raise RegistryError(f"Card file {str(card)!r} cannot be parsed: {' '.join(str(exc).split())}") from None
-    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
-        raise RegistryError(f"Card file {str(card)!r} must hold one model card: a mapping of field names to values.")
-    return data
-
-
-@models_app.command("add")
-def models_add(
-    registry: Annotated[
-        Path, typer.Option("--registry", help="Registry file to write (created from the bundled one if missing).")
-    ],
-    card: Annotated[Path | None, typer.Option(help="A JSON/YAML file with one model card.")] = None,
-    name: Annotated[str | None, typer.Option(help="Model name (without --card).")] = None,
-    input_price: Annotated[float | None, typer.Option(help="USD per million input tokens.")] = None,
-    output_price: Annotated[float | None, typer.Option(help="USD per million output tokens.")] = None,
-    context_window: Annotated[int, typer.Option()] = 8192,
-    tools: Annotated[bool, typer.Option("--tools/--no-tools")] = True,
-    replace: Annotated[bool, typer.Option(help="Replace an existing card of that name.")] = False,
-    cold_start: Annotated[
-        bool,
-        typer.Option("--cold-start/--no-cold-start",
-                     help="Impute per-domain accuracy from the card's metrics and price when the card has no "
-                          "measured accuracy (recorded in 'imputed')."),
-    ] = True,
-    arena_elo: Annotated[
-        float | None, typer.Option(help="The model's Chatbot Arena Elo (a card fact cold start uses).")
-    ] = None,
-    params_b: Annotated[
-        float | None, typer.Option(help="The model's parameters in billions (a card fact cold start uses).")
-    ] = None,
-) -> None:
-    """Add a model card to a registry file (the file is only written when the card and the whole
-    registry are valid, and atomically)."""
-    if card is None:
-        if not name or not name.strip() or input_price is None or output_price is None:
-            fail("give --card FILE, or --name, --input-price and --output-price")
-        check_real(input_price, "--input-price", lo=0.0, hi=MAX_PRICE_PER_MTOK)
-        check_real(output_price, "--output-price", lo=0.0, hi=MAX_PRICE_PER_MTOK)
-        check_int(context_window, "--context-window", lo=1, hi=MAX_TOKENS)
-    check_real(arena_elo, "--arena-elo", lo=0.0, hi=10_000.0)
-    check_real(params_b, "--params-b", lo=0.0, lo_open=True, hi=1e6)
-    writable_file(registry, "--registry")
-    try:
-        reg = _load_or_default(registry)
-        if card is not None:
-            new = ModelCard(**_card_file(card))
-        else:
-            assert name is not None
-            base = reg.resolve(name)  # a neutral prior to start from, with a warning if unknown
-            new = ModelCard(**{**base.model_dump(), "name": name, "aliases": [], "input_usd_per_mtok": input_price,
-                               "output_usd_per_mtok": output_price, "context_window": context_window,
-                               "supports_tools": tools, "prior": False})
-        given = {k: v for k, v in (("arena_elo", arena_elo), ("params_b", params_b)) if v is not None}
-        if given:
-            new = ModelCard(**{**new.model_dump(), "facts": {**new.facts, **given},
-                               "sources": {**new.sources, "facts": "given to optiroute models add"}})
-        imputed = cold_start and not new.accuracy_by_domain and (
-            "accuracy" in new.imputed or "accuracy" not in new.sources)
-        if imputed:
-            new = predict_card_domains(new, reg)
-        reg.add(new, replace=replace)  # validates the card again
-        reg.to_file(registry)
-    except (OptiRouteError, OSError) as exc:
-        fail(exc)
-        return
-    console.print(f"Added {new.name} to {registry} ({len(reg)} models).")
-    if imputed:
-        console.print(f"Per-domain accuracy imputed from its card (cold start; overall {new.metrics['accuracy']:.3f}): "
-                      "measure it with `optiroute onboard` when you can run the model.")
-
-
-@models_app.command("remove")
-def models_remove(
-    name: Annotated[str, typer.Argument(help="Model name or alias.")],
-    registry: Annotated[Path, typer.Option("--registry", help="Registry file to edit.")],
-) -> None:
-    """Remove a model card from a registry file."""
-    writable_file(registry, "--registry")
-    try:
-        reg = _load_or_default(registry)
-        reg.remove(name)
-        reg.to_file(registry)
-    except (OptiRouteError, OSError) as exc:
-        fail(exc)
-        return
-    console.print(f"Removed {name} from {registry} ({len(reg)} models).")
-
-
 @app.command()
 def demo(
     local: Annotated[
         bool, typer.Option("--local/--no-local", help="Also answer one prompt with a local model.")
     ] = True,
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Print every decision with its runner-up and reason.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print every decision as JSON (no local answer).")] = False,
 ) -> None:
     """Route real prompts under several profiles on the bundled default (no API key, no network)."""
     try:
-        run_demo(console, local=local)
+        run_demo(console, local=local and not as_json, show_all=show_all, as_json=as_json)
     except OptiRouteError as exc:
         fail(exc)
 

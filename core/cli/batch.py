@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.markup import escape
 
 from optiroute.cli.common import (
     check_int,
@@ -25,6 +25,7 @@ from optiroute.cli.common import (
     parse_preferences,
     writable_file,
 )
+from optiroute.cli.render import Col, print_json, print_table
 from optiroute.errors import OptiRouteError
 from optiroute.fit.pool import select_models_from_data
 from optiroute.router.route_file import iter_prompt_chunks, route_file
@@ -44,6 +45,7 @@ def select_models(
         typer.Option("--cost-weight",
                      help="Cost-aware coverage: quality points per most-expensive-model cost (0: quality only)."),
     ] = 0.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the selection as JSON instead of a table.")] = False,
 ) -> None:
     """Pick the K most complementary models (greedy submodular coverage of best-per-prompt scores)."""
     check_int(k, "--k", lo=1, hi=10_000)
@@ -56,16 +58,27 @@ def select_models(
     except OptiRouteError as exc:
         fail(exc)
         return
-    table = Table("#", "model", "marginal gain", "coverage", "own mean score", "mean $ / prompt")
-    for i, (m, g, c, s, cost) in enumerate(zip(sel.models, sel.gains, sel.coverage, sel.mean_score,
-                                               sel.mean_cost_usd, strict=True), 1):
-        table.add_row(str(i), m, f"{g:+.4f}", f"{c:.4f}", f"{s:.4f}", f"{cost:.3g}")
-    console.print(table)
-    console.print(
-        f"coverage of these {k}: [bold]{sel.coverage[-1]:.4f}[/] vs {sel.best_single_coverage:.4f} for the "
-        f"{k} best single models ({', '.join(sel.best_single_models)}) on {sel.n_prompts} prompts"
-    )
-    console.print(f"use: --pool {','.join(sel.models)}")
+    if as_json:
+        print_json({**sel.model_dump(), "use": f"--pool {','.join(sel.models)}"})
+    else:
+        rows = [{"rank": i, "model": m, "gain": g, "coverage": c, "score": s, "cost": cost}
+                for i, (m, g, c, s, cost) in enumerate(zip(sel.models, sel.gains, sel.coverage, sel.mean_score,
+                                                           sel.mean_cost_usd, strict=True), 1)]
+        print_table(console, [
+            Col("rank", "#", justify="right"),
+            Col("model", "model", name=True),
+            Col("gain", "gain", "coverage this model adds", lambda v: f"{v:+.4f}", justify="right"),
+            Col("coverage", "coverage", "mean best score over the models so far", lambda v: f"{v:.4f}",
+                justify="right"),
+            Col("score", "own", "the model's own mean score", lambda v: f"{v:.4f}", justify="right"),
+            Col("cost", "$/prompt", "mean cost per prompt in USD", lambda v: f"{v:.3g}", justify="right"),
+        ], rows)
+        console.print(
+            f"coverage of these {k}: [bold]{sel.coverage[-1]:.4f}[/] vs {sel.best_single_coverage:.4f} for the "
+            f"{k} best single models ({escape(', '.join(sel.best_single_models))}) on {sel.n_prompts} prompts"
+        )
+    if not as_json:
+        console.print(f"use: --pool {','.join(sel.models)}", soft_wrap=True)
     if out is not None:
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
@@ -80,7 +93,8 @@ def select_models(
                         w.writerow([i, row[0], *(f"{v:.6g}" for v in row[1:])])
         except OSError as exc:
             fail(exc)
-        console.print(f"wrote {out}")
+        if not as_json:
+            console.print(f"wrote {out}")
 
 
 def route_batch(

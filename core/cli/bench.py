@@ -12,10 +12,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from optiroute.bench.evaluate import run_bench
 from optiroute.bench.report import write_outputs
+from optiroute.bench.verdict import verdict_lines
 from optiroute.cli.common import check_int, console, fail, writable_file
+from optiroute.cli.render import print_json
 from optiroute.errors import OptiRouteError
 
 __all__ = ["bench"]
@@ -54,6 +57,9 @@ def bench(
     overhead_n: Annotated[
         int, typer.Option("--overhead-n", help="Prompts timed for decision overhead (0: skip).")
     ] = 256,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the summary and the verdict as JSON (outputs are still written).")
+    ] = False,
 ) -> None:
     """Fit on train, evaluate on test: AIQ, budgets, APGR/CPT, overhead and every baseline."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -78,11 +84,26 @@ def bench(
     except (OptiRouteError, OSError) as exc:
         fail(exc)
     router = next(s for s in result.summaries if s.method == "router")
+    if as_json:
+        print_json({"router_aiq": router.aiq, "predictor": result.predictor, "best_single": result.best_single,
+                    "best_single_quality": result.singles[result.best_single][0],
+                    "methods": {s.method: s.aiq for s in result.summaries},
+                    "verdict": None if result.verdict is None else {
+                        **result.verdict.model_dump(), "text": verdict_lines(result.verdict)},
+                    "written": [str(p) for p in paths]})
+        return
     console.print(
-        f"router AIQ [bold]{router.aiq:.3f}[/] (predictor: {result.predictor}); best single "
-        f"{result.best_single} {result.singles[result.best_single][0]:.3f}"
+        f"router AIQ [bold]{router.aiq:.3f}[/] (predictor: {escape(result.predictor)}); best single "
+        f"{escape(result.best_single)} {result.singles[result.best_single][0]:.3f}"
     )
     for s in result.summaries:
-        if s.method.startswith("predictor "):
-            console.print(f"  {s.method}: AIQ {s.aiq:.3f}, quality at 25 % cost {s.quality_at_25:.3f}")
+        if s.method.startswith("predictor ") and ":" not in s.method:
+            console.print(f"  {escape(s.method)}: AIQ {s.aiq:.3f}, quality at 25 % cost {s.quality_at_25:.3f}")
     console.print(f"wrote {', '.join(str(p) for p in paths)}")
+    if result.verdict is not None:
+        console.print()
+        lines = verdict_lines(result.verdict)
+        console.print(f"[bold]{escape(lines[0])}[/]")
+        for line in lines[1:]:
+            style = "bold yellow" if line.startswith("Warning:") else ""
+            console.print(f"[{style}]{escape(line)}[/]" if style else escape(line))

@@ -19,6 +19,7 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from optiroute.catalog.registry import Registry
+from optiroute.cli.render import collected_warnings
 from optiroute.errors import InvalidPreferencesError, OptiRouteError
 from optiroute.router.router import Router
 from optiroute.schema.files import load_json
@@ -40,15 +41,18 @@ CandOpt = Annotated[str | None, typer.Option("--candidates", "-c", help="Comma-s
 
 class OneLineErrors(TyperGroup):
     """The command group: Click's own usage errors (a bad option value, an unknown option, a missing
-    one) become one line on standard error with exit status 2, like every OptiRoute error."""
+    one) become one line on standard error with exit status 2, like every OptiRoute error; warnings
+    raised while a command runs become one styled line each on standard error, after its output."""
 
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True, windows_expand_args: bool = True,
              **extra: Any) -> Any:
         if not standalone_mode:
-            return super().main(args, prog_name, complete_var, standalone_mode, windows_expand_args, **extra)
+            with collected_warnings(err):
+                return super().main(args, prog_name, complete_var, standalone_mode, windows_expand_args, **extra)
         try:
-            rv = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+            with collected_warnings(err):
+                rv = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
         except Exception as exc:
             kinds = {c.__name__ for c in type(exc).__mro__}
             if "NoArgsIsHelpError" in kinds:

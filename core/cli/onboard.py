@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from optiroute.cli.common import check_int, check_real, check_url, console, fail
+from optiroute.cli.render import Col, print_json, print_table
 from optiroute.errors import DataFormatError, OptiRouteError
 from optiroute.fit.datasets import load_prompts
 from optiroute.onboard.onboarding import onboard
@@ -121,6 +121,7 @@ def onboard_cmd(
                      help="Fill the rest of the new column from the stored models it resembles (checked on held-out "
                           "representatives)."),
     ] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON instead of a table.")] = False,
 ) -> None:
     """Onboard a new model: run it on K-Means representatives of the store, score, add the outcomes."""
     from rich.progress import Progress
@@ -164,12 +165,25 @@ def onboard_cmd(
         fail(exc)
         return
     scored = [s for s in result.scores if s is not None]
-    table = Table("model", "representatives", "scored", "mean score", "card added", "predictor")
-    table.add_row(result.model, str(result.k), str(len(scored)),
-                  "-" if result.mean_score is None else f"{result.mean_score:.3f}",
-                  "yes" if result.card_added else "no", result.predictor)
-    console.print(table)
     n_meas = len(scored) + result.measured_before
+    if as_json:
+        print_json({"model": result.model, "representatives": result.k, "scored": len(scored),
+                    "mean_score": result.mean_score, "accuracy_estimate": result.accuracy_estimate,
+                    "accuracy_se": result.accuracy_se, "measured_outcomes": n_meas,
+                    "measured_before": result.measured_before, "card_added": result.card_added,
+                    "predictor": result.predictor, "saved_to": str(where),
+                    "imputation": None if result.imputation is None else result.imputation.reason})
+        return
+    print_table(console, [
+        Col("model", "model", name=True),
+        Col("k", "asked", "representative prompts sent to the model", justify="right"),
+        Col("scored", "scored", "answers that could be scored", justify="right"),
+        Col("mean", "mean score", fmt=lambda v: v if isinstance(v, str) else f"{v:.3f}", justify="right"),
+        Col("card", "new card", "a card was created for it"),
+        Col("predictor", "predictor"),
+    ], [{"model": result.model, "k": result.k, "scored": len(scored),
+         "mean": "-" if result.mean_score is None else result.mean_score,
+         "card": "yes" if result.card_added else "no", "predictor": result.predictor}])
     earlier = f", {result.measured_before} of them from earlier runs" if result.measured_before else ""
     console.print(f"Accuracy over the store: {result.accuracy_estimate:.3f} +/- {1.96 * result.accuracy_se:.3f} "
                   f"(95 %, from {n_meas} measured outcomes{earlier}). Onboarding the model again adds "

@@ -22,7 +22,7 @@ import numpy as np
 from optiroute.analysis.analyzer import TaskAnalyzer
 from optiroute.analysis.embedding import get_default_embedder, prune_text
 from optiroute.catalog.registry import ModelCard, Registry
-from optiroute.errors import DataFormatError, InvalidInputError, ModelNotFoundError
+from optiroute.errors import DataFormatError, InvalidInputError
 from optiroute.fit.datasets import fill_costs, input_tokens, load_outcomes, load_prices, load_prompts
 from optiroute.fit.selection import CrossValidated, choose_predictor, validation_aiq
 from optiroute.quality.base import predictor_class
@@ -242,11 +242,11 @@ def fit_parts(
     price_rows = {} if pr is None else {r["model"]: r for _, r in pr.iterrows()}
     in_tok = p["text"].str.len().to_numpy(dtype=np.float64) / 4.0
     for j, m in enumerate(models):
-        try:
-            card = reg.get(m)
-        except ModelNotFoundError:
+        found = reg.match(m)
+        if found is None or found.how != "exact":  # a snapshot the registry only knows by its family
             reg.add(card_from_data(m, scores[:, j], costs[:, j], in_tok, price_rows.get(m)))
             continue
+        card = found.card
         if m in price_rows:
             row = price_rows[m]
             reg.update(

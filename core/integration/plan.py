@@ -8,6 +8,7 @@ from uuid import UUID
 
 from optiroute.errors import InvalidInputError
 from optiroute.integration.call import CallPlan, Route
+from optiroute.integration.capabilities import apply_capabilities
 
 if TYPE_CHECKING:
     from optiroute.router.router import Router
@@ -18,24 +19,26 @@ __all__ = ["plan_call", "resolve_candidates", "route_call"]
 
 
 def resolve_candidates(router: Router, candidates: Mapping[str, str]) -> dict[str, str]:
-    """Card name -> candidate key, resolving each candidate's model name through the registry.
+    """The caller's model name -> candidate key, one per card (resolved through the registry).
 
-    Two keys that resolve to the same card (aliases) route as one: the first key wins. Unknown
-    names get a neutral-prior card (and one warning) from the registry.
+    Decisions come back in the caller's own model names (the card is a separate field). Two keys
+    that resolve to the same card (aliases) route as one: the first key wins. Unknown names get a
+    prior card (and one warning) from the registry.
 
     Raises:
         InvalidInputError: no candidates.
     """
     if not candidates:
         raise InvalidInputError("A routed model needs at least one candidate model; pass some in `models`.")
-    names: dict[str, str] = {}
+    by_card: dict[str, tuple[str, str]] = {}
     for key, name in candidates.items():
-        names.setdefault(router.registry.resolve(name).name, key)
-    return names
+        by_card.setdefault(router.registry.resolve(name).name, (name, key))
+    return dict(by_card.values())
 
 
 def route_call(
-    router: Router, messages: Any, *, candidates: Mapping[str, str], preferences: PreferencesLike = None,
+    router: Router, messages: Any, *, candidates: Mapping[str, str], objects: Mapping[str, Any] | None = None,
+    preferences: PreferencesLike = None,
     constraints: ConstraintsLike = None, user: str | None = None, run_id: UUID | str | None = None,
     needs_tools: bool = False, tool_capable: Collection[str] = (),
 ) -> Route:
@@ -45,11 +48,15 @@ def route_call(
         messages: the prompt or chat history, in any form :meth:`optiroute.Router.decide` accepts.
         preferences: already resolved (:func:`resolve_preferences`); ``None`` = the router's default.
         needs_tools: the call binds tools, so only keys in ``tool_capable`` may answer it.
+        objects: candidate key -> the framework's model object: its own profile fills its card's
+            context window and tool / JSON support (:mod:`optiroute.integration.capabilities`).
 
     Raises:
         InvalidInputError: no candidates, or tools are needed and no candidate can call them.
         NoEligibleModelError and the other errors of :meth:`optiroute.Router.decide`.
     """
+    if objects:
+        apply_capabilities(router, candidates, objects)
     names = resolve_candidates(router, candidates)
     pool = list(names)
     if needs_tools:
@@ -69,12 +76,14 @@ def route_call(
 
 
 def plan_call(
-    router: Router, messages: Any, *, candidates: Mapping[str, str], preferences: PreferencesLike = None,
+    router: Router, messages: Any, *, candidates: Mapping[str, str], objects: Mapping[str, Any] | None = None,
+    preferences: PreferencesLike = None,
     constraints: ConstraintsLike = None, user: str | None = None, run_id: UUID | str | None = None,
     needs_tools: bool = False, tool_capable: Collection[str] = (), max_tokens: int | None = None,
     candidate_max_tokens: Mapping[str, int | None] | None = None,
 ) -> CallPlan:
     """Route one call and admit it: :func:`route_call` then :meth:`Route.admit` (see both)."""
-    route = route_call(router, messages, candidates=candidates, preferences=preferences, constraints=constraints,
+    route = route_call(router, messages, candidates=candidates, objects=objects, preferences=preferences,
+                       constraints=constraints,
                        user=user, run_id=run_id, needs_tools=needs_tools, tool_capable=tool_capable)
     return route.admit(max_tokens=max_tokens, candidate_max_tokens=candidate_max_tokens)

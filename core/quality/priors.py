@@ -45,10 +45,18 @@ def card_prior(
     # millions of prompts). Task-level accuracies come from data sets scored on other scales, so the
     # prior stays on the domain / overall (MMLU-Pro-anchored) scale; kNN residuals add task strengths.
     uniq, inverse = np.unique(np.asarray(domains, dtype=str), return_inverse=True)
+    # A card with neither a domain figure nor a known overall accuracy is neutral: the row's mean of
+    # the candidates that have one (0.5 when none has), never a made-up low or high number.
+    overall = [c.metrics.get("accuracy", 0.5) if "accuracy" not in getattr(c, "unknown", ()) else np.nan
+               for c in cards]
     table = np.array(
-        [[c.accuracy_by_domain.get(d, c.metrics.get("accuracy", 0.5)) for c in cards] for d in uniq.tolist()],
+        [[c.accuracy_by_domain.get(d, overall[j]) for j, c in enumerate(cards)] for d in uniq.tolist()],
         dtype=np.float32,
     ).reshape(len(uniq), len(cards))
+    known = ~np.isnan(table)
+    counts = known.sum(axis=1, keepdims=True)
+    means = np.where(counts > 0, np.where(known, table, 0.0).sum(axis=1, keepdims=True) / np.maximum(counts, 1), 0.5)
+    table = np.where(known, table, means).astype(np.float32)
     base = table[inverse.reshape(-1)]
     shift = DIFFICULTY_SLOPE * (mean_complexity - np.asarray(complexity, dtype=np.float32))
     z = logit(base) + shift[:, None]

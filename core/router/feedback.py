@@ -53,12 +53,13 @@ class FeedbackLoop:
     ) -> None:
         """Store row ``i``'s decision with its pre-feedback quality, and keep what its feedback needs."""
         w = arrays.names.index(decision.model)
+        card = arrays.card_of(w)  # the store and feedback memory key outcomes by card
         base = min(max(float(arrays.quality[i, w]) - arrays.correction(i, w), 0.0), 1.0)
         self.memory.remember(decision.decision_id, arrays.embedding(i), float(arrays.out.complexity[i]))
         self._store.write(
             "record_decision",
             DecisionRecord.model_construct(
-                decision_id=decision.decision_id, model=decision.model,
+                decision_id=decision.decision_id, model=card,
                 task_type=decision.profile.task_type, domain=decision.profile.domain,
                 predicted_quality=base, created_at=decision.created_at,
                 run_id=None if run_id is None else str(run_id), user=user, prompt=prompt,

@@ -16,7 +16,9 @@ only for the decisions somebody reads.
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 import uuid
 import warnings
 from collections.abc import Callable, Sequence
@@ -66,6 +68,8 @@ from optiroute.store.memory import MemoryFeedbackStore
 from optiroute.store.records import FeedbackStore, ObservationRecord
 
 __all__ = ["Router"]
+
+log = logging.getLogger(__name__)
 
 
 class Router:
@@ -135,6 +139,7 @@ class Router:
         self._state: RouterState | None = None
         self._lock = threading.RLock()
         self._latency = LatencyTracker()
+        self._ready = False  # set once a decision has loaded every part (the first one logs its load)
 
     # ---------------------------------------------------------------- construction
     @classmethod
@@ -250,10 +255,32 @@ class Router:
         candidates: Sequence[str] | None, *, batch: bool, show_progress: bool = False,
         embeddings: np.ndarray | None = None, explore: bool = False,
     ) -> RouteArrays:
+        first = not self._ready
+        if first:
+            t0 = time.perf_counter()
+            log.info("OptiRoute: the first decision loads the model cards, analyzer, outcome store and embedder "
+                     "(a few seconds; Router.warm_up() does it at start-up)")
         st = self.state
         cards, columns = st.candidates(candidates)
-        return route_arrays(self._routing_context(st), items, prefs, constraints, cards, columns, batch=batch,
-                            show_progress=show_progress, embeddings=embeddings, explore=explore)
+        arrays = route_arrays(self._routing_context(st), items, prefs, constraints, cards, columns, batch=batch,
+                              show_progress=show_progress, embeddings=embeddings, explore=explore)
+        if first and embeddings is None:  # precomputed embeddings leave the embedder unloaded
+            self._ready = True
+            log.info("OptiRoute: router ready (first decision took %.1f s)", time.perf_counter() - t0)
+        return arrays.relabelled(st.labels(candidates, cards), st.notes(candidates))
+
+    def warm_up(self) -> Router:
+        """Load everything a decision needs now, instead of during the first one (the bundled router's
+        model cards, analyzer, outcome store and the MiniLM embedder: a few seconds, several times
+        that with the torch encoder).
+
+        Call it when a server or an adapter starts, so the first user does not wait. It routes one
+        fixed text and records nothing (no decision, feedback or spend). Returns the router itself.
+        Progress is logged at INFO on the ``optiroute.router.router`` logger.
+        """
+        if not self._ready:
+            self.predict_quality(["warm-up"])
+        return self
 
     def _route_within_budget(
         self, item: RoutableText, prefs: Preferences, cons: Constraints, candidates: Sequence[str] | None,
@@ -314,7 +341,7 @@ class Router:
         keep = getattr(self.store, "keep_prompts", False)  # the store drops it otherwise, too
         decision = self._materialise(arrays, 0, uuid.uuid4().hex, run_id=run_id, user=user,
                                      prompt=item.text if keep else None)
-        if decision.warnings:
+        if decision.generalist_fallback:  # name notes were warned once by the registry already
             warnings.warn(decision.warnings[0], RoutingFallbackWarning, stacklevel=2)
         return decision
 

@@ -89,6 +89,20 @@ class RouterState:
         self._cache[key] = entry
         return entry
 
+    def labels(self, names: Sequence[str] | None, cards: Sequence[ModelCard]) -> list[str]:
+        """The caller's own name of each card of :meth:`candidates` (the first name that resolved to
+        it), so decisions give back the names they were given."""
+        first: dict[str, str] = {}
+        for n in (tuple(names) if names else tuple(self._pool)):
+            first.setdefault(self.registry.resolve(n).name, n)
+        return [first.get(c.name, c.name) for c in cards]
+
+    def notes(self, names: Sequence[str] | None) -> list[str]:
+        """What the caller should know of how its names resolved (family cards, ambiguous names,
+        priors of unknown models), one line each."""
+        out = [self.registry.note(n) for n in (tuple(names) if names else tuple(self._pool))]
+        return list(dict.fromkeys(n for n in out if n))
+
     def neighbours(self, ids: np.ndarray, sims: np.ndarray) -> list[Neighbour]:
         """The five nearest stored prompts of one routed prompt, for its explanation."""
         if self._index is None:
@@ -127,6 +141,18 @@ class RouterState:
         """Drop the cached candidate columns (after the registry or the index changed)."""
         with self._lock:
             self._cache.clear()
+
+
+def _pool_names(registry: Registry, pool: Sequence[str]) -> list[str]:
+    """The pool as its owner named it (a fit's data, a saved router), one name per card."""
+    seen: set[str] = set()
+    out: list[str] = []
+    for m in pool:
+        card = registry.resolve(m).name
+        if card not in seen:
+            seen.add(card)
+            out.append(m)
+    return out
 
 
 def build_state(loader: Callable[[], dict[str, Any]] | None, given: dict[str, Any], *, k: int,
@@ -168,6 +194,6 @@ def build_state(loader: Callable[[], dict[str, Any]] | None, given: dict[str, An
         analyzer=parts.get("analyzer") or TaskAnalyzer.default(),
         index=index,
         embedder=embedder,
-        pool=[registry.resolve(m).name for m in pool],
+        pool=_pool_names(registry, pool),
         predictor=predictor,
     )

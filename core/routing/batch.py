@@ -57,6 +57,8 @@ class RouteArrays:
     task_types: list[str]
     explored: np.ndarray  # (n,) bool: re-drawn by exploration
     corrections: np.ndarray | None = None  # (n, m) feedback corrections included in ``quality``
+    card_names: list[str] | None = None  # the cards behind ``names`` when ``names`` are the caller's
+    notes: list[str] | None = None  # how the caller's names resolved (family cards, unknown models)
     embeddings: np.ndarray | None = None  # (n, dim) int8, only when the router keeps prompts
     guarded: np.ndarray | None = None  # (n,) bool: sent to one model by the routing guard
     guard_reason: str | None = None  # why (the same for every guarded row of a pass)
@@ -89,6 +91,20 @@ class RouteArrays:
             pruned=bool(self.pruned[i]),
         )
 
+    def relabelled(self, labels: list[str], notes: list[str] | None = None) -> RouteArrays:
+        """These arrays with ``names`` set to the caller's own names (``card_names`` keeps the
+        cards'), so decisions, fallbacks and scores give back the names they were given."""
+        if len(labels) != len(self.names):
+            raise ValueError(f"{len(labels)} labels for {len(self.names)} candidates")
+        self.card_names = list(self.names)
+        self.names = list(labels)
+        self.notes = list(notes or [])
+        return self
+
+    def card_of(self, j: int) -> str:
+        """The card name of column ``j``."""
+        return self.card_names[j] if self.card_names is not None else self.names[j]
+
     def decision(
         self,
         i: int,
@@ -108,12 +124,14 @@ class RouteArrays:
             )
         if generalist_reason:
             warnings.append(f"OptiRoute fell back to the generalist model: {generalist_reason}.")
+        warnings.extend(self.notes or [])  # how the caller's names resolved (warned once by the registry)
         nb: list[Neighbour] = []
         if self.knn is not None:
             nb = neighbours(self.knn.ids[i], self.knn.sims[i])
         decision = build_decision(
             decision_id=decision_id,
             names=self.names,
+            cards=self.card_names,
             winner=int(self.winner[i]),
             total=self.total[i],
             sub={d: v[i] for d, v in self.sub.items()},
@@ -154,6 +172,15 @@ class BatchDecisions(Sequence[RoutingDecision]):
 
     def __len__(self) -> int:
         return int(self._offsets[-1])
+
+    def __repr__(self) -> str:
+        """How many prompts, and how many went to each model (most first; at most five named)."""
+        counts: dict[str, int] = {}
+        for name in self.model_names:
+            counts[name] = counts.get(name, 0) + 1
+        top = sorted(counts.items(), key=lambda kv: -kv[1])
+        shown = ", ".join(f"{m!r}: {n}" for m, n in top[:5]) + (f", ... {len(top) - 5} more" if len(top) > 5 else "")
+        return f"{type(self).__name__}({len(self)} prompts; chosen {{{shown}}})"
 
     def _locate(self, i: int) -> tuple[RouteArrays, int]:
         if i < 0:

@@ -6,6 +6,7 @@ decisions somebody looks at.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -72,6 +73,7 @@ def build_decision(
     decision_id: str,
     names: Sequence[str],
     winner: int,
+    cards: Sequence[str] | None = None,
     total: np.ndarray,
     sub: dict[str, np.ndarray],
     quality: np.ndarray,
@@ -88,41 +90,50 @@ def build_decision(
     explored: bool = False,
 ) -> RoutingDecision:
     """Assemble the decision for one prompt from its row of every routing array."""
+    # Rows become Python lists once: indexing numpy scalars per candidate and field cost more than
+    # the rest of a decision outside the encode (measured with 41 candidates).
+    code_l = [int(c) for c in np.asarray(codes).tolist()]
+    total_l = [t if math.isfinite(t) else 0.0 for t in np.asarray(total, dtype=np.float64).tolist()]
+    sub_l = {d: [round(x, 4) for x in np.asarray(v, dtype=np.float64).tolist()] for d, v in sub.items()}
+    quality_l = np.asarray(quality, dtype=np.float64).tolist()
+    cost_l = np.asarray(cost, dtype=np.float64).tolist()
+    latency_l = np.asarray(latency, dtype=np.float64).tolist()
     scores: list[ModelScore] = []
     for j, name in enumerate(names):
-        excluded = EXCLUSION_TEXT.get(int(codes[j])) if codes[j] else None
         scores.append(
             ModelScore.model_construct(
                 model=name,
-                score=float(total[j]) if np.isfinite(total[j]) else 0.0,
-                sub_scores={d: round(float(v[j]), 4) for d, v in sub.items()},
-                predicted_quality=float(quality[j]),
-                predicted_cost_usd=float(cost[j]),
-                predicted_latency_s=float(latency[j]),
-                excluded=excluded,
+                card=None if cards is None else cards[j],
+                score=total_l[j],
+                sub_scores={d: v[j] for d, v in sub_l.items()},
+                predicted_quality=quality_l[j],
+                predicted_cost_usd=cost_l[j],
+                predicted_latency_s=latency_l[j],
+                excluded=EXCLUSION_TEXT.get(code_l[j]) if code_l[j] else None,
             )
         )
     eligible = sorted(
-        (s for j, s in enumerate(scores) if not codes[j] and j != winner), key=lambda s: -s.score
+        (s for j, s in enumerate(scores) if not code_l[j] and j != winner), key=lambda s: -s.score
     )
     ranked = [scores[winner], *eligible]
     excluded_scores = [s for s in scores if s.excluded is not None]
     # Models only the soft task/domain filters excluded still pass every hard constraint: they end
     # the fallback chain (strongest first), because a weaker answer beats a failed call.
     soft = sorted(
-        (s for j, s in enumerate(scores) if int(codes[j]) in SOFT_CODES and j != winner),
+        (s for j, s in enumerate(scores) if code_l[j] in SOFT_CODES and j != winner),
         key=lambda s: -s.predicted_quality,
     )
     runner = eligible[0] if eligible else None
     reason = reason_text(ranked[0], runner, prefs, profile, generalist=generalist_reason)
     if explored:
-        best = max((s for j, s in enumerate(scores) if not codes[j]), key=lambda s: s.score, default=None)
+        best = max((s for j, s in enumerate(scores) if not code_l[j]), key=lambda s: s.score, default=None)
         reason = (f"Exploring: {names[winner]} was drawn at random among the models that pass the hard "
                   "constraints (policy.explore), so feedback and latency reach it too"
                   + (f"; the best-scoring model was {best.model}." if best is not None else "."))
     return RoutingDecision.model_construct(
         decision_id=decision_id,
         model=names[winner],
+        card=None if cards is None else cards[winner],
         fallbacks=[s.model for s in (eligible + soft)[:max_fallbacks]],
         scores=ranked + excluded_scores,
         profile=profile,

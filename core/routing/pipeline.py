@@ -24,11 +24,12 @@ from optiroute.quality.index import quantize
 from optiroute.routing import policy as pol
 from optiroute.routing.batch import RouteArrays
 from optiroute.routing.guard import RoutingGuard
+from optiroute.routing.estimates import answer_tokens
 from optiroute.routing.scoring import card_matrix, score
 from optiroute.schema.decision import Constraints
 from optiroute.schema.preferences import Preferences
 
-__all__ = ["Corrections", "RoutingContext", "domain_matrix", "route_arrays"]
+__all__ = ["Corrections", "RoutingContext", "domain_matrix", "route_arrays", "tier_prices"]
 
 #: Feedback corrections of (cards, task types, domains, embeddings, complexity) -> (n, m) or None.
 Corrections = Callable[[list[ModelCard], list[str], list[str], np.ndarray, np.ndarray], "np.ndarray | None"]
@@ -65,6 +66,20 @@ def domain_matrix(cards: Sequence[ModelCard], domains: Sequence[str]) -> np.ndar
         dtype=np.float32,
     )
     return table[inv.reshape(-1)]
+
+
+def tier_prices(cards: Sequence[ModelCard], in_tok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(n, m) input and output USD per million tokens: each card's list price, or the long-context tier
+    the prompt's input size selects (``ModelCard.price_tiers``, from the price library)."""
+    n = len(in_tok)
+    pin = np.tile(np.array([c.input_usd_per_mtok for c in cards], dtype=np.float32), (n, 1))
+    pout = np.tile(np.array([c.output_usd_per_mtok for c in cards], dtype=np.float32), (n, 1))
+    for j, c in enumerate(cards):
+        for tier in sorted(getattr(c, "price_tiers", ()) or (), key=lambda t: t.min_input_tokens):
+            over = in_tok > tier.min_input_tokens
+            pin[over, j] = tier.input_usd_per_mtok
+            pout[over, j] = tier.output_usd_per_mtok
+    return pin, pout
 
 
 #: How far a row of embeddings may stray from unit length (float16/int8 round trips stay well inside).
@@ -140,10 +155,10 @@ def route_arrays(
     quality, support = ctx.predictor.predict(
         knn, cards, domains, tasks, out.complexity, columns=columns, corrections=corr
     )
-    pin = np.array([c.input_usd_per_mtok for c in cards], dtype=np.float32)
-    pout = np.array([c.output_usd_per_mtok for c in cards], dtype=np.float32)
-    # Each model's expected answer length: the prompt's estimate times the model's verbosity.
-    out_m = out_tok[:, None] * np.array([c.verbosity for c in cards], dtype=np.float32)
+    pin, pout = tier_prices(cards, in_tok)
+    # Each model's expected answer length: the prompt's estimate times the share of the model's
+    # verbosity that was measured on prompts like this one (routing/estimates.py says why).
+    out_m = answer_tokens(out_tok, cards, out.task_probs, ctx.analyzer.task_types)
     cost = (in_tok[:, None] * pin + out_m * pout) / 1e6
     ttft = np.array([c.ttft_s for c in cards], dtype=np.float32)
     tps = np.array([max(c.tokens_per_s, 1e-3) for c in cards], dtype=np.float32)

@@ -179,9 +179,13 @@ class ModelScore(BaseModel):
     """How one candidate fared for one prompt.
 
     Attributes:
-        model: the candidate's registry name.
+        model: the candidate as the caller named it (a candidate key or model string).
+        card: the registry card it resolved to, when that name differs or was resolved.
         score: the preference-weighted total in 0..1 (higher wins); 0 for excluded models.
-        sub_scores: the normalised 0..1 value of each weighted dimension before weighting.
+        sub_scores: each weighted dimension's 0..1 value before weighting (1 = best). ``accuracy``,
+            ``cost`` and ``latency`` are relative: scaled across the candidates of this decision
+            (the best of them gets 1, the worst 0), so adding or removing a candidate changes them.
+            The other dimensions are the model card's own 0..1 metric.
         predicted_quality: expected score (probability of a correct / good answer) in 0..1.
         predicted_cost_usd: expected cost of this call.
         predicted_latency_s: expected end-to-end latency of this call.
@@ -191,6 +195,7 @@ class ModelScore(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     model: str
+    card: str | None = None
     score: float
     sub_scores: dict[str, float] = Field(default_factory=dict)
     predicted_quality: float
@@ -204,7 +209,8 @@ class RoutingDecision(BaseModel):
 
     Attributes:
         decision_id: stable id to attach feedback to.
-        model: the chosen model's registry name.
+        model: the chosen model as the caller named it (the candidate or model string passed in).
+        card: the registry card that name resolved to (a separate field: ``model`` is yours).
         fallbacks: models to try if the chosen one fails: the other eligible models best first, then
             those only the task/domain filters excluded (they pass every hard constraint).
         scores: every candidate's :class:`ModelScore`, eligible ones best first, then excluded.
@@ -222,6 +228,7 @@ class RoutingDecision(BaseModel):
 
     decision_id: str
     model: str
+    card: str | None = None
     fallbacks: list[str] = Field(default_factory=list)
     scores: list[ModelScore] = Field(default_factory=list)
     profile: TaskProfile
@@ -233,6 +240,18 @@ class RoutingDecision(BaseModel):
     explored: bool = False
     warnings: list[str] = Field(default_factory=list)
     created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+
+    def __repr__(self) -> str:
+        """The decision in one line: chosen model, runner-up, task, preferences and the reason (the
+        full field dump is ``model_dump()``)."""
+        extra = ", generalist_fallback=True" if self.generalist_fallback else ""
+        extra += ", explored=True" if self.explored else ""
+        return (f"RoutingDecision(model={self.model!r}, runner_up={self.runner_up!r}, "
+                f"task={self.profile.task_type!r}, domain={self.profile.domain!r}, "
+                f"preferences={self.preferences.label()!r}, confidence={self.confidence:.2f}{extra}, "
+                f"reason={self.reason!r})")
+
+    __str__ = __repr__
 
     @property
     def runner_up(self) -> str | None:
@@ -256,6 +275,7 @@ class RoutingDecision(BaseModel):
         return {
             "decision_id": self.decision_id,
             "model": self.model,
+            "card": self.card,
             "fallbacks": list(self.fallbacks),
             "reason": self.reason,
             "confidence": round(self.confidence, 4),
