@@ -23,8 +23,8 @@ from optiroute.quality.base import Predictor
 from optiroute.quality.index import quantize
 from optiroute.routing import policy as pol
 from optiroute.routing.batch import RouteArrays
-from optiroute.routing.guard import RoutingGuard
 from optiroute.routing.estimates import answer_tokens
+from optiroute.routing.guard import RoutingGuard
 from optiroute.routing.scoring import card_matrix, score
 from optiroute.schema.decision import Constraints
 from optiroute.schema.preferences import Preferences
