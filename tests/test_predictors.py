@@ -19,7 +19,7 @@ from optiroute import Router
 from optiroute.catalog.cold_start import AbilityMap, card_features, predict_card_domains
 from optiroute.catalog.registry import ModelCard, Registry
 from optiroute.errors import InvalidInputError
-from optiroute.quality.base import KINDS, Evidence, TrainData, predictor_class
+from optiroute.quality.base import BASE_KINDS, KINDS, Evidence, TrainData, predictor_class
 
 DIM = 384
 _rng = np.random.default_rng(7)
@@ -55,7 +55,7 @@ def _data(n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
     return texts, scores
 
 
-@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("kind", [k for k in KINDS if k != "mean"])  # mean: the same for every prompt
 def test_each_predictor_ranks_models_per_cluster(kind: str) -> None:
     texts, scores = _data(400)
     scores[5, 1] = np.nan  # a missing cell is unknown, not wrong
@@ -130,7 +130,7 @@ def _frames(n_train: int, n_test: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.D
     return prompts, outcomes, prices
 
 
-def test_auto_selects_on_a_validation_split_of_train_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_auto_selects_by_k_fold_cross_validation_on_train_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     prompts, outcomes, prices = _frames(420, 80)
     test_vecs = FakeEmbedder().encode(prompts.loc[prompts["split"] == "test", "text"].tolist())
     seen: list[np.ndarray] = []
@@ -147,13 +147,17 @@ def test_auto_selects_on_a_validation_split_of_train_only(monkeypatch: pytest.Mo
     pred = router.predictor
     sel = pred.selection
     assert sel["requested"] == "auto" and sel["chosen"] in KINDS and pred.kind == sel["chosen"]
-    # 63 validation prompts per split is few, so five disjoint splits are averaged.
-    assert sel["n_validation"] == 63 and sel["n_folds"] == 5 and set(sel["validation_aiq"]) == set(KINDS)
+    # Every train prompt is predicted out of fold (5 folds), by each kind and by the stacked blend.
+    assert sel["n_validation"] == 420 and sel["n_folds"] == 5
+    assert set(sel["validation_aiq"]) == set(BASE_KINDS) | {"stack"}
     assert all(0 < v <= 1 for v in sel["validation_aiq"].values())
     assert sel["validation_aiq"][sel["chosen"]] == max(sel["validation_aiq"].values())
-    # One fit per kind and split on the other 357 rows, then the winner on all 420 train rows;
-    # no test row is ever passed to a fit.
-    assert sorted(len(e) for e in seen) == [357] * (5 * len(KINDS)) + [420]
+    assert abs(sum(sel["stack_weights"].values()) - 1) < 1e-3  # rounded to 4 places
+    # One fit per base kind and fold on the other 336 rows, then the winner (for a stack: each of its
+    # components) on all 420 train rows; no test row is ever passed to a fit.
+    sizes = sorted(len(e) for e in seen)
+    assert sizes[: 5 * len(BASE_KINDS)] == [336] * (5 * len(BASE_KINDS))
+    assert sizes[5 * len(BASE_KINDS):] and set(sizes[5 * len(BASE_KINDS):]) == {420}
     stacked = np.concatenate(seen)
     assert not (np.abs(stacked @ test_vecs.T - 1.0) < 1e-6).any()
     # Saved and loaded, the router predicts the same and remembers how its predictor was chosen.
@@ -178,11 +182,15 @@ def test_named_kind_and_unknown_kind(tmp_path: Path) -> None:
         Router.fit(prompts, outcomes, prices, embedder=FakeEmbedder(), predictor="svm")
 
 
-def test_small_train_sets_keep_knn_under_auto() -> None:
-    prompts, outcomes, prices = _frames(100, 0)
+def test_small_train_sets_are_cross_validated_too() -> None:
+    """No minimum silently keeps one kind: 60 prompts are still scored out of fold, kind by kind."""
+    prompts, outcomes, prices = _frames(60, 0)
     router = Router.fit(prompts, outcomes, prices, embedder=FakeEmbedder())
-    pred = router.predictor
-    assert pred.kind == "knn" and "validation prompts" in pred.selection["note"]
+    sel = router.predictor.selection
+    assert sel["n_validation"] == 60 and sel["n_folds"] == 5 and "note" not in sel
+    assert sel["validation_aiq"][sel["chosen"]] == max(sel["validation_aiq"].values())
+    # The two clusters are easy: a per-prompt kind (or a blend with one) beats per-model means.
+    assert sel["chosen"] != "mean"
 
 
 def test_ability_map_recovers_a_linear_card_to_domain_relation() -> None:

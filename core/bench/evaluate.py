@@ -6,13 +6,14 @@ One run on any directory in the documented format (``prompts.csv[.gz]``, ``outco
 1. embed every prompt once (the caller's ``embed`` function, else the default embedder in batches,
    cached under ``cache_dir`` as npz when given);
 2. fit :meth:`Router.fit` on the train split (the cached vectors are served to it, so nothing is
-   embedded twice) with ``predictor=`` (default ``auto``: chosen on a validation split of train);
+   embedded twice) with ``predictor=`` (default ``auto``: chosen by k-fold cross-validation on train,
+   with the never-worse-than-one-model guard measured the same way);
 3. sweep the router's accuracy/cost weight on the test split with ``decide_batch(embeddings=...)``,
    and do the same for a router fitted with every other predictor kind (``compare``), so each kind
    is reported as its own method in the same run;
-4. measure the baselines (:mod:`optiroute.metrics.baselines`), the metrics (:mod:`optiroute.metrics.curves`)
-   and the decision overhead, and return a :class:`BenchResult` that
-   :mod:`optiroute.bench.report` writes out.
+4. measure the baselines (:mod:`optiroute.metrics.baselines`), the metrics (:mod:`optiroute.metrics.curves`),
+   routing against not routing on test (:func:`guard_check`) and the decision overhead, and return a
+   :class:`BenchResult` that :mod:`optiroute.bench.report` writes out.
 
 Realised quality and cost come from the test outcomes (cost = the outcome's ``cost_usd``, else
 ``prices.csv`` with characters / 4 tokens). A missing cell counts as unknown: that prompt is left out
@@ -42,7 +43,7 @@ from optiroute.metrics import curves as metrics
 from optiroute.quality.base import KINDS, TrainData, predictor_class
 from optiroute.router.router import Router
 
-__all__ = ["COST_WEIGHTS", "BenchResult", "run_bench"]
+__all__ = ["COST_WEIGHTS", "NOISE", "BenchResult", "GuardCheck", "GuardRow", "guard_check", "run_bench"]
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,37 @@ class PairSummary(BaseModel):
     curves: dict[str, list[tuple[float, float]]]
 
 
+class GuardRow(BaseModel):
+    """One operating point of the never-worse-than-one-model check, on the test split."""
+
+    cost_weight: float
+    router_score: float
+    router_cost_usd: float
+    single: str = Field(description="the best single model costing no more on test (w = 0: at any cost)")
+    single_score: float
+    single_cost_usd: float
+    gain: float = Field(description="router_score - single_score on test")
+    guard_single: str | None = Field(description="the model the guard (measured on train) sends this point to, "
+                                                 "or None where it routes")
+
+
+class GuardCheck(BaseModel):
+    """Does routing beat not routing on test? The router's AIQ against the single models' own hull,
+    and per operating point against the best single model at no higher cost."""
+
+    router_aiq: float
+    single_hull_aiq: float
+    margin: float = Field(description="router_aiq - single_hull_aiq")
+    never_worse: bool = Field(description="margin >= -NOISE (AIQ noise allowance)")
+    rows: list[GuardRow]
+    guard_on_train: list[dict[str, Any]] = Field(
+        default_factory=list, description="the guard's own k-fold CV measurements on train (router.guard)")
+
+
+#: AIQ difference treated as noise by the never-worse check.
+NOISE = 0.003
+
+
 class BenchResult(BaseModel):
     """Everything one bench run measured (what ``report.md`` and ``curve.csv`` are written from)."""
 
@@ -122,6 +154,7 @@ class BenchResult(BaseModel):
     overhead: Overhead | None
     missing_cells: int
     notes: list[str] = []
+    guard: GuardCheck | None = Field(default=None, description="routing against not routing, on test")
     verdict: Verdict | None = Field(default=None, description="the bottom line, with bootstrap intervals")
 
 
@@ -158,18 +191,18 @@ def _load(data: Path, pool: Sequence[str] | None) -> tuple[Any, Any, Any, list[s
 
 
 def _fit(train_p: Any, o: Any, prices: Any, models: list[str], embedder: LookupEmbedder,
-         predictor: str) -> tuple[Any, str]:
-    """Fit the router on train only; returns it and a description of its quality predictor."""
-    router = Router.fit(train_p, o, prices, embedder=embedder, models=models, predictor=predictor)
+         predictor: str, *, guard: bool = True) -> tuple[Any, str]:
+    """Fit the router on train only; returns it and a description of its quality predictor.
+    ``guard=False`` fits the predictor alone (the compared kinds: what each kind does by itself)."""
+    router = Router.fit(train_p, o, prices, embedder=embedder, models=models, predictor=predictor, guard=guard)
     used = _kind(router)
     selection = getattr(router.predictor, "selection", None) or {}
     if selection.get("requested") == "auto":
         table = selection.get("validation_aiq")
         if isinstance(table, dict):
             table = ", ".join(f"{k} {float(v):.3f}" for k, v in table.items())
-            folds = selection.get("n_folds", 1)
-            where = f"{folds} x {selection.get('n_validation')}" if folds > 1 else str(selection.get("n_validation"))
-            used = f"auto -> {used} (validation AIQ on {where} train prompts: {table})"
+            used = (f"auto -> {used} ({selection.get('criterion', 'validation AIQ')} over "
+                    f"{selection.get('n_validation')} train prompts: {table})")
         else:
             used = f"auto -> {used} ({selection.get('note', '')})"
     return router, used
@@ -231,7 +264,7 @@ def run_bench(
         ``(result, decisions, test_prompt_ids)``; ``decisions`` is (points, n_test) model indices
         into ``result.models``, one row per operating point.
     """
-    kinds = list(KINDS) if compare is None else list(compare)
+    kinds = [k for k in KINDS if k != "stack"] if compare is None else list(compare)
     for k in [predictor, *kinds]:  # a typo fails before any embedding
         if k != "auto":
             predictor_class(k)
@@ -255,10 +288,10 @@ def run_bench(
         kinds = [k for k in kinds if predictor_class(k).unavailable(labels) is None]
     lookup = LookupEmbedder(base, texts, emb)
     router, used = _fit(train_p, o, prices, models, lookup, predictor)
-    routers = {_kind(router): router}
+    routers = {_kind(router): router} if router.guard is None else {}
     for k in kinds:  # the chosen kind's refit on all train is the router itself (same seed)
         if k not in routers:
-            routers[k] = _fit(train_p, o, prices, models, lookup, k)[0]
+            routers[k] = _fit(train_p, o, prices, models, lookup, k, guard=False)[0]
     lookup.clear()
     card = {m: router.registry.resolve(m).name for m in models}
     # Decisions name models as given (the data's names); card names are kept as keys too.
@@ -286,7 +319,7 @@ def run_bench(
     for k, r_k in routers.items():
         if k not in kinds:
             continue
-        pts = points if r_k is router else _sweep(r_k, *sweep, f"predictor {k} sweep")[0]
+        pts = points if r_k is router and router.guard is None else _sweep(r_k, *sweep, f"predictor {k} sweep")[0]
         pred_curves[k] = [(pt.mean_cost_usd, pt.mean_score) for pt in pts]
 
     # Baselines.
@@ -333,9 +366,34 @@ def run_bench(
         best_single=best, cheapest=cheapest, c_lo=c_lo, c_hi=c_hi, singles=single, oracle=(oq, oc),
         router=points, baselines=base_curves, predictors=pred_curves, summaries=summaries, pair=pair_summary,
         overhead=overhead, missing_cells=missing, notes=notes,
+        guard=guard_check(router, points, single, c_lo, c_hi),
         verdict=bootstrap_verdict(np.stack(decisions), te_s, te_c, models, best, c_lo, c_hi),
     )
     return result, np.stack(decisions), test_p["prompt_id"].tolist()
+
+
+def guard_check(router: Any, points: Sequence[OperatingPoint], single: dict[str, tuple[float, float]],
+                c_lo: float, c_hi: float) -> GuardCheck:
+    """Routing against not routing on test: AIQ against the single models' hull, and each operating
+    point against the best single model that costs no more (at cost weight 0: the best at any cost)."""
+    guard = getattr(router, "guard", None)
+    rows = []
+    for pt in points:
+        allowed = {m: qc for m, qc in single.items() if pt.cost_weight == 0 or qc[1] <= pt.mean_cost_usd * (1 + 1e-9)}
+        if not allowed:
+            continue
+        best = max(allowed, key=lambda m: (allowed[m][0], -allowed[m][1]))
+        w = pt.cost_weight
+        gp = guard.point_for({"accuracy": 1 - w, "cost": w}) if guard is not None else None
+        rows.append(GuardRow(
+            cost_weight=w, router_score=pt.mean_score, router_cost_usd=pt.mean_cost_usd, single=best,
+            single_score=allowed[best][0], single_cost_usd=allowed[best][1], gain=pt.mean_score - allowed[best][0],
+            guard_single=gp.single if gp is not None and gp.use_single else None,
+        ))
+    r_aiq = metrics.aiq([(pt.mean_cost_usd, pt.mean_score) for pt in points], c_lo, c_hi)
+    h_aiq = metrics.aiq([(c, q) for q, c in single.values()], c_lo, c_hi)
+    return GuardCheck(router_aiq=r_aiq, single_hull_aiq=h_aiq, margin=r_aiq - h_aiq, never_worse=r_aiq >= h_aiq - NOISE,
+                      rows=rows, guard_on_train=guard.summary() if guard is not None else [])
 
 
 def _summary(name: str, pts: list[tuple[float, float]], c_lo: float, c_hi: float,

@@ -102,8 +102,32 @@ def markdown(r: BenchResult) -> str:
     lines += ["", "| single model | mean score | mean $ / prompt |", "|---|---|---|"]
     for m, (q, c) in sorted(r.singles.items(), key=lambda kv: -kv[1][0]):
         lines.append(f"| {m} | {_f(q)} | {_f(c, '.6f')} |")
+    lines += guard_section(r)
     lines += ["", *[f"Note: {n}" for n in r.notes]] if r.notes else []
     return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- routing vs not routing (guard check)
+def guard_section(r: BenchResult) -> list[str]:
+    """Routing against not routing on test (:class:`~optiroute.bench.evaluate.GuardCheck`)."""
+    g = r.guard
+    if g is None:
+        return []
+    verdict = "never worse than one model" if g.never_worse else "**worse than one model**"
+    lines = [
+        "",
+        f"Routing vs not routing (test): router AIQ {g.router_aiq:.3f}, single models' hull {g.single_hull_aiq:.3f}, "
+        f"margin {g.margin:+.3f}: {verdict} (noise allowance 0.003). Per operating point, the best single model "
+        "costing no more on test (cost weight 0: at any cost); *guard* names the model the router's "
+        "train-only cross-validated guard sent that point to ('route' where routing measured better).",
+        "",
+        "| cost weight | router score | router $ | best single at <= cost | its score | its $ | gain | guard |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [f"| {x.cost_weight:.3f} | {_f(x.router_score)} | {_f(x.router_cost_usd, '.6f')} | {x.single} | "
+              f"{_f(x.single_score)} | {_f(x.single_cost_usd, '.6f')} | {x.gain:+.3f} | {x.guard_single or 'route'} |"
+              for x in g.rows]
+    return lines
 
 
 def write_outputs(

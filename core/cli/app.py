@@ -156,8 +156,8 @@ def fit(
     out: Annotated[Path, typer.Option(help="Directory to save the fitted router into.")] = Path("router"),
     predictor: Annotated[
         str,
-        typer.Option(help="Quality predictor: auto (best validation AIQ on a split of train), knn, routoo, mlp or "
-                          "task (needs the task column)."),
+        typer.Option(help="Quality predictor: auto (best k-fold cross-validated AIQ on train), knn, routoo, mlp, "
+                          "task (needs the task column), mean or stack (a blend learned out of fold)."),
     ] = "auto",
 ) -> None:
     """Fit a router on per-prompt outcomes and save it."""

@@ -40,8 +40,8 @@ def bench(
     predictor: Annotated[
         str,
         typer.Option("--predictor",
-                     help="Quality predictor for Router.fit: auto (best validation AIQ on a split of train), knn, "
-                          "routoo, mlp or task (needs task labels)."),
+                     help="Quality predictor for Router.fit: auto (best k-fold cross-validated AIQ on train), "
+                          "knn, routoo, mlp, task (needs task labels), mean or stack."),
     ] = "auto",
     compare: Annotated[
         str | None,

@@ -2,7 +2,8 @@
 
 Fitting embeds the training prompts, stacks their outcomes into a (prompts x models) matrix, builds
 the kNN store and fits the quality predictor (:mod:`optiroute.quality.base`): a named kind, or with
-``predictor="auto"`` the kind with the best validation AIQ (:func:`select_predictor`). Models the
+``predictor="auto"`` the kind (or stacked blend of kinds) with the best k-fold cross-validated AIQ
+(:mod:`optiroute.fit.selection`). Models the
 registry knows keep their cards (with prices from the given price table); models it does not know
 get a card derived from the data: accuracy = mean training score, price from the price table or the
 observed costs, the other metrics neutral and marked imputed.
@@ -12,8 +13,8 @@ from __future__ import annotations
 
 import logging
 import math
-import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,19 +24,40 @@ from optiroute.analysis.embedding import get_default_embedder, prune_text
 from optiroute.catalog.registry import ModelCard, Registry
 from optiroute.errors import DataFormatError, InvalidInputError
 from optiroute.fit.datasets import fill_costs, input_tokens, load_outcomes, load_prices, load_prompts
-from optiroute.metrics import baselines as bl
-from optiroute.metrics.curves import aiq
-from optiroute.quality.base import KINDS, TrainData, predictor_class
+from optiroute.fit.selection import CrossValidated, choose_predictor, validation_aiq
+from optiroute.quality.base import predictor_class
 from optiroute.quality.index import OutcomeIndex
 from optiroute.schema.numbers import MAX_PRICE_PER_MTOK, integer, real
 
-__all__ = ["card_from_data", "fit_parts", "implied_output_tokens", "measure_verbosity", "outcome_matrices",
-           "select_predictor", "validation_aiq"]
+__all__ = ["FitCheck", "card_from_data", "fit_parts", "implied_output_tokens", "measure_verbosity",
+           "outcome_matrices", "predicted_cost", "select_predictor", "validation_aiq"]
 
 log = logging.getLogger(__name__)
 
 #: Used for models with no card and no price: typical of a mid-size hosted open model.
 NEUTRAL_LATENCY = {"ttft_s": 0.6, "tokens_per_s": 60.0}
+
+
+@dataclass
+class FitCheck:
+    """What the never-worse-than-one-model check needs from fitting: the chosen predictor's
+    out-of-fold quality and folds, the training outcomes and costs, and each (prompt, model)'s cost
+    as routing predicts it (card prices x the analyzer's length estimate x the card's verbosity)."""
+
+    cv: CrossValidated
+    scores: np.ndarray
+    costs: np.ndarray
+    models: list[str]
+    predicted_cost: np.ndarray
+
+
+def predicted_cost(cards: list[Any], in_tok: np.ndarray, out_tok: np.ndarray) -> np.ndarray:
+    """(n, m) USD per prompt and model, priced as the routing pipeline prices a call."""
+    pin = np.array([c.input_usd_per_mtok for c in cards], dtype=np.float64)
+    pout = np.array([c.output_usd_per_mtok for c in cards], dtype=np.float64)
+    verb = np.array([c.verbosity for c in cards], dtype=np.float64)
+    return (np.asarray(in_tok, dtype=np.float64)[:, None] * pin
+            + np.asarray(out_tok, dtype=np.float64)[:, None] * verb * pout) / 1e6
 
 
 def outcome_matrices(
@@ -152,8 +174,10 @@ def fit_parts(
     show_progress: bool = False,
     n_trees: int = 16,
     predictor: str = "auto",
-    val_frac: float = 0.15,
+    val_frac: float | None = None,
     seed: int = 0,
+    guard: bool = True,
+    n_folds: int | None = None,
 ) -> dict[str, Any]:
     """Build the parts of a fitted router (see :meth:`Router.fit`).
 
@@ -163,10 +187,16 @@ def fit_parts(
         embedder, analyzer: defaults are the bundled MiniLM and heads.
         split: keep only prompts of this split when the data has splits (``None``: all).
         show_progress: show a progress bar while embedding.
-        predictor: quality predictor kind (``knn``, ``routoo``, ``mlp``, ``task``) or ``auto``: each kind is
-            fitted on a seeded ``1 - val_frac`` of the *training* prompts, the one with the best
-            AIQ on the remaining ``val_frac`` wins and is refitted on all training prompts.
-        val_frac, seed: the validation share and the seed of every random choice.
+        predictor: quality predictor kind (``knn``, ``routoo``, ``mlp``, ``task``, ``mean``, ``stack``)
+            or ``auto``: every kind, and their stacked blend, is scored by k-fold cross-validation
+            over all training prompts and the best is refitted on all of them
+            (:mod:`optiroute.fit.selection`).
+        val_frac: ignored (kept for callers of the earlier validation-split selection).
+        seed: the seed of every random choice (folds, initialisation).
+        guard: also measure, on the out-of-fold predictions, where routing beats the best single
+            model (returned as ``parts["cv"]`` for :mod:`optiroute.router.guard`); costs k fits of a
+            named kind (``auto`` cross-validates anyway).
+        n_folds: folds of the cross-validation (default: :func:`~optiroute.fit.selection.n_folds_for`).
 
     Raises:
         DataFormatError: malformed files, or no outcome matching a training prompt.
@@ -177,8 +207,10 @@ def fit_parts(
     if predictor != "auto":
         predictor_class(predictor)  # fail on a typo before embedding anything
     n_trees = integer(n_trees, "n_trees", lo=1, hi=1000)
-    val_frac = real(val_frac, "val_frac", lo=0.0, lo_open=True, hi=0.9,
-                    hint="It is the share of training prompts that chooses the predictor.")
+    if val_frac is not None:
+        real(val_frac, "val_frac", lo=0.0, lo_open=True, hi=0.9)
+    if n_folds is not None:
+        n_folds = integer(n_folds, "n_folds", lo=2, hi=20)
     seed = integer(seed, "seed", lo=0, hi=2**32 - 1)
     if split is not None and not isinstance(split, str):
         raise InvalidInputError(f"split must be a split name such as 'train' (or None), got {split!r}.")
@@ -223,48 +255,24 @@ def fit_parts(
                 output_usd_per_mtok=float(row["output_usd_per_mtok"]),
             )
     lengths = implied_output_tokens(o, p, {m: reg.resolve(m) for m in models})
+    an = analyzer or TaskAnalyzer.default()
+    est = an.output_tokens(an.predict(emb).task_probs)
     if lengths["output_tokens"].notna().any():
-        an = analyzer or TaskAnalyzer.default()
-        est = an.output_tokens(an.predict(emb).task_probs)
         for m, v in measure_verbosity(ids, models, lengths, est).items():
             card = reg.resolve(m)
             reg.update(card.name, verbosity=v, sources={**card.sources, "verbosity": (
                 "Router.fit: answer lengths in the fit data (output_tokens, else implied by cost_usd and "
                 "the card's prices) / the analyzer's estimate on the same prompts")})
     parts: dict[str, Any] = {"registry": reg, "index": index, "models": models, "embedder": embedder}
-    parts["predictor"] = select_predictor(
-        predictor, emb, scores, costs, models, index, [reg.resolve(m) for m in models],
-        analyzer, val_frac=val_frac, seed=seed,
-    )
+    cards = [reg.resolve(m) for m in models]
+    parts["predictor"], cv = choose_predictor(predictor, emb, scores, costs, models, index, cards, analyzer,
+                                              seed=seed, n_folds=n_folds, cross_validate=guard)
+    if guard and cv is not None:
+        parts["cv"] = FitCheck(cv=cv, scores=scores, costs=costs, models=models,
+                               predicted_cost=predicted_cost(cards, in_tok, est))
     if analyzer is not None:
         parts["analyzer"] = analyzer
     return parts
-
-
-#: Fewer validation prompts than this make a validation AIQ noise: ``auto`` then keeps kNN.
-MIN_VALIDATION = 50
-
-
-def validation_aiq(pred: np.ndarray, scores: np.ndarray, costs: np.ndarray, cost_est: np.ndarray) -> float:
-    """RouterBench AIQ of ``argmax(pred - lambda * cost)`` swept over lambda, realised on outcomes.
-
-    The same sweep the bench's baselines use (:func:`optiroute.metrics.baselines.sweep_choices`): the
-    cost estimate per model is its mean cost on the fitting rows, realised quality and cost come from
-    the validation outcomes (missing cells left out), and cost is normalised between the cheapest
-    and dearest single model on the validation rows. Returns NaN when costs do not differ.
-    """
-    singles = bl.single_models(scores, costs)
-    cs = [c for _, c in singles if np.isfinite(c)]
-    if len(cs) < 2 or not max(cs) > min(cs) or not np.isfinite(cost_est).all():
-        return float("nan")
-    return aiq(bl.sweep_curve(pred, cost_est, scores, costs), min(cs), max(cs))
-
-
-def _logloss(pred: np.ndarray, scores: np.ndarray) -> float:
-    p = np.clip(pred, 1e-4, 1 - 1e-4)
-    ok = ~np.isnan(scores)
-    y = scores[ok]
-    return float(-(y * np.log(p[ok]) + (1 - y) * np.log(1 - p[ok])).mean())
 
 
 def select_predictor(
@@ -277,80 +285,11 @@ def select_predictor(
     cards: list[Any],
     analyzer: Any = None,
     *,
-    val_frac: float = 0.15,
     seed: int = 0,
 ) -> Any:
-    """Fit the quality predictor ``kind``, or with ``"auto"`` choose it on validation splits of train.
-
-    Everything passed in is *training* data (``fit_parts`` keeps only ``split == "train"``), so the
-    test split is never seen. A validation split is a seeded ``val_frac`` of these rows; each kind
-    is fitted on the other rows and scored by :func:`validation_aiq` (validation log-loss is
-    recorded too, and decides when costs do not differ). When one split has fewer than
-    :data:`VALIDATION_TARGET` prompts, up to :data:`MAX_FOLDS` disjoint splits are used and their
-    numbers averaged (on a thousand-prompt set one 15 % split is too noisy to tell kinds apart).
-    The winner is refitted on all rows. The choice and every kind's numbers are kept on the
-    predictor as ``selection`` (saved in the manifest and shown by ``optiroute bench``).
-    """
-    if kind != "auto":
-        pred = predictor_class(kind).fit(TrainData(emb, scores, models, index, seed))
-        pred.selection = {"requested": kind, "chosen": kind}
-        return pred
-    n_val = int(round(val_frac * len(emb)))
-    if n_val < MIN_VALIDATION:
-        pred = predictor_class("knn").fit(TrainData(emb, scores, models, index, seed))
-        pred.selection = {"requested": "auto", "chosen": "knn",
-                          "note": f"{n_val} validation prompts (< {MIN_VALIDATION}): kept kNN"}
-        return pred
-    n_folds = int(min(MAX_FOLDS, max(1, -(-VALIDATION_TARGET // n_val)), len(emb) // n_val))
-    perm = np.random.default_rng(seed + 1).permutation(len(emb))
-    everything = TrainData(emb, scores, models, index, seed)
-    why_not = {k: predictor_class(k).unavailable(everything) for k in KINDS}
-    kinds = [k for k in KINDS if why_not[k] is None]
-    skipped = {k: why for k, why in why_not.items() if why is not None}
-    per_fold = [_score_kinds(perm[f * n_val : (f + 1) * n_val], emb, scores, costs, models, index,
-                             cards, analyzer, seed, kinds) for f in range(n_folds)]
-    aiqs = {k: round(float(np.mean([a[k] for a, _ in per_fold])), 5) for k in kinds}
-    losses = {k: round(float(np.mean([lo[k] for _, lo in per_fold])), 5) for k in kinds}
-    by_aiq = all(np.isfinite(v) for v in aiqs.values())
-    chosen = max(aiqs, key=aiqs.__getitem__) if by_aiq else min(losses, key=losses.__getitem__)
-    pred = predictor_class(chosen).fit(TrainData(emb, scores, models, index, seed))
-    pred.selection = {
-        "requested": "auto", "chosen": chosen, "criterion": "validation AIQ" if by_aiq else "validation log-loss",
-        "n_validation": n_val, "n_folds": n_folds, "validation_aiq": aiqs, "validation_logloss": losses,
-    }
-    if skipped:
-        pred.selection["skipped"] = skipped
+    """Fit the quality predictor ``kind``, or with ``"auto"`` choose it by k-fold cross-validation on
+    train (:func:`optiroute.fit.selection.choose_predictor`, which also returns the out-of-fold
+    predictions)."""
+    pred, _ = choose_predictor(kind, emb, scores, costs, models, index, cards, analyzer, seed=seed,
+                               cross_validate=False)
     return pred
-
-
-#: ``auto`` averages disjoint validation splits until about this many prompts are scored ...
-VALIDATION_TARGET = 1000
-#: ... using at most this many splits.
-MAX_FOLDS = 5
-
-
-def _score_kinds(val_rows: np.ndarray, emb: np.ndarray, scores: np.ndarray, costs: np.ndarray,
-                 models: list[str], index: Any, cards: list[Any], analyzer: Any,
-                 seed: int, kinds: Sequence[str]) -> tuple[dict[str, float], dict[str, float]]:
-    """Validation AIQ and log-loss of each of ``kinds`` fitted on the rows outside ``val_rows``."""
-    analyzer = analyzer or TaskAnalyzer.default()
-    val = np.zeros(len(emb), dtype=bool)
-    val[val_rows] = True
-    rows = np.flatnonzero(~val)
-    sub = OutcomeIndex(emb[rows], [index.prompt_ids[i] for i in rows], [index.tasks[i] for i in rows],
-                       models, scores[rows], costs[rows])
-    out = analyzer.predict(emb[val])
-    domains = [analyzer.domains[i] for i in out.domain_probs.argmax(axis=1)]
-    tasks = [analyzer.task_types[i] for i in out.task_probs.argmax(axis=1)]
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        cost_est = np.nanmean(costs[rows], axis=0)
-    aiqs: dict[str, float] = {}
-    losses: dict[str, float] = {}
-    for name in kinds:
-        p = predictor_class(name).fit(TrainData(emb[rows], scores[rows], models, sub, seed))
-        q, _ = p.predict_matrix(emb[val], cards, domains, tasks, out.complexity)
-        aiqs[name] = validation_aiq(q, scores[val], costs[val], cost_est)
-        losses[name] = _logloss(q, scores[val])
-        log.info("auto predictor: %s validation AIQ %.4f log-loss %.4f", name, aiqs[name], losses[name])
-    return aiqs, losses

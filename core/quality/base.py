@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from optiroute.quality.index import OutcomeIndex
 
 __all__ = [
+    "BASE_KINDS",
     "KINDS",
     "Evidence",
     "LearnedPredictor",
@@ -65,7 +66,11 @@ KINDS: dict[str, str] = {
     "routoo": "optiroute.quality.routoo:RoutooPredictor",
     "mlp": "optiroute.quality.mlp:MLPPredictor",
     "task": "optiroute.quality.task:TaskPredictor",
+    "mean": "optiroute.quality.mean:MeanPredictor",
+    "stack": "optiroute.quality.stack:StackPredictor",
 }
+#: The kinds a stacked blend combines (everything but the blend itself).
+BASE_KINDS: tuple[str, ...] = ("knn", "routoo", "mlp", "task", "mean")
 NPZ, JSON = "predictor.npz", "predictor.json"
 #: The largest absolute learned weight accepted on load.
 MAX_WEIGHT = 1e6
@@ -316,6 +321,14 @@ class LearnedPredictor(Predictor):
         meta_path, npz_path = directory / JSON, directory / NPZ
         label_json, label_npz = repr(str(meta_path)), repr(str(npz_path))
         meta = load_json(read_capped(meta_path), label=label_json)
+        arrays = load_npz(read_capped(npz_path), label=label_npz)
+        return cls.from_saved(meta, arrays, index, dim=dim, label_json=label_json, label_npz=label_npz)
+
+    @classmethod
+    def from_saved(cls, meta: Any, arrays: dict[str, np.ndarray], index: OutcomeIndex | None, *,
+                   dim: int | None, label_json: str, label_npz: str) -> LearnedPredictor:
+        """Build from what :meth:`save` wrote, already read (untrusted; see :meth:`load`). The stacked
+        kind reads its components' entries through this, from its own files."""
         if not isinstance(meta, dict):
             raise CorruptArtifactError(f"{label_json} must hold a JSON object; save the router again.")
         if meta.get("kind") != cls.kind:
@@ -327,7 +340,6 @@ class LearnedPredictor(Predictor):
         config = meta.get("config", {})
         if not isinstance(config, dict):
             raise CorruptArtifactError(f"{label_json}: field 'config' must be a JSON object.")
-        arrays = load_npz(read_capped(npz_path), label=label_npz)
         weights = {k[2:]: v for k, v in arrays.items() if k.startswith("w_")}
         sizes = {"models": len(models)} | ({} if dim is None else {"dim": int(dim)})
         spec = {"n_obs": ("models",)} | {f"w_{k}": v for k, v in cls.SHAPES.items()}

@@ -29,6 +29,7 @@ import numpy as np
 
 from optiroute.quality.base import Predictor, TrainData, match_columns
 from optiroute.quality.index import OutcomeIndex
+from optiroute.quality.observed import observed_level, toward_observed
 from optiroute.quality.priors import card_prior
 
 if TYPE_CHECKING:
@@ -45,6 +46,10 @@ class QualityPredictor(Predictor):
         lam: prior strength in pseudo-neighbours (larger trusts cards more).
         k: neighbours per query.
         tau: similarity temperature for neighbour weights.
+        observed_n0: when set (fitted routers), each model's prior level moves from its card to its
+            observed mean in the store, ``n / (n + observed_n0)`` for ``n`` outcomes
+            (:mod:`optiroute.quality.observed`); ``None`` keeps the card level (the bundled default
+            and routers saved before it).
     """
 
     kind: ClassVar[str] = "knn"
@@ -57,12 +62,15 @@ class QualityPredictor(Predictor):
         k: int = 50,
         tau: float = 0.1,
         mean_complexity: float = 0.5,
+        observed_n0: float | None = None,
     ) -> None:
         self.index = index
         self.lam = lam
         self.k = k
         self.tau = tau
         self.mean_complexity = mean_complexity
+        self.observed_n0 = observed_n0
+        self._level: tuple[int, tuple[np.ndarray, np.ndarray]] | None = None
 
     @classmethod
     def fit(cls, data: TrainData, **kwargs: Any) -> QualityPredictor:
@@ -72,7 +80,7 @@ class QualityPredictor(Predictor):
                 data.embeddings, [str(i) for i in range(len(data.embeddings))],
                 [""] * len(data.embeddings), data.models, data.scores,
             )
-        keep = {k: kwargs[k] for k in ("lam", "k", "tau", "mean_complexity") if k in kwargs}
+        keep = {k: kwargs[k] for k in ("lam", "k", "tau", "mean_complexity", "observed_n0") if k in kwargs}
         return cls(data.index, **keep)
 
     def columns(self, cards: Sequence[ModelCard]) -> list[int | None]:
@@ -113,13 +121,25 @@ class QualityPredictor(Predictor):
         prior = card_prior(
             cards, domains, tasks, complexity, mean_complexity=self.mean_complexity
         )
+        cols = list(columns) if columns is not None else self.columns(cards)
+        if self.observed_n0 is not None and self.index is not None:
+            means, counts = self._observed()
+            prior = toward_observed(prior, cards, cols, means, counts, self.observed_n0)
         if knn is None or self.index is None:
             quality, support = prior, np.zeros_like(prior)
         else:
-            cols = list(columns) if columns is not None else self.columns(cards)
             resid, support = self.index.knn_quality(knn, cols, tau=self.tau, relative=True)
             resid = np.nan_to_num(resid, nan=0.0)
             quality = prior + support * resid / (support + self.lam)
         if corrections is not None:
             quality = quality + corrections
         return np.clip(quality, 0.0, 1.0).astype(np.float32), support
+
+    def _observed(self) -> tuple[np.ndarray, np.ndarray]:
+        """Observed mean and count per store column, cached until the store's outcomes change."""
+        index = self.index
+        assert index is not None
+        key = id(index.model_means)  # add_model() always recomputes it
+        if self._level is None or self._level[0] != key:
+            self._level = (key, observed_level(index.scores, index.estimated))
+        return self._level[1]

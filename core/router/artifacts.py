@@ -51,6 +51,7 @@ from optiroute.errors import (
 from optiroute.quality.base import Predictor, predictor_class
 from optiroute.quality.index import OutcomeIndex
 from optiroute.quality.knn import QualityPredictor
+from optiroute.routing.guard import RoutingGuard
 from optiroute.routing.policy import PolicyConfig
 from optiroute.schema.files import check_plain_name, load_json, member, read_capped, sha256_capped
 from optiroute.schema.numbers import integer, optiroute_error, real
@@ -74,6 +75,8 @@ class SavableRouter(Protocol):
     def policy(self) -> PolicyConfig: ...
     @property
     def predictor(self) -> Predictor: ...
+    @property
+    def guard(self) -> RoutingGuard | None: ...
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "Manifest", "load_default_parts", "load_router_parts", "save_router",
            "seal"]
@@ -134,11 +137,20 @@ def save_router(router: SavableRouter, directory: Path) -> Path:
         "k": router.k,
         "lam": router.lam,
         "policy": router.policy.model_dump(),
-        "predictor": {"kind": kind, "files": pred_files, "selection": getattr(predictor, "selection", None)},
+        "predictor": {"kind": kind, "files": pred_files, "selection": getattr(predictor, "selection", None),
+                      **_knn_options(predictor)},
+        **({"guard": router.guard.model_dump()} if router.guard is not None else {}),
         "files": {name: _sha256(directory / name) for name in files},
     })
     (directory / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     return directory
+
+
+def _knn_options(predictor: Predictor) -> dict[str, Any]:
+    """What a kNN predictor needs beyond the router's ``k``/``lam`` (absent for routers without it,
+    so their manifests stay as the earlier release wrote them)."""
+    n0 = getattr(predictor, "observed_n0", None) if getattr(predictor, "kind", "knn") == "knn" else None
+    return {} if n0 is None else {"observed_n0": float(n0)}
 
 
 class _PredictorEntry(BaseModel):
@@ -147,6 +159,13 @@ class _PredictorEntry(BaseModel):
     kind: str = Field(min_length=1, max_length=64)
     files: list[str] = Field(default_factory=list, max_length=16)
     selection: dict[str, Any] | None = None
+    observed_n0: float | None = None
+
+    @field_validator("observed_n0", mode="before")
+    @classmethod
+    def _n0(cls, value: Any) -> float | None:
+        return None if value is None else real(value, "field 'predictor.observed_n0'", lo=0.0, hi=1e6,
+                                               error=CorruptArtifactError)
 
 
 class Manifest(BaseModel):
@@ -162,6 +181,7 @@ class Manifest(BaseModel):
     lam: float = 3.0
     policy: dict[str, Any] = Field(default_factory=dict)
     predictor: _PredictorEntry | None = None
+    guard: dict[str, Any] | None = None
     files: dict[str, str]
     checksum: str | None = None
     # informational (the bundled default's build notes)
@@ -340,6 +360,14 @@ def load_router_parts(directory: Path, *, dim: int | None = None) -> dict[str, A
     }
     if index is not None:
         parts["index"] = index
+    if manifest.guard is not None:
+        try:
+            parts["guard"] = RoutingGuard.model_validate(manifest.guard)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(p) for p in first.get("loc", ()))
+            raise CorruptArtifactError(f"{where}: field 'guard.{field}': {first.get('msg')}; save the router "
+                                       "again.") from None
     entry = manifest.predictor or _PredictorEntry(kind="knn")
     if entry.kind != "knn":
         try:
@@ -352,8 +380,8 @@ def load_router_parts(directory: Path, *, dim: int | None = None) -> dict[str, A
         for name in ("predictor.npz", "predictor.json"):
             _listed(directory, manifest, name, required=True)
         parts["predictor"] = cls.load(directory, index, dim=dim)
-    else:
-        parts["predictor"] = QualityPredictor(None)  # rebuilt on the store with the router's k, lam
+    else:  # rebuilt on the store with the router's k, lam
+        parts["predictor"] = QualityPredictor(None, observed_n0=entry.observed_n0)
     parts["predictor"].selection = entry.selection
     return parts
 

@@ -52,10 +52,12 @@ from optiroute.router.calls import (
     remaining_usd,
 )
 from optiroute.router.feedback import FeedbackLoop
+from optiroute.router.guard import guard_from_fit
 from optiroute.router.state import RouterState, build_state
 from optiroute.routing import policy as pol
 from optiroute.routing.batch import BatchDecisions, RouteArrays
 from optiroute.routing.budgeted import BudgetedBatch, allocate_batch
+from optiroute.routing.guard import RoutingGuard
 from optiroute.routing.pipeline import RoutingContext, route_arrays
 from optiroute.schema.budget import Budget, CallTicket, scope_keys
 from optiroute.schema.decision import Constraints, ConstraintsLike, RoutingDecision
@@ -92,6 +94,8 @@ class Router:
         k: neighbours for kNN prediction; lam: prior strength of card predictions.
         predictor: a fitted quality predictor (:meth:`fit` and :meth:`load` pass it); ``None`` (or a
             kNN one) means the kNN store + card priors with this router's ``k`` and ``lam``.
+        guard: where routing measured no better than one model (:meth:`fit` measures it; see
+            :mod:`optiroute.routing.guard`); ``None``: always route.
         keep_prompts: opt in to keeping prompt embeddings in memory (int8, bounded; see
             :mod:`optiroute.learning.feedback_memory`), so feedback also corrects predictions for
             *similar* prompts; off by default: then no prompt embedding or text is kept and feedback
@@ -115,6 +119,7 @@ class Router:
         lam: float = 3.0,
         predictor: Predictor | None = None,
         keep_prompts: bool = False,
+        guard: RoutingGuard | None = None,
         _loader: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         k, lam = checks.router_settings(k, lam, budget, policy, store)
@@ -130,6 +135,7 @@ class Router:
         self.policy = policy or pol.PolicyConfig()
         self._explorer = pol.Explorer(self.policy.explore_seed)
         self.k, self.lam = k, lam
+        self.guard = guard
         self._state: RouterState | None = None
         self._lock = threading.RLock()
         self._latency = LatencyTracker()
@@ -153,6 +159,9 @@ class Router:
         """
         router_kw = {k: kwargs.pop(k) for k in list(kwargs) if k in _ROUTER_KW}
         parts = fit_parts(prompts, outcomes, prices, **kwargs)
+        check = parts.pop("cv", None)
+        if check is not None:
+            parts["guard"] = guard_from_fit(check, parts["registry"])
         parts.update(router_kw)
         return cls(**parts)
 
@@ -238,6 +247,7 @@ class Router:
             embedder=st.embedder, analyzer=st.analyzer, predictor=st.predictor, policy=self.policy,
             lam=self.lam, corrections=self._feedback.corrections, latency_ratios=self._latency_ratios,
             explorer=self._explorer, keep_embeddings=self._feedback.memory.keep_embeddings,
+            guard=self.guard,
         )
 
     def _route(

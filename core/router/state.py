@@ -185,7 +185,7 @@ def build_state(loader: Callable[[], dict[str, Any]] | None, given: dict[str, An
     chosen = parts.get("predictor")
     predictor: Predictor
     if chosen is None or getattr(chosen, "kind", "knn") == "knn":
-        predictor = QualityPredictor(index, lam=lam, k=k)
+        predictor = QualityPredictor(index, lam=lam, k=k, observed_n0=getattr(chosen, "observed_n0", None))
         predictor.selection = getattr(chosen, "selection", None)
     else:
         predictor = chosen

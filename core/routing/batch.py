@@ -60,6 +60,8 @@ class RouteArrays:
     card_names: list[str] | None = None  # the cards behind ``names`` when ``names`` are the caller's
     notes: list[str] | None = None  # how the caller's names resolved (family cards, unknown models)
     embeddings: np.ndarray | None = None  # (n, dim) int8, only when the router keeps prompts
+    guarded: np.ndarray | None = None  # (n,) bool: sent to one model by the routing guard
+    guard_reason: str | None = None  # why (the same for every guarded row of a pass)
 
     def correction(self, i: int, j: int) -> float:
         """The feedback correction applied to row ``i``, column ``j`` (0 without feedback)."""
@@ -126,7 +128,7 @@ class RouteArrays:
         nb: list[Neighbour] = []
         if self.knn is not None:
             nb = neighbours(self.knn.ids[i], self.knn.sims[i])
-        return build_decision(
+        decision = build_decision(
             decision_id=decision_id,
             names=self.names,
             cards=self.card_names,
@@ -146,6 +148,9 @@ class RouteArrays:
             warnings=warnings,
             explored=bool(self.explored[i]),
         )
+        if self.guarded is not None and self.guarded[i] and not self.explored[i]:
+            decision = decision.model_copy(update={"reason": self.guard_reason or decision.reason})
+        return decision
 
 
 class BatchDecisions(Sequence[RoutingDecision]):

@@ -24,6 +24,7 @@ from optiroute.quality.index import quantize
 from optiroute.routing import policy as pol
 from optiroute.routing.batch import RouteArrays
 from optiroute.routing.estimates import answer_tokens
+from optiroute.routing.guard import RoutingGuard
 from optiroute.routing.scoring import card_matrix, score
 from optiroute.schema.decision import Constraints
 from optiroute.schema.preferences import Preferences
@@ -42,6 +43,7 @@ class RoutingContext:
         corrections: feedback corrections for the pass (see :mod:`optiroute.learning.feedback_memory`).
         latency_ratios: observed / card latency per candidate (1.0 before observations).
         keep_embeddings: carry the prompts' int8 embeddings in the arrays (the router keeps prompts).
+        guard: where routing measured no better than one model (:mod:`optiroute.routing.guard`).
     """
 
     embedder: Embedder
@@ -53,6 +55,7 @@ class RoutingContext:
     latency_ratios: Callable[[list[ModelCard]], np.ndarray]
     explorer: pol.Explorer
     keep_embeddings: bool = False
+    guard: RoutingGuard | None = None
 
 
 def domain_matrix(cards: Sequence[ModelCard], domains: Sequence[str]) -> np.ndarray:
@@ -191,6 +194,10 @@ def route_arrays(
         gidx = pol.generalist_index(cards, hard == 0, ctx.policy.generalist)
         winner = np.where(general, gidx, winner)
         codes = np.where(general[:, None], hard, codes)
+    guarded, guard_reason = _apply_guard(ctx.guard, weights, cards, hard)
+    if guarded is not None:
+        winner = np.where(guarded, guarded_column(ctx.guard, weights, cards), winner)
+        nothing, low = nothing & ~guarded, low & ~guarded
     explored = np.zeros(len(items), dtype=bool)
     if explore and ctx.policy.explore > 0:
         winner, explored = ctx.explorer.choose(winner, hard == 0, ctx.policy.explore)
@@ -202,4 +209,24 @@ def route_arrays(
         domains=domains, out=out, in_tok=in_tok, out_tok=out_tok, pruned=[p for _, p in pruned],
         knn=knn, prefs=prefs, task_types=list(ctx.analyzer.task_types), explored=explored,
         corrections=corr, embeddings=quantize(emb) if ctx.keep_embeddings else None,
+        guarded=guarded, guard_reason=guard_reason,
     )
+
+
+def guarded_column(guard: RoutingGuard | None, weights: dict[str, float], cards: list[ModelCard]) -> int:
+    """The candidate column of the single model the guard names for ``weights`` (-1: none)."""
+    point = guard.point_for(weights) if guard is not None else None
+    if point is None or not point.use_single:
+        return -1
+    return next((j for j, c in enumerate(cards) if point.single in (c.name, *c.aliases)), -1)
+
+
+def _apply_guard(guard: RoutingGuard | None, weights: dict[str, float], cards: list[ModelCard],
+                 hard: np.ndarray) -> tuple[np.ndarray | None, str | None]:
+    """Rows the guard sends to its single model (those where it passes the hard constraints)."""
+    j = guarded_column(guard, weights, cards)
+    if guard is None or j < 0:
+        return None, None
+    point = guard.point_for(weights)
+    assert point is not None
+    return hard[:, j] == 0, guard.reason(point)
