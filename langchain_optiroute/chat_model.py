@@ -42,7 +42,15 @@ from optiroute.integration import (
     router_or_default,
 )
 
-from ._routing import Call, aemit_decision, emit_decision, stamp_message, with_run_id
+from ._routing import (
+    Call,
+    active_run_manager,
+    aemit_decision,
+    emit_decision,
+    run_manager_of,
+    stamp_message,
+    with_run_id,
+)
 from ._streaming import aacquire, acquire, astream_chain, message_usage, stream_chain
 from .structured import structured_runnable
 
@@ -235,6 +243,20 @@ class ChatOptiRoute(BaseChatModel):
         kwargs.pop(CALL_KWARG, None)  # plumbing, not a model parameter: keep it out of traces
         return super()._get_invocation_params(stop=stop, **kwargs)
 
+    # ------------------------------------------------------------------ run manager for streamed invokes
+    def _generate_with_cache(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                             run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
+        # langchain-core streams an invoke (streaming=True, astream_events, LangGraph "messages")
+        # by calling _stream without the run manager: keep it where _stream finds it.
+        with active_run_manager(run_manager):
+            return super()._generate_with_cache(messages, stop=stop, run_manager=run_manager, **kwargs)
+
+    async def _agenerate_with_cache(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                                    run_manager: AsyncCallbackManagerForLLMRun | None = None,
+                                    **kwargs: Any) -> ChatResult:
+        with active_run_manager(run_manager):
+            return await super()._agenerate_with_cache(messages, stop=stop, run_manager=run_manager, **kwargs)
+
     # ------------------------------------------------------------------ sync
     def _generate(
         self,
@@ -270,9 +292,12 @@ class ChatOptiRoute(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         call = kwargs.pop(CALL_KWARG, None)
-        plan = self._plan(messages, run_manager, kwargs, call)
+        # the run's manager names the run and its metadata; the candidate still gets the one
+        # langchain-core passed (None when it reports the chunks itself, so tokens are sent once)
+        run = run_manager if call is not None else run_manager_of(run_manager)
+        plan = self._plan(messages, run, kwargs, call)
         try:
-            emit_decision(run_manager, plan.decision, call)
+            emit_decision(run, plan.decision, call)
             yield from stream_chain(self, plan, messages, stop, run_manager, kwargs)
         except BaseException as exc:
             plan.failed(exc)
@@ -315,9 +340,10 @@ class ChatOptiRoute(BaseChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         call = kwargs.pop(CALL_KWARG, None)
-        plan = self._plan(messages, run_manager, kwargs, call)
+        run = run_manager if call is not None else run_manager_of(run_manager)
+        plan = self._plan(messages, run, kwargs, call)
         try:
-            await aemit_decision(run_manager, plan.decision, call)
+            await aemit_decision(run, plan.decision, call)
             async for chunk in astream_chain(self, plan, messages, stop, run_manager, kwargs):
                 yield chunk
         except BaseException as exc:
