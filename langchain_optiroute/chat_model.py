@@ -33,6 +33,7 @@ from optiroute.integration import (
     USER_METADATA_KEY,
     CallPlan,
     RunIndex,
+    aplan_call,
     check_timeout,
     decision_id_of,
     plan_call,
@@ -186,11 +187,10 @@ class ChatOptiRoute(BaseChatModel):
         return router_or_default(self.router)
 
     # ------------------------------------------------------------------ planning
-    def _plan(
-        self, messages: list[BaseMessage], run_manager: Any, kwargs: dict[str, Any], call: Call | None = None
-    ) -> CallPlan:
-        """Translate one LangChain call into :func:`optiroute.integration.plan_call` (pops the
-        routing kwargs, so what is left goes to the candidate)."""
+    def _plan_args(self, messages: list[BaseMessage], run_manager: Any, kwargs: dict[str, Any],
+                   call: Call | None) -> dict[str, Any]:
+        """Translate one LangChain call into :func:`optiroute.integration.plan_call`'s arguments (pops
+        the routing kwargs, so what is left goes to the candidate)."""
         if not self.models:
             raise InvalidInputError("ChatOptiRoute needs at least one candidate model in `models`.")
         metadata = getattr(run_manager, "metadata", None) or (call.config.get("metadata") if call else None) or {}
@@ -202,13 +202,30 @@ class ChatOptiRoute(BaseChatModel):
         run_id = getattr(run_manager, "run_id", None) or (call.run_id if call else None)
         kwargs.pop("model", None)  # a per-call model= override names the trace only
         cap = kwargs.get("max_tokens") or self.max_tokens
-        plan = plan_call(
-            self._router(), messages, candidates={k: k for k in self.models}, preferences=prefs,
-            constraints=constraints, user=user, run_id=run_id, needs_tools=bool(kwargs.get("tools")),
-            tool_capable={k for k, m in self.models.items() if _supports_tools(m)},
-            max_tokens=cap if isinstance(cap, int) else None,
-            candidate_max_tokens={k: _max_tokens_of(m) for k, m in self.models.items()},
-        )
+        return {
+            "router": self._router(), "messages": messages, "candidates": {k: k for k in self.models},
+            "preferences": prefs, "constraints": constraints, "user": user, "run_id": run_id,
+            "needs_tools": bool(kwargs.get("tools")),
+            "tool_capable": {k for k, m in self.models.items() if _supports_tools(m)},
+            "max_tokens": cap if isinstance(cap, int) else None,
+            "candidate_max_tokens": {k: _max_tokens_of(m) for k, m in self.models.items()},
+        }
+
+    def _plan(
+        self, messages: list[BaseMessage], run_manager: Any, kwargs: dict[str, Any], call: Call | None = None
+    ) -> CallPlan:
+        """Route and admit one call (see :meth:`_plan_args`)."""
+        args = self._plan_args(messages, run_manager, kwargs, call)
+        plan = plan_call(args.pop("router"), args.pop("messages"), **args)
+        self._runs.remember(plan.run_id, plan.decision.decision_id)
+        return plan
+
+    async def _aplan(
+        self, messages: list[BaseMessage], run_manager: Any, kwargs: dict[str, Any], call: Call | None = None
+    ) -> CallPlan:
+        """:meth:`_plan` with the routing in a worker thread, so the event loop is never blocked."""
+        args = self._plan_args(messages, run_manager, kwargs, call)
+        plan = await aplan_call(args.pop("router"), args.pop("messages"), **args)
         self._runs.remember(plan.run_id, plan.decision.decision_id)
         return plan
 
@@ -312,7 +329,7 @@ class ChatOptiRoute(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         kwargs.pop(CALL_KWARG, None)
-        plan = self._plan(messages, run_manager, kwargs)
+        plan = await self._aplan(messages, run_manager, kwargs)
 
         async def call(key: str) -> ChatResult:
             model = self.models[key]
@@ -341,7 +358,7 @@ class ChatOptiRoute(BaseChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         call = kwargs.pop(CALL_KWARG, None)
         run = run_manager if call is not None else run_manager_of(run_manager)
-        plan = self._plan(messages, run, kwargs, call)
+        plan = await self._aplan(messages, run, kwargs, call)
         try:
             await aemit_decision(run, plan.decision, call)
             async for chunk in astream_chain(self, plan, messages, stop, run_manager, kwargs):
