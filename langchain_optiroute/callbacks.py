@@ -51,8 +51,9 @@ class OptiRouteCallbackHandler(BaseCallbackHandler):
         for gens in response.generations:
             for gen in gens:
                 meta = getattr(getattr(gen, "message", None), "response_metadata", None) or {}
-                if STAMP_KEY in meta:
-                    ids.append(str(meta[STAMP_KEY]["decision_id"]))
+                did = (meta.get(STAMP_KEY) or {}).get("decision_id")  # a cache hit has none
+                if did:
+                    ids.append(str(did))
         if not ids:
             return
         with self._lock:

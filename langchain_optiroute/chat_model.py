@@ -21,7 +21,7 @@ from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackMana
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.language_models.base import LangSmithParams
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
-from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator
@@ -259,6 +259,36 @@ class ChatOptiRoute(BaseChatModel):
     def _get_invocation_params(self, stop: list[str] | None = None, **kwargs: Any) -> dict[str, Any]:
         kwargs.pop(CALL_KWARG, None)  # plumbing, not a model parameter: keep it out of traces
         return super()._get_invocation_params(stop=stop, **kwargs)
+
+    # ------------------------------------------------------------------ LangChain's cache
+    def _get_llm_string(self, stop: list[str] | None = None, **kwargs: Any) -> str:
+        """The cache key's model part, with the routing inputs that apply to this call: the same
+        prompt under other preferences (from any source: kwarg, bind, scope, config metadata) or for
+        another caller key is another entry, never the answer routed for someone else."""
+        kwargs.pop(CALL_KWARG, None)
+        metadata = getattr(run_manager_of(None), "metadata", None) or {}
+        prefs = resolve_preferences(call=kwargs.get("preferences"), metadata=metadata.get(PREFERENCES_METADATA_KEY),
+                                    field=self.preferences)
+        user = resolve_user_key(call=kwargs.get("user_key"), metadata=metadata.get(USER_METADATA_KEY),
+                                field=self.user_key)
+        constraints = kwargs.get("constraints") or self.constraints
+        routing = repr(sorted({"preferences": repr(prefs), "user_key": user, "constraints": repr(constraints)}.items()))
+        return f"{super()._get_llm_string(stop=stop, **kwargs)}---optiroute:{routing}"
+
+    def _convert_cached_generations(self, cache_val: list[Any]) -> list[ChatGeneration]:
+        """A cache hit makes no routing decision: its stamp says ``cached`` and drops the decision id
+        (feedback on it would otherwise reach the decision of the call that filled the cache)."""
+        out = []
+        for gen in super()._convert_cached_generations(cache_val):
+            stamp = (gen.message.response_metadata or {}).get(STAMP_KEY)
+            if isinstance(stamp, Mapping):
+                fresh = {k: v for k, v in stamp.items() if k != "decision_id"}
+                fresh["cached"] = True
+                message = gen.message.model_copy(
+                    update={"response_metadata": {**gen.message.response_metadata, STAMP_KEY: fresh}})
+                gen = ChatGeneration(message=message, generation_info=gen.generation_info)
+            out.append(gen)
+        return out
 
     # ------------------------------------------------------------------ run manager for streamed invokes
     def _generate_with_cache(self, messages: list[BaseMessage], stop: list[str] | None = None,

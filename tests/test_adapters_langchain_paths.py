@@ -19,7 +19,7 @@ from langgraph.graph import START, MessagesState, StateGraph
 
 import optiroute
 from langchain_optiroute import DECISION_EVENT, ChatOptiRoute
-from optiroute import Router
+from optiroute import FeedbackError, Router
 from tests.support.lc_fakes import EchoChat
 
 MATH = "Prove that the square root of 2 is irrational, step by step."
@@ -238,3 +238,49 @@ async def test_langgraph_astream_events_show_the_decision(router):
         assert [c["data"]["model"] for c in custom] == [BIG]
         ends = [e for e in events if e["event"] == "on_chat_model_end"]
         assert len(ends) == 1 and model_of(ends[0]["data"]["output"]) == BIG
+
+
+# ---------------------------------------------------------------- LangChain's cache
+@pytest.mark.parametrize("streaming", [False, True])
+def test_cache_keys_include_the_routing_inputs_and_never_reuse_a_decision(router, streaming):
+    from langchain_core.caches import InMemoryCache
+
+    llm = make(router, cache=InMemoryCache(), streaming=streaming)
+    cheap = llm.invoke(MATH)
+    assert model_of(cheap) == SMALL
+    best = llm.invoke(MATH, config=META)                       # other preferences: not the cached answer
+    assert model_of(best) == BIG
+    with optiroute.preferences("quality-first"):
+        assert model_of(llm.invoke(MATH)) == BIG                # a scope is a routing input too
+    assert model_of(llm.invoke(MATH, preferences="quality-first")) == BIG
+    again = llm.invoke(MATH)                                   # same inputs: served from the cache
+    stamp = again.response_metadata["optiroute"]
+    assert again.content == cheap.content and stamp["cached"] is True and stamp["model"] == SMALL
+    assert "decision_id" not in stamp                          # no decision was made for this call
+    with pytest.raises(FeedbackError, match="cache"):
+        llm.record_feedback(again, 1.0)
+    assert cheap.response_metadata["optiroute"]["decision_id"] != best.response_metadata["optiroute"]["decision_id"]
+    assert "cached" not in llm.invoke(MATH, config={"metadata": {"optiroute_user_key": "bob"}}).response_metadata[
+        "optiroute"]                                           # another caller key is charged: routed
+
+
+async def test_async_cache_keys_include_the_routing_inputs(router):
+    from langchain_core.caches import InMemoryCache
+
+    llm = make(router, cache=InMemoryCache())
+    assert model_of(await llm.ainvoke(MATH)) == SMALL
+    assert model_of(await llm.ainvoke(MATH, config=META)) == BIG
+    assert (await llm.ainvoke(MATH, config=META)).response_metadata["optiroute"]["cached"] is True
+
+
+def test_callback_handler_skips_cached_answers(router):
+    from langchain_core.caches import InMemoryCache
+
+    from langchain_optiroute import OptiRouteCallbackHandler
+
+    llm, handler = make(router, cache=InMemoryCache()), OptiRouteCallbackHandler()
+    first, second = uuid.uuid4(), uuid.uuid4()
+    msg = llm.invoke(MATH, config={"callbacks": [handler], "run_id": first})
+    llm.invoke(MATH, config={"callbacks": [handler], "run_id": second})
+    assert handler.decision_ids(first) == [msg.response_metadata["optiroute"]["decision_id"]]
+    assert handler.decision_ids(second) == []
