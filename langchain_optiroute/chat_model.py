@@ -23,7 +23,6 @@ from langchain_core.language_models.base import LangSmithParams
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
-from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator
 
 from optiroute import InvalidInputError, OptiRouteError
@@ -53,7 +52,7 @@ from ._routing import (
     with_run_id,
 )
 from ._streaming import aacquire, acquire, astream_chain, message_usage, stream_chain
-from .structured import structured_runnable
+from .structured import STRUCTURED_KWARG, candidate_kwargs, format_tools, neutral_tool_choice, structured_runnable
 
 __all__ = ["ChatOptiRoute"]
 
@@ -202,10 +201,11 @@ class ChatOptiRoute(BaseChatModel):
         run_id = getattr(run_manager, "run_id", None) or (call.run_id if call else None)
         kwargs.pop("model", None)  # a per-call model= override names the trace only
         cap = kwargs.get("max_tokens") or self.max_tokens
+        structured = kwargs.get(STRUCTURED_KWARG)
         return {
             "router": self._router(), "messages": messages, "candidates": {k: k for k in self.models},
             "preferences": prefs, "constraints": constraints, "user": user, "run_id": run_id,
-            "needs_tools": bool(kwargs.get("tools")),
+            "needs_tools": bool(kwargs.get("tools")) or bool(getattr(structured, "needs_tools", False)),
             "tool_capable": {k for k, m in self.models.items() if _supports_tools(m)},
             "max_tokens": cap if isinstance(cap, int) else None,
             "candidate_max_tokens": {k: _max_tokens_of(m) for k, m in self.models.items()},
@@ -230,19 +230,14 @@ class ChatOptiRoute(BaseChatModel):
         return plan
 
     def _call_kwargs(self, model: BaseChatModel, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """What one attempt sends to ``model``: our generation settings, and tools / structured output
+        translated by the candidate's own integration (see :mod:`langchain_optiroute.structured`)."""
         out = dict(kwargs)
         if self.temperature is not None:
             out.setdefault("temperature", self.temperature)
         if self.max_tokens is not None:
             out.setdefault("max_tokens", self.max_tokens)
-        tools = out.pop("tools", None)
-        tool_kwargs = {k: out.pop(k) for k in ("tool_choice", "strict") if out.get(k) is not None}
-        out.pop("tool_choice", None)
-        out.pop("strict", None)
-        if tools:
-            bound = model.bind_tools(tools, **tool_kwargs)
-            out.update(getattr(bound, "kwargs", {}))
-        return out
+        return candidate_kwargs(model, out)
 
     # ------------------------------------------------------------------ streaming entry points
     def stream(self, input: LanguageModelInput, config: Any = None, *, stop: list[str] | None = None,
@@ -405,13 +400,14 @@ class ChatOptiRoute(BaseChatModel):
         tool_choice: str | dict[str, Any] | bool | None = None,
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, AIMessage]:
-        """Bind tools (stored in OpenAI format); only tool-capable candidates stay eligible."""
-        formatted = [convert_to_openai_tool(t) for t in tools]
-        if tool_choice is True:
-            tool_choice = "required"
-        if isinstance(tool_choice, str) and tool_choice not in ("auto", "none", "required", "any"):
-            tool_choice = {"type": "function", "function": {"name": tool_choice}}
-        return self.bind(tools=formatted, **({"tool_choice": tool_choice} if tool_choice else {}), **kwargs)
+        """Bind tools; each candidate tried formats them (and ``tool_choice``) with its own
+        ``bind_tools``, and only tool-capable candidates stay eligible.
+
+        ``tool_choice``: ``"auto"``, ``"none"``, ``"any"`` (``"required"`` and ``True`` mean the same),
+        or a tool's name.
+        """
+        choice = neutral_tool_choice(tool_choice)
+        return self.bind(tools=format_tools(tools), **({"tool_choice": choice} if choice else {}), **kwargs)
 
     def with_structured_output(
         self,
@@ -422,7 +418,8 @@ class ChatOptiRoute(BaseChatModel):
         strict: bool | None = None,
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, Any]:
-        """Structured output by ``function_calling`` (forced tool), ``json_mode`` or ``json_schema``."""
+        """Structured output by ``function_calling`` (forced tool), ``json_mode`` or ``json_schema``; the
+        candidate tried translates the request with its own ``with_structured_output``."""
         return structured_runnable(self, schema, include_raw=include_raw, method=method, strict=strict, **kwargs)
 
     # ------------------------------------------------------------------ feedback
