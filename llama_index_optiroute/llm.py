@@ -35,7 +35,7 @@ from llama_index.core.base.llms.types import (
     MessageRole,
 )
 from llama_index.core.instrumentation import get_dispatcher
-from llama_index.core.instrumentation.events.base import BaseEvent
+from llama_index.core.instrumentation.dispatcher import active_instrument_tags
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from pydantic import ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
@@ -56,6 +56,7 @@ from optiroute.integration import (
 )
 
 from ._calls import delta_chars, usage_of
+from ._events import RUN_ID_TAG, RoutingDecisionEvent
 
 __all__ = ["OptiRoute", "RoutingDecisionEvent"]
 
@@ -87,16 +88,6 @@ class _ToolCall:
         """The candidate's own check of its answer (e.g. one tool call unless parallel ones are allowed)."""
         return llm._validate_chat_with_tools_response(
             response, list(self.tools), allow_parallel_tool_calls=self.allow_parallel_tool_calls, **self.kwargs)
-
-
-class RoutingDecisionEvent(BaseEvent):
-    """Emitted once per routed call with the decision summary (no prompt text)."""
-
-    decision: dict[str, Any]
-
-    @classmethod
-    def class_name(cls) -> str:
-        return "RoutingDecisionEvent"
 
 
 def _text(messages: Sequence[ChatMessage]) -> list[dict[str, str]]:
@@ -194,9 +185,11 @@ class OptiRoute(FunctionCallingLLM):
                                     field=self.preferences)
         user = resolve_user_key(call=kwargs.pop("user_key", None), field=self.user_key)
         constraints = kwargs.pop("constraints", None) or self.constraints
+        run_id = (active_instrument_tags.get() or {}).get(RUN_ID_TAG)
         return {
             "router": self._router(), "messages": _text(messages), "candidates": {k: k for k in self.models},
             "preferences": prefs, "constraints": constraints, "user": user, "needs_tools": tools,
+            "run_id": str(run_id) if run_id else None,
             "tool_capable": {k for k, m in self.models.items() if m.metadata.is_function_calling_model},
         }
 
@@ -399,6 +392,8 @@ class OptiRoute(FunctionCallingLLM):
 
     # ------------------------------------------------------------------ feedback
     def record_feedback(self, target: Any, score: float, *, comment: str | None = None) -> None:
-        """Feedback (1.0 up, 0.0 down, or 0..1) on a routed response, a decision id or a run id."""
+        """Feedback (1.0 up, 0.0 down, or 0..1) on a routed response, a decision id or a run id (the
+        ``RUN_ID_TAG`` instrument tag a call ran under; looked up in the router's store, so any
+        process sharing it can rate)."""
         source = target if isinstance(target, (str, UUID)) else (getattr(target, "additional_kwargs", None) or {})
         record_feedback(self._router(), source, score, comment=comment)
