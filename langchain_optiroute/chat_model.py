@@ -20,6 +20,7 @@ from uuid import UUID
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.language_models.base import LangSmithParams
+from langchain_core.language_models.model_profile import ModelProfile
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
@@ -42,6 +43,8 @@ from optiroute.integration import (
     router_or_default,
 )
 
+from ._candidates import Candidate, candidate_of, chat_model_of
+from ._profile import combined_profile
 from ._routing import (
     Call,
     active_run_manager,
@@ -103,8 +106,8 @@ class ChatOptiRoute(BaseChatModel):
 
     model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True, protected_namespaces=())
 
-    models: dict[str, BaseChatModel] = Field(default_factory=dict)
-    router: Any = None
+    models: dict[str, Any] = Field(default_factory=dict)
+    router: Any = Field(default=None, exclude=True, repr=False)
     preferences: Any = None
     constraints: Any = None
     user_key: str | None = None
@@ -142,7 +145,7 @@ class ChatOptiRoute(BaseChatModel):
         if isinstance(value, Sequence) and not isinstance(value, str):
             named: dict[str, Any] = {}
             for model in value:
-                name = _name_of(model) if isinstance(model, BaseChatModel) else str(model)
+                name = _name_of(chat_model_of(model)) if isinstance(model, Runnable) else str(model)
                 key, i = name, 2
                 while key in named:
                     key, i = f"{name}#{i}", i + 1
@@ -150,7 +153,26 @@ class ChatOptiRoute(BaseChatModel):
             return named
         return value
 
+    @field_validator("models", mode="after")
+    @classmethod
+    def _runnable_candidates(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for model in value.values():
+            candidate_of(model)  # raises the fix-it error for anything that is not a chat model
+        return value
+
+    def _chat_models(self) -> dict[str, BaseChatModel]:
+        """Candidate key -> the chat model inside it (limits, tools and profile are the model's)."""
+        return {k: chat_model_of(m) for k, m in self.models.items()}
+
+    def _candidate(self, key: str) -> Candidate:
+        return candidate_of(self.models[key])
+
     # ------------------------------------------------------------------ plumbing
+    def _resolve_model_profile(self) -> ModelProfile | None:
+        """The candidates' profiles combined (smallest limits; a feature only if all have it)."""
+        models = self._chat_models().values()
+        return combined_profile(models, (_supports_tools(m) for m in models))
+
     @property
     def _llm_type(self) -> str:
         return "optiroute"
@@ -206,9 +228,9 @@ class ChatOptiRoute(BaseChatModel):
             "router": self._router(), "messages": messages, "candidates": {k: k for k in self.models},
             "preferences": prefs, "constraints": constraints, "user": user, "run_id": run_id,
             "needs_tools": bool(kwargs.get("tools")) or bool(getattr(structured, "needs_tools", False)),
-            "tool_capable": {k for k, m in self.models.items() if _supports_tools(m)},
+            "tool_capable": {k for k, m in self._chat_models().items() if _supports_tools(m)},
             "max_tokens": cap if isinstance(cap, int) else None,
-            "candidate_max_tokens": {k: _max_tokens_of(m) for k, m in self.models.items()},
+            "candidate_max_tokens": {k: _max_tokens_of(m) for k, m in self._chat_models().items()},
         }
 
     def _plan(
@@ -229,15 +251,16 @@ class ChatOptiRoute(BaseChatModel):
         self._runs.remember(plan.run_id, plan.decision.decision_id)
         return plan
 
-    def _call_kwargs(self, model: BaseChatModel, kwargs: dict[str, Any]) -> dict[str, Any]:
-        """What one attempt sends to ``model``: our generation settings, and tools / structured output
-        translated by the candidate's own integration (see :mod:`langchain_optiroute.structured`)."""
-        out = dict(kwargs)
+    def _call_kwargs(self, cand: Candidate, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """What one attempt sends to its candidate: the kwargs bound around it, our generation settings,
+        and tools / structured output translated by the candidate's own integration (see
+        :mod:`langchain_optiroute.structured`)."""
+        out = {**cand.kwargs, **kwargs}
         if self.temperature is not None:
             out.setdefault("temperature", self.temperature)
         if self.max_tokens is not None:
             out.setdefault("max_tokens", self.max_tokens)
-        return candidate_kwargs(model, out)
+        return candidate_kwargs(cand.model, out)
 
     # ------------------------------------------------------------------ streaming entry points
     def stream(self, input: LanguageModelInput, config: Any = None, *, stop: list[str] | None = None,
@@ -311,13 +334,12 @@ class ChatOptiRoute(BaseChatModel):
         plan = self._plan(messages, run_manager, kwargs)
 
         def call(key: str) -> ChatResult:
-            model = self.models[key]
-            return model._generate(messages, stop=stop or self.stop, run_manager=run_manager,
-                                   **self._call_kwargs(model, kwargs))
+            cand = self._candidate(key)
+            return cand.generate(messages, stop or self.stop, run_manager, self._call_kwargs(cand, kwargs))
 
         try:
             emit_decision(run_manager, plan.decision)
-            key, result = plan.run(call, usage=_result_usage, before=lambda k: acquire(self.models[k]),
+            key, result = plan.run(call, usage=_result_usage, before=lambda k: acquire(self._candidate(k).model),
                                    timeout_s=self.timeout)
         except BaseException as exc:
             plan.failed(exc)  # a no-op when the plan already closed the call
@@ -357,12 +379,11 @@ class ChatOptiRoute(BaseChatModel):
         plan = await self._aplan(messages, run_manager, kwargs)
 
         async def call(key: str) -> ChatResult:
-            model = self.models[key]
-            return await model._agenerate(messages, stop=stop or self.stop, run_manager=run_manager,
-                                          **self._call_kwargs(model, kwargs))
+            cand = self._candidate(key)
+            return await cand.agenerate(messages, stop or self.stop, run_manager, self._call_kwargs(cand, kwargs))
 
         async def before(key: str) -> None:
-            await aacquire(self.models[key])
+            await aacquire(self._candidate(key).model)
 
         try:
             await aemit_decision(run_manager, plan.decision)

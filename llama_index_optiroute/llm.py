@@ -117,7 +117,7 @@ class OptiRoute(FunctionCallingLLM):
     model_config = ConfigDict(arbitrary_types_allowed=True, protected_namespaces=())
 
     models: dict[str, Any] = Field(default_factory=dict)
-    router: Any = None
+    router: Any = Field(default=None, exclude=True, repr=False)
     preferences: Any = None
     bound_preferences: Any = None
     constraints: Any = None
