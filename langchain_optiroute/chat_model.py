@@ -109,6 +109,7 @@ class ChatOptiRoute(BaseChatModel):
     models: dict[str, Any] = Field(default_factory=dict)
     router: Any = Field(default=None, exclude=True, repr=False)
     preferences: Any = None
+    bound_preferences: Any = None
     constraints: Any = None
     user_key: str | None = None
     model_name: str = Field(default="optiroute", alias="model")
@@ -216,7 +217,8 @@ class ChatOptiRoute(BaseChatModel):
             raise InvalidInputError("ChatOptiRoute needs at least one candidate model in `models`.")
         metadata = getattr(run_manager, "metadata", None) or (call.config.get("metadata") if call else None) or {}
         prefs = resolve_preferences(call=kwargs.pop("preferences", None),  # .bind() arrives here too
-                                    metadata=metadata.get(PREFERENCES_METADATA_KEY), field=self.preferences)
+                                    bound=self.bound_preferences, metadata=metadata.get(PREFERENCES_METADATA_KEY),
+                                    field=self.preferences)
         user = resolve_user_key(call=kwargs.pop("user_key", None), metadata=metadata.get(USER_METADATA_KEY),
                                 field=self.user_key)
         constraints = kwargs.pop("constraints", None) or self.constraints
@@ -285,8 +287,8 @@ class ChatOptiRoute(BaseChatModel):
         another caller key is another entry, never the answer routed for someone else."""
         kwargs.pop(CALL_KWARG, None)
         metadata = getattr(run_manager_of(None), "metadata", None) or {}
-        prefs = resolve_preferences(call=kwargs.get("preferences"), metadata=metadata.get(PREFERENCES_METADATA_KEY),
-                                    field=self.preferences)
+        prefs = resolve_preferences(call=kwargs.get("preferences"), bound=self.bound_preferences,
+                                    metadata=metadata.get(PREFERENCES_METADATA_KEY), field=self.preferences)
         user = resolve_user_key(call=kwargs.get("user_key"), metadata=metadata.get(USER_METADATA_KEY),
                                 field=self.user_key)
         constraints = kwargs.get("constraints") or self.constraints
@@ -412,6 +414,14 @@ class ChatOptiRoute(BaseChatModel):
         except BaseException as exc:
             plan.failed(exc)
             raise
+
+    def with_preferences(self, preferences: Any) -> ChatOptiRoute:
+        """A copy that routes every call under ``preferences``, ranked like ``.bind(preferences=...)``.
+
+        Unlike a ``.bind`` layer it stays a ``ChatOptiRoute``, so code that calls ``bind_tools`` on the
+        model it is given (``create_agent``, LangGraph's prebuilt agents) keeps the preferences.
+        """
+        return self.model_copy(update={"bound_preferences": preferences})
 
     # ------------------------------------------------------------------ tools & structure
     def bind_tools(

@@ -284,3 +284,17 @@ def test_callback_handler_skips_cached_answers(router):
     llm.invoke(MATH, config={"callbacks": [handler], "run_id": second})
     assert handler.decision_ids(first) == [msg.response_metadata["optiroute"]["decision_id"]]
     assert handler.decision_ids(second) == []
+
+
+def test_with_preferences_ranks_like_bind_and_survives_bind_tools(router):
+    llm = make(router).with_preferences("quality-first")
+    assert isinstance(llm, ChatOptiRoute)
+    with optiroute.preferences("cost-effective"):
+        assert model_of(llm.invoke(MATH, config={"metadata": {"optiroute_preferences": "cost-effective"}})) == BIG
+    assert model_of(llm.invoke(MATH, preferences="cost-effective")) == SMALL      # a per-call kwarg still wins
+
+    def add(a: int, b: int) -> int:
+        """Add two integers."""
+        return a + b
+
+    assert model_of(llm.bind_tools([add]).invoke(MATH)) == BIG
