@@ -1,10 +1,10 @@
 """Candidates as users build them: a chat model, or a chat-model Runnable (``.bind(...)``,
-``.with_config(...)``, ``.with_retry(...)``, ``configurable_fields`` ...).
+``.with_retry(...)``, ``.with_config(...)``, ``.with_listeners(...)`` ...).
 
-A candidate made of ``.bind``/``.with_config`` layers only is unwrapped: its chat model runs under the
-routed call's own run manager (one LLM run per call) with the bound kwargs. Any other wrapper (a
-retry, a configurable) keeps its behaviour: it is invoked as a Runnable, as a child run of the
-routed call, with the same kwargs.
+A candidate made of ``.bind`` layers only is unwrapped: its chat model runs under the routed call's
+own run manager (one LLM run per call) with the bound kwargs. Any other wrapper (a retry, a config,
+listeners) keeps its behaviour: it is invoked as a Runnable, as a child run of the routed call, with
+the same kwargs.
 """
 
 from __future__ import annotations
@@ -88,8 +88,8 @@ def candidate_of(value: Any) -> Candidate:
                 f"A candidate must be a LangChain chat model or a Runnable wrapping one (.bind, .with_retry ...), "
                 f"got {type(value).__name__}."
             )
-        if isinstance(node, RunnableBinding) and node.__class__.__name__ in ("RunnableBinding", "_ChatModelBinding"):
-            kwargs = {**dict(node.kwargs), **kwargs}
+        if isinstance(node, RunnableBinding) and not node.config and not node.config_factories:
+            kwargs = {**dict(node.kwargs), **kwargs}  # a .bind(...) layer: kwargs only
         else:
             plain = False
         node = bound
