@@ -77,11 +77,13 @@ class ChatOptiRoute(BaseChatModel):
     Args:
         models: the candidates, a list of chat models (named after their ``model``/``model_name``)
             or a ``{name: model}`` mapping; names are resolved against the router's registry
-            (unknown names get a neutral prior and a warning).
+            (unknown names get a neutral prior and a warning). A candidate may be a chat-model
+            Runnable (``.bind(...)``, ``.with_retry(...)``): bound kwargs are kept, other wrappers run
+            as a child run with their own behaviour.
         router: an :class:`optiroute.Router`; ``None`` shares one ``Router.default()`` per process.
         preferences: default preferences (profile name, weights or Preferences). What applies, the
             same order as in the LlamaIndex adapter (:func:`optiroute.integration.resolve_preferences`):
-            ``invoke(..., preferences=...)`` > ``.bind(preferences=...)`` > an active
+            ``invoke(..., preferences=...)`` > ``.bind(preferences=...)`` / :meth:`with_preferences` > an active
             ``optiroute.preferences(...)`` scope > config metadata ``{"optiroute_preferences": ...}`` >
             this field > the router's default.
         constraints: default hard constraints (merged with per-call ``constraints=``).

@@ -11,12 +11,13 @@ from typing import Any
 import pytest
 from llama_index.core import Settings
 from llama_index.core.agent.workflow import AgentWorkflow, FunctionAgent
-from llama_index.core.base.llms.types import ChatMessage, ChatResponse
+from llama_index.core.base.llms.types import ChatMessage, ChatResponse, CompletionResponse
 from llama_index.core.callbacks import CallbackManager, TokenCountingHandler
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index.core.instrumentation.events.llm import LLMChatEndEvent, LLMChatStartEvent
 from llama_index.core.llms import MockLLM
+from llama_index.core.llms.callbacks import llm_completion_callback
 from llama_index.core.llms.mock import MockFunctionCallingLLM
 from llama_index.core.tools import FunctionTool
 from pydantic import Field
@@ -201,3 +202,27 @@ async def test_function_agent_runs_a_tool_loop_over_two_candidates(router, recor
     assert len(decisions) == 2  # the tool call, then the answer after the tool result
     assert {d.decision["model"] for d in decisions} == {BIG_CARD}
     assert big.prepared and not small.prepared
+
+
+class BreaksMidStream(MockLLM):
+    """Streams one piece, then the provider connection drops."""
+
+    @llm_completion_callback()
+    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> Any:
+        def gen() -> Any:
+            yield CompletionResponse(text="a", delta="a")
+            raise ConnectionError("dropped")
+
+        return gen()
+
+
+def test_a_stream_failing_mid_way_is_recorded_as_failed(router, recorder):
+    own = Router.default()
+    llm = OptiRoute(models={"gpt-4o": BreaksMidStream()}, router=own)
+    chat = [ChatMessage(role="user", content="hi")]
+    for stream in (lambda: llm.stream_complete("hi"), lambda: llm.stream_chat(chat)):
+        with pytest.raises(ConnectionError):
+            list(stream())
+    rows = own.store.observations()
+    assert len(rows) == 2 and all(not r.ok and r.error == "ConnectionError" for r in rows)
+    assert not recorder.of(LLMChatEndEvent)  # the candidate's own instrumentation saw no clean end either

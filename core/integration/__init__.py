@@ -21,7 +21,7 @@ Which preferences apply, highest first (:func:`resolve_preferences`, the same in
 
 1. the per-call argument (``invoke(..., preferences=...)``, ``chat(..., preferences=...)``); LangChain's
    ``.bind(preferences=...)`` arrives as a per-call argument too, which a real per-call one overrides;
-2. bound preferences (LlamaIndex ``with_preferences(...)``);
+2. bound preferences (``with_preferences(...)`` in both adapters);
 3. an active ``optiroute.preferences(...)`` scope;
 4. config metadata ``{"optiroute_preferences": ...}`` (LangChain only);
 5. the adapter's constructor field;
