@@ -147,13 +147,13 @@ def structured_runnable(
     """``llm`` bound to the request, piped into a provider-neutral parser (or the include_raw map).
 
     Raises:
-        ValueError: unknown method, or no schema.
+        ValueError: unknown method, or no schema for a method that needs one (``json_mode`` does not).
     """
     if method not in METHODS:
         raise ValueError(
             f"Unknown structured output method {method!r}; use 'function_calling', 'json_mode' or 'json_schema'."
         )
-    if schema is None:
+    if schema is None and method != "json_mode":
         raise ValueError(f"with_structured_output(method={method!r}) needs a schema.")
     is_pydantic = isinstance(schema, type) and is_basemodel_subclass(schema)
     trace = {"kwargs": {"method": method, "strict": strict}, "schema": schema}

@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 
 from langchain_optiroute import ChatOptiRoute
 from optiroute import Router
+from tests.support.lc_fakes import EchoChat
 
 QUESTION = "What is 1 + 2?"
 
@@ -177,3 +178,14 @@ def test_json_mode_output_per_provider(router):
         assert out["parsed"] == Answer(a=1, b=2) and out["parsing_error"] is None
     assert oa.payloads[-1]["response_format"] == {"type": "json_object"}
     assert "response_format" not in an.payloads[-1]
+
+
+def test_json_mode_without_a_schema(router):
+    oa = openai()
+    assert routed(router, oa).with_structured_output(None, method="json_mode").invoke(QUESTION) == {"a": 1, "b": 2}
+    assert oa.payloads[-1]["response_format"] == {"type": "json_object"}
+    fake = ChatOptiRoute(models=[EchoChat(model_name="gpt-4o", reply='{"city": "Paris"}')], router=router)
+    assert fake.with_structured_output(None, method="json_mode").invoke("x") == {"city": "Paris"}
+    assert fake.models["gpt-4o"].calls[-1]["response_format"] == {"type": "json_object"}
+    with pytest.raises(ValueError, match="schema"):
+        fake.with_structured_output(None, method="json_schema")
