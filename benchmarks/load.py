@@ -5,7 +5,8 @@ Two measurements, both loopback-only and bounded in calls and time:
 1. ``Router.decide`` from N threads (N = 1, 8, 64) sharing one ``Router.default()``: each call's time
    inside ``decide`` (what a caller waits for a decision, queueing for the GIL and the 2 cores
    included) and the decisions per second of the whole run.
-2. ``ChatOptiRoute.ainvoke`` from N concurrent asyncio tasks on one event loop, with two real
+2. ``ChatOptiRoute.ainvoke`` from N concurrent asyncio tasks on one event loop (and the longest
+   stall of that loop, seen by a 1 ms ticker task), with two real
    ``ChatOpenAI`` candidates (``gpt-4o-mini`` and ``gpt-4o`` cards) pointed at a trivial
    OpenAI-compatible fake server started by this script in a separate process on 127.0.0.1 (it answers
    every chat completion at once with a fixed one-word reply, so the model's own time is only HTTP).
@@ -13,9 +14,10 @@ Two measurements, both loopback-only and bounded in calls and time:
    time (measured by a thin ``ChatOpenAI`` subclass around the same call). The same candidate called
    directly (``ChatOpenAI.ainvoke``) at the same concurrency is reported beside it.
 
-``decide`` is synchronous CPU work (MiniLM encode + heads + kNN), so in an event loop concurrent
-``ainvoke`` calls take turns for it: at 64 tasks the overhead a call sees includes waiting for the
-other decisions. That is the honest number for a single-process asyncio service on this machine.
+``decide`` is CPU work (MiniLM encode + heads + kNN); async calls run it in a bounded pool of worker
+threads, off the event loop, but concurrent calls still share the cores: at 64 tasks the overhead a
+call sees includes waiting for the other decisions. That is the honest number for a single-process
+asyncio service on this machine.
 
 Run: ``python benchmarks/load.py [--calls 1:120,8:320,64:640] [--max-seconds 40]``; writes
 ``benchmarks/results/load.md``. Prompts cycle through the bundled demo prompts (`core/data/demo_prompts.csv`).
@@ -152,10 +154,33 @@ async def bench_ainvoke(routed, direct, prompts: list[str], workers: int, calls:
         await asyncio.gather(*(one(i) for i in queue))
         return time.perf_counter() - start
 
-    wall_routed = await run("routed")
-    wall_direct = await run("direct")
+    async def ticking(kind: str) -> tuple[float, float]:
+        """Run one measurement while a ticker task sleeps 1 ms at a time on the same loop; the
+        longest gap between its ticks is how long the loop was blocked (minus the 1 ms)."""
+        gaps: list[float] = []
+        done = asyncio.Event()
+
+        async def ticker() -> None:
+            last = time.perf_counter()
+            while not done.is_set():
+                await asyncio.sleep(0.001)
+                now = time.perf_counter()
+                gaps.append(now - last)
+                last = now
+
+        task = asyncio.create_task(ticker())
+        await asyncio.sleep(0.01)
+        try:
+            wall = await run(kind)
+        finally:
+            done.set()
+            await task
+        return wall, max(gaps) * 1000
+
+    wall_routed, stall_routed = await ticking("routed")
+    wall_direct, stall_direct = await ticking("direct")
     return {"routed": _row(own["routed"], wall_routed), "overhead": _row(own["overhead"], wall_routed),
-            "direct": _row(own["direct"], wall_direct)}
+            "direct": _row(own["direct"], wall_direct), "stall": {"routed": stall_routed, "direct": stall_direct}}
 
 
 def _timed_chat_openai():
@@ -256,26 +281,31 @@ def main() -> None:
         "candidate's own `_agenerate` time in the same call. *Direct* = `ChatOpenAI.ainvoke` of one "
         "candidate at the same concurrency.",
         "",
+        "*Longest loop stall* = the longest gap between the ticks of a task that sleeps 1 ms at a "
+        "time on the same event loop during the run (how long the loop could not serve anything).",
+        "",
         "| concurrent tasks | calls | routed calls/s | routed p50 ms | routed p99 ms | overhead p50 ms | "
-        "overhead p99 ms | direct calls/s | direct p50 ms | direct p99 ms |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "overhead p99 ms | longest loop stall ms (routed) | direct calls/s | direct p50 ms | direct p99 ms | "
+        "longest loop stall ms (direct) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for w, r in invoke_rows.items():
-        ro, ov, di = r["routed"], r["overhead"], r["direct"]
+        ro, ov, di, st = r["routed"], r["overhead"], r["direct"], r["stall"]
         lines.append(f"| {w} | {ro['calls']} | {ro['per_s']:.1f} | {ro['p50']:.1f} | {ro['p99']:.1f} | "
-                     f"{ov['p50']:.1f} | {ov['p99']:.1f} | {di['per_s']:.1f} | {di['p50']:.1f} | {di['p99']:.1f} |")
+                     f"{ov['p50']:.1f} | {ov['p99']:.1f} | {st['routed']:.1f} | {di['per_s']:.1f} | "
+                     f"{di['p50']:.1f} | {di['p99']:.1f} | {st['direct']:.1f} |")
     lines += [
         "",
         "How to read it: `decide` is CPU-bound Python/numpy/torch work, so on 2 shared cores the "
         "decisions per second of one process stay roughly flat (or fall, as threads contend for the "
         "GIL) whatever the number of callers; more callers raise the time each call waits (p50/p99), "
-        "not the throughput. In asyncio, `ChatOptiRoute` runs `decide` synchronously on the event "
-        "loop, so while one task decides no other task's HTTP response is read: at 8 and 64 tasks a "
-        "routed call's time is mostly waiting for other tasks' decisions, and part of that wait lands "
-        "inside the candidate's own measured time (its answer sits unread), so the overhead column "
-        "understates the routing cost under concurrency; routed calls/s is the robust number, and the "
-        "direct columns show the same loop and server without routing. To serve more routed calls per "
-        "second, run more worker processes (one router each), as with any CPU-bound Python service.",
+        "not the throughput. In asyncio, `ChatOptiRoute` routes in a bounded pool of worker threads "
+        "(`optiroute.integration.workers`, as many as the cores), so the event loop keeps reading "
+        "other tasks' HTTP responses while calls are routed (the stall column); the decisions still "
+        "share the cores and the GIL, so at 8 and 64 tasks a routed call's time is mostly waiting for "
+        "other tasks' decisions. Routed calls/s is the robust number, and the direct columns show the "
+        "same loop and server without routing. To serve more routed calls per second, run more worker "
+        "processes (one router each), as with any CPU-bound Python service.",
         "",
         f"Command: `python benchmarks/load.py --calls {args.calls} --max-seconds {args.max_seconds:g}`. "
         "Each level stops issuing calls after the time bound, so `calls` is what actually ran.",

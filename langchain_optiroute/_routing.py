@@ -6,6 +6,9 @@ with the LlamaIndex adapter; this module only translates it into LangChain objec
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -14,10 +17,34 @@ from langchain_core.messages import BaseMessage
 
 from optiroute.integration import STAMP_KEY
 
-__all__ = ["DECISION_EVENT", "Call", "aemit_decision", "emit_decision", "stamp_message", "with_run_id"]
+__all__ = ["DECISION_EVENT", "Call", "aemit_decision", "active_run_manager", "emit_decision", "run_manager_of",
+           "stamp_message", "with_run_id"]
 
 #: Name of the custom event that carries each routing decision (visible in ``astream_events``).
 DECISION_EVENT = "optiroute_decision"
+
+
+#: The run manager of the LLM run being generated in this context. langchain-core's
+#: ``_generate_with_cache`` calls ``_stream``/``_astream`` *without* its run manager when it streams
+#: an ``invoke`` (``streaming=True``, ``astream_events``, LangGraph ``stream_mode="messages"``), so
+#: ``ChatOptiRoute`` sets it around that call and ``_stream`` reads it back: without it the call would
+#: lose its config metadata (per-call preferences, user key), its run id and its decision event.
+_RUN_MANAGER: ContextVar[Any] = ContextVar("optiroute_run_manager", default=None)
+
+
+@contextmanager
+def active_run_manager(run_manager: Any) -> Iterator[None]:
+    """Make ``run_manager`` the one :func:`run_manager_of` finds, for the duration of the block."""
+    token = _RUN_MANAGER.set(run_manager)
+    try:
+        yield
+    finally:
+        _RUN_MANAGER.reset(token)
+
+
+def run_manager_of(run_manager: Any) -> Any:
+    """The run manager given, else the one set by :func:`active_run_manager` (or ``None``)."""
+    return run_manager if run_manager is not None else _RUN_MANAGER.get()
 
 
 def stamp_message(message: BaseMessage, summary: dict[str, Any]) -> None:

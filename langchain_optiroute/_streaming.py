@@ -65,14 +65,17 @@ def chunk_chars(chunk: ChatGenerationChunk) -> int:
 def stream_chain(llm: Any, plan: CallPlan, messages: list[BaseMessage], stop: list[str] | None,
                  run_manager: Any, kwargs: dict[str, Any]) -> Iterator[ChatGenerationChunk]:
     def start(key: str) -> Iterator[ChatGenerationChunk]:
-        model: BaseChatModel = llm.models[key]
-        call_kwargs = llm._call_kwargs(model, kwargs)
+        cand = llm._candidate(key)
+        model: BaseChatModel = cand.model
+        call_kwargs = llm._call_kwargs(cand, kwargs)
+        if cand.wrapper is not None:
+            return cand.stream(messages, stop or llm.stop, run_manager, call_kwargs)
         if type(model)._stream is BaseChatModel._stream:  # no native streaming: one chunk
             res = model._generate(messages, stop=stop or llm.stop, run_manager=run_manager, **call_kwargs)
             return iter([_as_chunk(res)])
         return model._stream(messages, stop=stop or llm.stop, run_manager=run_manager, **call_kwargs)
 
-    opened = plan.open_stream(start, before=lambda key: acquire(llm.models[key]), timeout_s=llm.timeout)
+    opened = plan.open_stream(start, before=lambda key: acquire(llm._candidate(key).model), timeout_s=llm.timeout)
     first = opened.first if opened.first is not None else ChatGenerationChunk(message=AIMessageChunk(content=""))
     stamp_message(first.message, plan.summary(opened.key))  # metadata on one chunk only
     yield from plan.relay(replace(opened, first=first), usage=_chunk_usage, size=chunk_chars, additive_usage=True)
@@ -81,15 +84,18 @@ def stream_chain(llm: Any, plan: CallPlan, messages: list[BaseMessage], stop: li
 async def astream_chain(llm: Any, plan: CallPlan, messages: list[BaseMessage], stop: list[str] | None,
                         run_manager: Any, kwargs: dict[str, Any]) -> AsyncIterator[ChatGenerationChunk]:
     async def start(key: str) -> AsyncIterator[ChatGenerationChunk]:
-        model: BaseChatModel = llm.models[key]
-        call_kwargs = llm._call_kwargs(model, kwargs)
+        cand = llm._candidate(key)
+        model: BaseChatModel = cand.model
+        call_kwargs = llm._call_kwargs(cand, kwargs)
+        if cand.wrapper is not None:
+            return cand.astream(messages, stop or llm.stop, run_manager, call_kwargs)
         if type(model)._astream is BaseChatModel._astream and type(model)._stream is BaseChatModel._stream:
             res = await model._agenerate(messages, stop=stop or llm.stop, run_manager=run_manager, **call_kwargs)
             return _aiter_one(_as_chunk(res))
         return model._astream(messages, stop=stop or llm.stop, run_manager=run_manager, **call_kwargs)
 
     async def before(key: str) -> None:
-        await aacquire(llm.models[key])
+        await aacquire(llm._candidate(key).model)
 
     opened = await plan.aopen_stream(start, before=before, timeout_s=llm.timeout)
     first = opened.first if opened.first is not None else ChatGenerationChunk(message=AIMessageChunk(content=""))

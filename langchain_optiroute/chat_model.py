@@ -20,10 +20,10 @@ from uuid import UUID
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.language_models.base import LangSmithParams
+from langchain_core.language_models.model_profile import ModelProfile
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
-from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
-from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator
 
 from optiroute import InvalidInputError, OptiRouteError
@@ -33,6 +33,7 @@ from optiroute.integration import (
     USER_METADATA_KEY,
     CallPlan,
     RunIndex,
+    aplan_call,
     check_timeout,
     decision_id_of,
     plan_call,
@@ -42,9 +43,19 @@ from optiroute.integration import (
     router_or_default,
 )
 
-from ._routing import Call, aemit_decision, emit_decision, stamp_message, with_run_id
+from ._candidates import Candidate, candidate_of, chat_model_of
+from ._profile import combined_profile
+from ._routing import (
+    Call,
+    active_run_manager,
+    aemit_decision,
+    emit_decision,
+    run_manager_of,
+    stamp_message,
+    with_run_id,
+)
 from ._streaming import aacquire, acquire, astream_chain, message_usage, stream_chain
-from .structured import structured_runnable
+from .structured import STRUCTURED_KWARG, candidate_kwargs, format_tools, neutral_tool_choice, structured_runnable
 
 __all__ = ["ChatOptiRoute"]
 
@@ -66,11 +77,13 @@ class ChatOptiRoute(BaseChatModel):
     Args:
         models: the candidates, a list of chat models (named after their ``model``/``model_name``)
             or a ``{name: model}`` mapping; names are resolved against the router's registry
-            (unknown names get a neutral prior and a warning).
+            (unknown names get a neutral prior and a warning). A candidate may be a chat-model
+            Runnable (``.bind(...)``, ``.with_retry(...)``): bound kwargs are kept, other wrappers run
+            as a child run with their own behaviour.
         router: an :class:`optiroute.Router`; ``None`` shares one ``Router.default()`` per process.
         preferences: default preferences (profile name, weights or Preferences). What applies, the
             same order as in the LlamaIndex adapter (:func:`optiroute.integration.resolve_preferences`):
-            ``invoke(..., preferences=...)`` > ``.bind(preferences=...)`` > an active
+            ``invoke(..., preferences=...)`` > ``.bind(preferences=...)`` / :meth:`with_preferences` > an active
             ``optiroute.preferences(...)`` scope > config metadata ``{"optiroute_preferences": ...}`` >
             this field > the router's default.
         constraints: default hard constraints (merged with per-call ``constraints=``).
@@ -95,9 +108,10 @@ class ChatOptiRoute(BaseChatModel):
 
     model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True, protected_namespaces=())
 
-    models: dict[str, BaseChatModel] = Field(default_factory=dict)
-    router: Any = None
+    models: dict[str, Any] = Field(default_factory=dict)
+    router: Any = Field(default=None, exclude=True, repr=False)
     preferences: Any = None
+    bound_preferences: Any = None
     constraints: Any = None
     user_key: str | None = None
     model_name: str = Field(default="optiroute", alias="model")
@@ -134,7 +148,7 @@ class ChatOptiRoute(BaseChatModel):
         if isinstance(value, Sequence) and not isinstance(value, str):
             named: dict[str, Any] = {}
             for model in value:
-                name = _name_of(model) if isinstance(model, BaseChatModel) else str(model)
+                name = _name_of(chat_model_of(model)) if isinstance(model, Runnable) else str(model)
                 key, i = name, 2
                 while key in named:
                     key, i = f"{name}#{i}", i + 1
@@ -142,7 +156,26 @@ class ChatOptiRoute(BaseChatModel):
             return named
         return value
 
+    @field_validator("models", mode="after")
+    @classmethod
+    def _runnable_candidates(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for model in value.values():
+            candidate_of(model)  # raises the fix-it error for anything that is not a chat model
+        return value
+
+    def _chat_models(self) -> dict[str, BaseChatModel]:
+        """Candidate key -> the chat model inside it (limits, tools and profile are the model's)."""
+        return {k: chat_model_of(m) for k, m in self.models.items()}
+
+    def _candidate(self, key: str) -> Candidate:
+        return candidate_of(self.models[key])
+
     # ------------------------------------------------------------------ plumbing
+    def _resolve_model_profile(self) -> ModelProfile | None:
+        """The candidates' profiles combined (smallest limits; a feature only if all have it)."""
+        models = self._chat_models().values()
+        return combined_profile(models, (_supports_tools(m) for m in models))
+
     @property
     def _llm_type(self) -> str:
         return "optiroute"
@@ -178,46 +211,61 @@ class ChatOptiRoute(BaseChatModel):
         return router_or_default(self.router)
 
     # ------------------------------------------------------------------ planning
-    def _plan(
-        self, messages: list[BaseMessage], run_manager: Any, kwargs: dict[str, Any], call: Call | None = None
-    ) -> CallPlan:
-        """Translate one LangChain call into :func:`optiroute.integration.plan_call` (pops the
-        routing kwargs, so what is left goes to the candidate)."""
+    def _plan_args(self, messages: list[BaseMessage], run_manager: Any, kwargs: dict[str, Any],
+                   call: Call | None) -> dict[str, Any]:
+        """Translate one LangChain call into :func:`optiroute.integration.plan_call`'s arguments (pops
+        the routing kwargs, so what is left goes to the candidate)."""
         if not self.models:
             raise InvalidInputError("ChatOptiRoute needs at least one candidate model in `models`.")
         metadata = getattr(run_manager, "metadata", None) or (call.config.get("metadata") if call else None) or {}
         prefs = resolve_preferences(call=kwargs.pop("preferences", None),  # .bind() arrives here too
-                                    metadata=metadata.get(PREFERENCES_METADATA_KEY), field=self.preferences)
+                                    bound=self.bound_preferences, metadata=metadata.get(PREFERENCES_METADATA_KEY),
+                                    field=self.preferences)
         user = resolve_user_key(call=kwargs.pop("user_key", None), metadata=metadata.get(USER_METADATA_KEY),
                                 field=self.user_key)
         constraints = kwargs.pop("constraints", None) or self.constraints
         run_id = getattr(run_manager, "run_id", None) or (call.run_id if call else None)
         kwargs.pop("model", None)  # a per-call model= override names the trace only
         cap = kwargs.get("max_tokens") or self.max_tokens
-        plan = plan_call(
-            self._router(), messages, candidates={k: k for k in self.models}, objects=self.models, preferences=prefs,
-            constraints=constraints, user=user, run_id=run_id, needs_tools=bool(kwargs.get("tools")),
-            tool_capable={k for k, m in self.models.items() if _supports_tools(m)},
-            max_tokens=cap if isinstance(cap, int) else None,
-            candidate_max_tokens={k: _max_tokens_of(m) for k, m in self.models.items()},
-        )
+        structured = kwargs.get(STRUCTURED_KWARG)
+        return {
+            "router": self._router(), "messages": messages, "candidates": {k: k for k in self.models},
+            "objects": self._chat_models(),
+            "preferences": prefs, "constraints": constraints, "user": user, "run_id": run_id,
+            "needs_tools": bool(kwargs.get("tools")) or bool(getattr(structured, "needs_tools", False)),
+            "tool_capable": {k for k, m in self._chat_models().items() if _supports_tools(m)},
+            "max_tokens": cap if isinstance(cap, int) else None,
+            "candidate_max_tokens": {k: _max_tokens_of(m) for k, m in self._chat_models().items()},
+        }
+
+    def _plan(
+        self, messages: list[BaseMessage], run_manager: Any, kwargs: dict[str, Any], call: Call | None = None
+    ) -> CallPlan:
+        """Route and admit one call (see :meth:`_plan_args`)."""
+        args = self._plan_args(messages, run_manager, kwargs, call)
+        plan = plan_call(args.pop("router"), args.pop("messages"), **args)
         self._runs.remember(plan.run_id, plan.decision.decision_id)
         return plan
 
-    def _call_kwargs(self, model: BaseChatModel, kwargs: dict[str, Any]) -> dict[str, Any]:
-        out = dict(kwargs)
+    async def _aplan(
+        self, messages: list[BaseMessage], run_manager: Any, kwargs: dict[str, Any], call: Call | None = None
+    ) -> CallPlan:
+        """:meth:`_plan` with the routing in a worker thread, so the event loop is never blocked."""
+        args = self._plan_args(messages, run_manager, kwargs, call)
+        plan = await aplan_call(args.pop("router"), args.pop("messages"), **args)
+        self._runs.remember(plan.run_id, plan.decision.decision_id)
+        return plan
+
+    def _call_kwargs(self, cand: Candidate, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """What one attempt sends to its candidate: the kwargs bound around it, our generation settings,
+        and tools / structured output translated by the candidate's own integration (see
+        :mod:`langchain_optiroute.structured`)."""
+        out = {**cand.kwargs, **kwargs}
         if self.temperature is not None:
             out.setdefault("temperature", self.temperature)
         if self.max_tokens is not None:
             out.setdefault("max_tokens", self.max_tokens)
-        tools = out.pop("tools", None)
-        tool_kwargs = {k: out.pop(k) for k in ("tool_choice", "strict") if out.get(k) is not None}
-        out.pop("tool_choice", None)
-        out.pop("strict", None)
-        if tools:
-            bound = model.bind_tools(tools, **tool_kwargs)
-            out.update(getattr(bound, "kwargs", {}))
-        return out
+        return candidate_kwargs(cand.model, out)
 
     # ------------------------------------------------------------------ streaming entry points
     def stream(self, input: LanguageModelInput, config: Any = None, *, stop: list[str] | None = None,
@@ -235,6 +283,50 @@ class ChatOptiRoute(BaseChatModel):
         kwargs.pop(CALL_KWARG, None)  # plumbing, not a model parameter: keep it out of traces
         return super()._get_invocation_params(stop=stop, **kwargs)
 
+    # ------------------------------------------------------------------ LangChain's cache
+    def _get_llm_string(self, stop: list[str] | None = None, **kwargs: Any) -> str:
+        """The cache key's model part, with the routing inputs that apply to this call: the same
+        prompt under other preferences (from any source: kwarg, bind, scope, config metadata) or for
+        another caller key is another entry, never the answer routed for someone else."""
+        kwargs.pop(CALL_KWARG, None)
+        metadata = getattr(run_manager_of(None), "metadata", None) or {}
+        prefs = resolve_preferences(call=kwargs.get("preferences"), bound=self.bound_preferences,
+                                    metadata=metadata.get(PREFERENCES_METADATA_KEY), field=self.preferences)
+        user = resolve_user_key(call=kwargs.get("user_key"), metadata=metadata.get(USER_METADATA_KEY),
+                                field=self.user_key)
+        constraints = kwargs.get("constraints") or self.constraints
+        routing = repr(sorted({"preferences": repr(prefs), "user_key": user, "constraints": repr(constraints)}.items()))
+        return f"{super()._get_llm_string(stop=stop, **kwargs)}---optiroute:{routing}"
+
+    def _convert_cached_generations(self, cache_val: list[Any]) -> list[ChatGeneration]:
+        """A cache hit makes no routing decision: its stamp says ``cached`` and drops the decision id
+        (feedback on it would otherwise reach the decision of the call that filled the cache)."""
+        out = []
+        for gen in super()._convert_cached_generations(cache_val):
+            stamp = (gen.message.response_metadata or {}).get(STAMP_KEY)
+            if isinstance(stamp, Mapping):
+                fresh = {k: v for k, v in stamp.items() if k != "decision_id"}
+                fresh["cached"] = True
+                message = gen.message.model_copy(
+                    update={"response_metadata": {**gen.message.response_metadata, STAMP_KEY: fresh}})
+                gen = ChatGeneration(message=message, generation_info=gen.generation_info)
+            out.append(gen)
+        return out
+
+    # ------------------------------------------------------------------ run manager for streamed invokes
+    def _generate_with_cache(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                             run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
+        # langchain-core streams an invoke (streaming=True, astream_events, LangGraph "messages")
+        # by calling _stream without the run manager: keep it where _stream finds it.
+        with active_run_manager(run_manager):
+            return super()._generate_with_cache(messages, stop=stop, run_manager=run_manager, **kwargs)
+
+    async def _agenerate_with_cache(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                                    run_manager: AsyncCallbackManagerForLLMRun | None = None,
+                                    **kwargs: Any) -> ChatResult:
+        with active_run_manager(run_manager):
+            return await super()._agenerate_with_cache(messages, stop=stop, run_manager=run_manager, **kwargs)
+
     # ------------------------------------------------------------------ sync
     def _generate(
         self,
@@ -247,13 +339,12 @@ class ChatOptiRoute(BaseChatModel):
         plan = self._plan(messages, run_manager, kwargs)
 
         def call(key: str) -> ChatResult:
-            model = self.models[key]
-            return model._generate(messages, stop=stop or self.stop, run_manager=run_manager,
-                                   **self._call_kwargs(model, kwargs))
+            cand = self._candidate(key)
+            return cand.generate(messages, stop or self.stop, run_manager, self._call_kwargs(cand, kwargs))
 
         try:
             emit_decision(run_manager, plan.decision)
-            key, result = plan.run(call, usage=_result_usage, before=lambda k: acquire(self.models[k]),
+            key, result = plan.run(call, usage=_result_usage, before=lambda k: acquire(self._candidate(k).model),
                                    timeout_s=self.timeout)
         except BaseException as exc:
             plan.failed(exc)  # a no-op when the plan already closed the call
@@ -270,9 +361,12 @@ class ChatOptiRoute(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         call = kwargs.pop(CALL_KWARG, None)
-        plan = self._plan(messages, run_manager, kwargs, call)
+        # the run's manager names the run and its metadata; the candidate still gets the one
+        # langchain-core passed (None when it reports the chunks itself, so tokens are sent once)
+        run = run_manager if call is not None else run_manager_of(run_manager)
+        plan = self._plan(messages, run, kwargs, call)
         try:
-            emit_decision(run_manager, plan.decision, call)
+            emit_decision(run, plan.decision, call)
             yield from stream_chain(self, plan, messages, stop, run_manager, kwargs)
         except BaseException as exc:
             plan.failed(exc)
@@ -287,15 +381,14 @@ class ChatOptiRoute(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         kwargs.pop(CALL_KWARG, None)
-        plan = self._plan(messages, run_manager, kwargs)
+        plan = await self._aplan(messages, run_manager, kwargs)
 
         async def call(key: str) -> ChatResult:
-            model = self.models[key]
-            return await model._agenerate(messages, stop=stop or self.stop, run_manager=run_manager,
-                                          **self._call_kwargs(model, kwargs))
+            cand = self._candidate(key)
+            return await cand.agenerate(messages, stop or self.stop, run_manager, self._call_kwargs(cand, kwargs))
 
         async def before(key: str) -> None:
-            await aacquire(self.models[key])
+            await aacquire(self._candidate(key).model)
 
         try:
             await aemit_decision(run_manager, plan.decision)
@@ -315,14 +408,23 @@ class ChatOptiRoute(BaseChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         call = kwargs.pop(CALL_KWARG, None)
-        plan = self._plan(messages, run_manager, kwargs, call)
+        run = run_manager if call is not None else run_manager_of(run_manager)
+        plan = await self._aplan(messages, run, kwargs, call)
         try:
-            await aemit_decision(run_manager, plan.decision, call)
+            await aemit_decision(run, plan.decision, call)
             async for chunk in astream_chain(self, plan, messages, stop, run_manager, kwargs):
                 yield chunk
         except BaseException as exc:
             plan.failed(exc)
             raise
+
+    def with_preferences(self, preferences: Any) -> ChatOptiRoute:
+        """A copy that routes every call under ``preferences``, ranked like ``.bind(preferences=...)``.
+
+        Unlike a ``.bind`` layer it stays a ``ChatOptiRoute``, so code that calls ``bind_tools`` on the
+        model it is given (``create_agent``, LangGraph's prebuilt agents) keeps the preferences.
+        """
+        return self.model_copy(update={"bound_preferences": preferences})
 
     # ------------------------------------------------------------------ tools & structure
     def bind_tools(
@@ -332,13 +434,14 @@ class ChatOptiRoute(BaseChatModel):
         tool_choice: str | dict[str, Any] | bool | None = None,
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, AIMessage]:
-        """Bind tools (stored in OpenAI format); only tool-capable candidates stay eligible."""
-        formatted = [convert_to_openai_tool(t) for t in tools]
-        if tool_choice is True:
-            tool_choice = "required"
-        if isinstance(tool_choice, str) and tool_choice not in ("auto", "none", "required", "any"):
-            tool_choice = {"type": "function", "function": {"name": tool_choice}}
-        return self.bind(tools=formatted, **({"tool_choice": tool_choice} if tool_choice else {}), **kwargs)
+        """Bind tools; each candidate tried formats them (and ``tool_choice``) with its own
+        ``bind_tools``, and only tool-capable candidates stay eligible.
+
+        ``tool_choice``: ``"auto"``, ``"none"``, ``"any"`` (``"required"`` and ``True`` mean the same),
+        or a tool's name.
+        """
+        choice = neutral_tool_choice(tool_choice)
+        return self.bind(tools=format_tools(tools), **({"tool_choice": choice} if choice else {}), **kwargs)
 
     def with_structured_output(
         self,
@@ -349,7 +452,8 @@ class ChatOptiRoute(BaseChatModel):
         strict: bool | None = None,
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, Any]:
-        """Structured output by ``function_calling`` (forced tool), ``json_mode`` or ``json_schema``."""
+        """Structured output by ``function_calling`` (forced tool), ``json_mode`` or ``json_schema``; the
+        candidate tried translates the request with its own ``with_structured_output``."""
         return structured_runnable(self, schema, include_raw=include_raw, method=method, strict=strict, **kwargs)
 
     # ------------------------------------------------------------------ feedback

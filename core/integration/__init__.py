@@ -4,7 +4,8 @@ Modules: :mod:`~optiroute.integration.precedence` (which preferences win),
 :mod:`~optiroute.integration.plan` (route and admit), :mod:`~optiroute.integration.call` (run the
 chain, streams, stamping, accounting at each call's real end), :mod:`~optiroute.integration.deadline`
 (the per-call timeout), :mod:`~optiroute.integration.meter` (what a stream produced),
-:mod:`~optiroute.integration.feedback`, and :mod:`~optiroute.integration.default_router`.
+:mod:`~optiroute.integration.feedback`, :mod:`~optiroute.integration.workers` (async callers route
+in a bounded pool of threads, off the event loop), and :mod:`~optiroute.integration.default_router`.
 
 Everything a routed call *means* lives here, framework-free, so LangChain's ``ChatOptiRoute`` and
 LlamaIndex's ``OptiRoute`` cannot disagree on it (which preferences win, how candidate keys map to
@@ -20,7 +21,7 @@ Which preferences apply, highest first (:func:`resolve_preferences`, the same in
 
 1. the per-call argument (``invoke(..., preferences=...)``, ``chat(..., preferences=...)``); LangChain's
    ``.bind(preferences=...)`` arrives as a per-call argument too, which a real per-call one overrides;
-2. bound preferences (LlamaIndex ``with_preferences(...)``);
+2. bound preferences (``with_preferences(...)`` in both adapters);
 3. an active ``optiroute.preferences(...)`` scope;
 4. config metadata ``{"optiroute_preferences": ...}`` (LangChain only);
 5. the adapter's constructor field;
@@ -46,7 +47,7 @@ from optiroute.integration.call import (
 )
 from optiroute.integration.default_router import router_or_default, shared_default_router
 from optiroute.integration.feedback import FeedbackTarget, RunIndex, decision_id_of, feedback_target, record_feedback
-from optiroute.integration.plan import plan_call, resolve_candidates, route_call
+from optiroute.integration.plan import aadmit, aplan_call, aroute_call, plan_call, resolve_candidates, route_call
 from optiroute.integration.precedence import (
     PREFERENCES_METADATA_KEY,
     USER_METADATA_KEY,
@@ -61,7 +62,8 @@ if TYPE_CHECKING:
 __all__ = [
     "PREFERENCES_METADATA_KEY", "STAMP_KEY", "USER_METADATA_KEY",
     "AsyncStreamStart", "CallPlan", "FeedbackTarget", "Route", "RunIndex", "StreamStart", "Usage",
-    "acall_with_fallbacks", "call_with_fallbacks", "check_timeout", "decision_id_of", "feedback_target",
+    "aadmit", "acall_with_fallbacks", "aplan_call", "aroute_call", "call_with_fallbacks", "check_timeout",
+    "decision_id_of", "feedback_target",
     "get_default_embedder", "is_retryable", "plan_call", "record_feedback", "resolve_candidates",
     "resolve_preferences", "resolve_user_key", "route_call", "router_or_default", "sentence_model",
     "shared_default_router",

@@ -71,6 +71,11 @@ def feedback_target(target: str | UUID | Mapping[str, Any], *, runs: RunIndex | 
     if isinstance(target, Mapping):
         stamp = target.get(STAMP_KEY, target)
         did = stamp.get("decision_id") if isinstance(stamp, Mapping) else None
+        if not did and isinstance(stamp, Mapping) and stamp.get("cached"):
+            raise FeedbackError(
+                "This answer was served from the LLM cache, so no routing decision was made for it; give "
+                "feedback on the routed answer that filled the cache (its message, decision id or run id)."
+            )
         if not did:
             raise FeedbackError(
                 "This response carries no OptiRoute decision (no 'optiroute' entry in its metadata): was "

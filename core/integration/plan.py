@@ -9,13 +9,14 @@ from uuid import UUID
 from optiroute.errors import InvalidInputError
 from optiroute.integration.call import CallPlan, Route
 from optiroute.integration.capabilities import apply_capabilities
+from optiroute.integration.workers import run_in_worker
 
 if TYPE_CHECKING:
     from optiroute.router.router import Router
     from optiroute.schema.decision import ConstraintsLike
     from optiroute.schema.preferences import PreferencesLike
 
-__all__ = ["plan_call", "resolve_candidates", "route_call"]
+__all__ = ["aadmit", "aplan_call", "aroute_call", "plan_call", "resolve_candidates", "route_call"]
 
 
 def resolve_candidates(router: Router, candidates: Mapping[str, str]) -> dict[str, str]:
@@ -87,3 +88,38 @@ def plan_call(
                        constraints=constraints,
                        user=user, run_id=run_id, needs_tools=needs_tools, tool_capable=tool_capable)
     return route.admit(max_tokens=max_tokens, candidate_max_tokens=candidate_max_tokens)
+
+
+async def aroute_call(
+    router: Router, messages: Any, *, candidates: Mapping[str, str], objects: Mapping[str, Any] | None = None,
+    preferences: PreferencesLike = None,
+    constraints: ConstraintsLike = None, user: str | None = None, run_id: UUID | str | None = None,
+    needs_tools: bool = False, tool_capable: Collection[str] = (),
+) -> Route:
+    """:func:`route_call` in the routing worker pool (:mod:`~optiroute.integration.workers`), so an
+    async caller's event loop is not blocked while the prompt is embedded and scored."""
+    return await run_in_worker(route_call, router, messages, candidates=candidates, objects=objects,
+                               preferences=preferences,
+                               constraints=constraints, user=user, run_id=run_id, needs_tools=needs_tools,
+                               tool_capable=tool_capable)
+
+
+async def aadmit(route: Route, *, max_tokens: int | None = None,
+                 candidate_max_tokens: Mapping[str, int | None] | None = None) -> CallPlan:
+    """:meth:`Route.admit` in the routing worker pool (the budget reservation writes to the store)."""
+    return await run_in_worker(route.admit, max_tokens=max_tokens, candidate_max_tokens=candidate_max_tokens)
+
+
+async def aplan_call(
+    router: Router, messages: Any, *, candidates: Mapping[str, str], objects: Mapping[str, Any] | None = None,
+    preferences: PreferencesLike = None,
+    constraints: ConstraintsLike = None, user: str | None = None, run_id: UUID | str | None = None,
+    needs_tools: bool = False, tool_capable: Collection[str] = (), max_tokens: int | None = None,
+    candidate_max_tokens: Mapping[str, int | None] | None = None,
+) -> CallPlan:
+    """:func:`plan_call` in the routing worker pool: route and admit without blocking the loop."""
+    return await run_in_worker(plan_call, router, messages, candidates=candidates, objects=objects,
+                               preferences=preferences,
+                               constraints=constraints, user=user, run_id=run_id, needs_tools=needs_tools,
+                               tool_capable=tool_capable, max_tokens=max_tokens,
+                               candidate_max_tokens=candidate_max_tokens)

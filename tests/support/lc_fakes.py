@@ -30,6 +30,10 @@ class EchoChat(BaseChatModel):
     def _text(self, messages: list[BaseMessage]) -> str:
         return self.reply if self.reply is not None else f"{self.model_name}: {messages[-1].content}"
 
+    def _tool_args(self, tool: dict[str, Any]) -> dict[str, Any]:
+        props = (tool.get("function", {}).get("parameters") or {}).get("properties") or {}
+        return {name: 1 if spec.get("type") == "integer" else "x" for name, spec in props.items()} or {"a": 1, "b": 2}
+
     def _usage(self, text: str) -> UsageMetadata:
         return UsageMetadata(input_tokens=5, output_tokens=len(text.split()), total_tokens=5 + len(text.split()))
 
@@ -38,9 +42,10 @@ class EchoChat(BaseChatModel):
         if self.fail_with is not None:
             raise self.fail_with
         tools = kwargs.get("tools")
-        if tools:
+        if tools and messages[-1].type != "tool":  # after a tool result it answers in text
             name = tools[0]["function"]["name"]
-            return AIMessage(content="", tool_calls=[{"name": name, "args": {"a": 1, "b": 2}, "id": "call_1"}],
+            args = {"a": 1, "b": 2} if "a" in self._tool_args(tools[0]) else self._tool_args(tools[0])
+            return AIMessage(content="", tool_calls=[{"name": name, "args": args, "id": f"call_{len(self.calls)}"}],
                              usage_metadata=self._usage("x"), response_metadata={"model_name": self.model_name})
         text = self._text(messages)
         return AIMessage(content=text, usage_metadata=self._usage(text),

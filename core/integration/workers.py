@@ -1,0 +1,57 @@
+"""Routing off the event loop: a decision (embedding, analysis, its store write) and the call's
+admission run in a small pool of worker threads, so an async server keeps serving while it routes.
+
+The pool is bounded (``OPTIROUTE_ROUTING_THREADS``, default: the CPU count, at most 8): routing is
+CPU-bound, so more threads than cores would only queue inside the encoder; callers beyond the bound
+wait on the loop without blocking it. The caller's context variables (an ``optiroute.preferences``
+scope) travel with the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import ParamSpec, TypeVar
+
+__all__ = ["routing_threads", "run_in_worker"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def routing_threads() -> int:
+    """How many decisions may run at once off the event loop (``OPTIROUTE_ROUTING_THREADS``)."""
+    raw = os.environ.get("OPTIROUTE_ROUTING_THREADS", "")
+    if raw.strip().isdigit() and int(raw) > 0:
+        return min(int(raw), 64)
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    pool = _POOL
+    if pool is None:
+        with _POOL_LOCK:
+            if _POOL is None:
+                _POOL = ThreadPoolExecutor(max_workers=routing_threads(), thread_name_prefix="optiroute-route")
+            pool = _POOL
+    return pool
+
+
+async def run_in_worker(fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+    """``fn(*args, **kwargs)`` in the routing pool, awaited without blocking the loop.
+
+    A cancelled caller stops waiting; the routing itself finishes in its thread (a decision is
+    recorded whole or not at all).
+    """
+    ctx = contextvars.copy_context()
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_pool(), functools.partial(ctx.run, fn, *args, **kwargs))
