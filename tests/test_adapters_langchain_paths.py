@@ -23,7 +23,7 @@ from optiroute import FeedbackError, Router
 from tests.support.lc_fakes import EchoChat
 
 MATH = "Prove that the square root of 2 is irrational, step by step."
-BIG = "gpt-4o-2024-05-13"
+BIG = "gpt-4o"  # decisions name the model as the caller did (its card: gpt-4o-2024-05-13)
 SMALL = "gpt-4o-mini"
 META = {"metadata": {"optiroute_preferences": "quality-first"}}
 

@@ -26,7 +26,7 @@ from llama_index_optiroute import OptiRoute, RoutingDecisionEvent
 from optiroute import Router
 
 MATH = "Prove that the square root of 2 is irrational, step by step."
-BIG_CARD = "gpt-4o-2024-05-13"
+BIG_CARD = "gpt-4o"  # decisions name the model as the caller did (its card: gpt-4o-2024-05-13)
 
 
 @pytest.fixture(scope="module")

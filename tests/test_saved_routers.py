@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from optiroute import Router
+from optiroute.analysis.embedding import MiniLMEmbedder
 
 SAVED = Path(__file__).parent / "fixtures" / "saved_router_0_1"
 PROMPT = "What is the derivative of x^2?"
@@ -19,12 +20,9 @@ BEFORE = {
 
 
 @pytest.mark.parametrize("kind", sorted(BEFORE))
-def test_a_router_saved_by_the_previous_release_loads_and_predicts_the_same(
-    kind: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_router_saved_by_the_previous_release_loads_and_predicts_the_same(kind: str) -> None:
     # That release embedded with the torch encoder; the same encoder must give the same numbers.
-    monkeypatch.setenv("OPTIROUTE_EMBED_BACKEND", "torch")
-    router = Router.load(SAVED / kind)
+    router = Router.load(SAVED / kind, embedder=MiniLMEmbedder(backend="torch", threads=1))
     assert router.predictor.kind == kind
     quality = router.predict_quality([PROMPT])[0]
     np.testing.assert_allclose(quality, BEFORE[kind], atol=1e-4)

@@ -122,7 +122,7 @@ def implied_output_tokens(outcomes: Any, prompts: Any, cards: Mapping[str, Any])
     in_tok = input_tokens(rows, prompts)
     pin = rows["model"].map({m: c.input_usd_per_mtok for m, c in cards.items()}).to_numpy(dtype=np.float64)
     pout = rows["model"].map({m: c.output_usd_per_mtok for m, c in cards.items()}).to_numpy(dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # a tiny price: inf, dropped below
         tok = (rows["cost_usd"].to_numpy(dtype=np.float64) * 1e6 - in_tok * pin) / pout
     tok = np.where(np.isfinite(tok) & (pout > 0), np.maximum(tok, 0.0), np.nan)
     out.loc[todo, "output_tokens"] = tok
