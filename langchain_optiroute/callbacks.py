@@ -19,7 +19,7 @@ from uuid import UUID
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.outputs import LLMResult
 
-from optiroute.integration import STAMP_KEY, record_feedback, router_or_default
+from optiroute.integration import STAMP_KEY, forward_feedback, router_or_default
 
 __all__ = ["OptiRouteCallbackHandler"]
 
@@ -90,10 +90,5 @@ class OptiRouteCallbackHandler(BaseCallbackHandler):
         Raises:
             FeedbackError: no decision is known for the run, or the score is outside 0..1.
         """
-        router = router_or_default(self.router)
-        ids = list(dict.fromkeys(self.decision_ids(run_id)))
-        if not ids:
-            return [record_feedback(router, run_id, score, comment=comment)]
-        for did in ids:
-            record_feedback(router, did, score, comment=comment)
-        return ids
+        return forward_feedback(router_or_default(self.router), run_id, self.decision_ids(run_id), score,
+                                comment=comment)

@@ -23,7 +23,7 @@ from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index.core.instrumentation.events.base import BaseEvent
 from pydantic import PrivateAttr
 
-from optiroute.integration import record_feedback, router_or_default
+from optiroute.integration import forward_feedback, router_or_default
 
 from ._events import RUN_ID_TAG, RoutingDecisionEvent
 
@@ -71,10 +71,4 @@ class OptiRouteEventHandler(BaseEventHandler):
         Raises:
             FeedbackError: no decision is known for the run, or the score is outside 0..1.
         """
-        router = router_or_default(self.router)
-        ids = list(dict.fromkeys(self.decision_ids(run)))
-        if not ids:
-            return [record_feedback(router, run, score, comment=comment)]
-        for did in ids:
-            record_feedback(router, did, score, comment=comment)
-        return ids
+        return forward_feedback(router_or_default(self.router), run, self.decision_ids(run), score, comment=comment)

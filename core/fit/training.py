@@ -30,7 +30,7 @@ from optiroute.quality.index import OutcomeIndex
 from optiroute.schema.numbers import MAX_PRICE_PER_MTOK, integer, real
 
 __all__ = ["FitCheck", "card_from_data", "fit_parts", "implied_output_tokens", "measure_verbosity",
-           "outcome_matrices", "predicted_cost", "select_predictor", "validation_aiq"]
+           "outcome_matrices", "predicted_cost", "validation_aiq"]
 
 log = logging.getLogger(__name__)
 
@@ -274,22 +274,3 @@ def fit_parts(
         parts["analyzer"] = analyzer
     return parts
 
-
-def select_predictor(
-    kind: str,
-    emb: np.ndarray,
-    scores: np.ndarray,
-    costs: np.ndarray,
-    models: list[str],
-    index: Any,
-    cards: list[Any],
-    analyzer: Any = None,
-    *,
-    seed: int = 0,
-) -> Any:
-    """Fit the quality predictor ``kind``, or with ``"auto"`` choose it by k-fold cross-validation on
-    train (:func:`optiroute.fit.selection.choose_predictor`, which also returns the out-of-fold
-    predictions)."""
-    pred, _ = choose_predictor(kind, emb, scores, costs, models, index, cards, analyzer, seed=seed,
-                               cross_validate=False)
-    return pred

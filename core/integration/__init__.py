@@ -46,7 +46,14 @@ from optiroute.integration.call import (
     check_timeout,
 )
 from optiroute.integration.default_router import router_or_default, shared_default_router
-from optiroute.integration.feedback import FeedbackTarget, RunIndex, decision_id_of, feedback_target, record_feedback
+from optiroute.integration.feedback import (
+    FeedbackTarget,
+    RunIndex,
+    decision_id_of,
+    feedback_target,
+    forward_feedback,
+    record_feedback,
+)
 from optiroute.integration.plan import aadmit, aplan_call, aroute_call, plan_call, resolve_candidates, route_call
 from optiroute.integration.precedence import (
     PREFERENCES_METADATA_KEY,
@@ -64,7 +71,7 @@ __all__ = [
     "AsyncStreamStart", "CallPlan", "FeedbackTarget", "Route", "RunIndex", "StreamStart", "Usage",
     "aadmit", "acall_with_fallbacks", "aplan_call", "aroute_call", "call_with_fallbacks", "check_timeout",
     "decision_id_of", "feedback_target",
-    "get_default_embedder", "is_retryable", "plan_call", "record_feedback", "resolve_candidates",
+    "get_default_embedder", "is_retryable", "forward_feedback", "plan_call", "record_feedback", "resolve_candidates",
     "resolve_preferences", "resolve_user_key", "route_call", "router_or_default", "sentence_model",
     "shared_default_router",
 ]

@@ -16,7 +16,7 @@ from optiroute.integration.call import STAMP_KEY
 if TYPE_CHECKING:
     from optiroute.router.router import Router
 
-__all__ = ["FeedbackTarget", "RunIndex", "decision_id_of", "feedback_target", "record_feedback"]
+__all__ = ["FeedbackTarget", "RunIndex", "decision_id_of", "feedback_target", "forward_feedback", "record_feedback"]
 
 _RUN_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
 
@@ -129,3 +129,21 @@ def record_feedback(router: Router, target: str | UUID | Mapping[str, Any], scor
     did = decision_id_of(router, target, runs=runs)
     router.record_feedback(did, score, comment=comment)
     return did
+
+
+def forward_feedback(router: Router, run: str | UUID, decision_ids: list[str], score: float, *,
+                     comment: str | None = None) -> list[str]:
+    """Record one rating on a run (a chain, an agent, a model call) for every decision a framework
+    handler saw inside it; a run the handler did not see is looked up in the router's store (its
+    latest decision), so a rating collected in another process that shares the store still arrives.
+    Returns the decision ids rated.
+
+    Raises:
+        FeedbackError: no decision is known for the run, or the score is outside 0..1.
+    """
+    ids = list(dict.fromkeys(decision_ids))
+    if not ids:
+        return [record_feedback(router, run, score, comment=comment)]
+    for did in ids:
+        record_feedback(router, did, score, comment=comment)
+    return ids

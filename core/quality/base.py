@@ -58,6 +58,7 @@ __all__ = [
     "TrainData",
     "match_columns",
     "predictor_class",
+    "search_evidence",
 ]
 
 #: Predictor kinds -> "module:Class", imported on demand (keeps ``import optiroute`` light).
@@ -245,15 +246,7 @@ class LearnedPredictor(Predictor):
         return match_columns(cards, self.models)
 
     def neighbours(self, embeddings: np.ndarray, *, exact: bool) -> Evidence:
-        emb = np.asarray(embeddings, dtype=np.float32)
-        if self.index is None or len(self.index) == 0:
-            empty = np.zeros((len(emb), 0))
-            return Evidence(empty.astype(np.int64), empty.astype(np.float32), emb)
-        if exact or len(emb) > 1:
-            knn = self.index.search_batch(emb, self.k)
-        else:
-            knn = self.index.search(emb[0], self.k)
-        return Evidence(knn.ids, knn.sims, emb)
+        return search_evidence(self.index, embeddings, self.k, exact=exact)
 
     def predict(
         self,
@@ -354,6 +347,18 @@ class LearnedPredictor(Predictor):
     def _check_config(cls, config: dict[str, Any], sizes: dict[str, int], label: str) -> None:
         """Kinds whose ``predictor.json`` config the prediction reads check it here (against the
         array ``sizes``); raise CorruptArtifactError naming ``label`` and the field."""
+
+
+def search_evidence(index: OutcomeIndex | None, embeddings: np.ndarray, k: int, *, exact: bool) -> Evidence:
+    """The ``k`` stored neighbours of each prompt in ``index`` (none without a store), with the
+    prompts' embeddings: what every learned kind (and their blend) predicts from. One prompt uses
+    the approximate search, a batch the exact one, unless ``exact``."""
+    emb = np.asarray(embeddings, dtype=np.float32)
+    if index is None or len(index) == 0:
+        empty = np.zeros((len(emb), 0))
+        return Evidence(empty.astype(np.int64), empty.astype(np.float32), emb)
+    knn = index.search_batch(emb, k) if exact or len(emb) > 1 else index.search(emb[0], k)
+    return Evidence(knn.ids, knn.sims, emb)
 
 
 def match_columns(cards: Sequence[ModelCard], names: Sequence[str]) -> list[int | None]:

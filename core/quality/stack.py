@@ -33,6 +33,7 @@ from optiroute.quality.base import (
     TrainData,
     match_columns,
     predictor_class,
+    search_evidence,
 )
 from optiroute.quality.index import KNNResult, OutcomeIndex
 from optiroute.schema.arrays import load_npz
@@ -184,13 +185,7 @@ class StackPredictor(Predictor):
         return match_columns(cards, self.models)
 
     def neighbours(self, embeddings: np.ndarray, *, exact: bool) -> Evidence:
-        emb = np.asarray(embeddings, dtype=np.float32)
-        index = self.index
-        if index is None or len(index) == 0:
-            empty = np.zeros((len(emb), 0))
-            return Evidence(empty.astype(np.int64), empty.astype(np.float32), emb)
-        knn = index.search_batch(emb, self.k) if exact or len(emb) > 1 else index.search(emb[0], self.k)
-        return Evidence(knn.ids, knn.sims, emb)
+        return search_evidence(self.index, embeddings, self.k, exact=exact)
 
     def predict(
         self,

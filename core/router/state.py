@@ -46,6 +46,9 @@ class RouterState:
         self._pool = pool
         self._predictor = predictor
         self._cache: dict[tuple[str, ...], tuple[list[ModelCard], list[int | None]]] = {}
+        #: The caller's names of the cached candidate lists and their resolution notes (per decision
+        #: they cost more than the rest of the scoring: every name resolved again).
+        self._names: dict[tuple[str, ...], tuple[list[str], list[str]]] = {}
         self._lock = threading.Lock()
 
     @property
@@ -92,16 +95,25 @@ class RouterState:
     def labels(self, names: Sequence[str] | None, cards: Sequence[ModelCard]) -> list[str]:
         """The caller's own name of each card of :meth:`candidates` (the first name that resolved to
         it), so decisions give back the names they were given."""
-        first: dict[str, str] = {}
-        for n in (tuple(names) if names else tuple(self._pool)):
-            first.setdefault(self.registry.resolve(n).name, n)
-        return [first.get(c.name, c.name) for c in cards]
+        return self._resolved_names(names, cards)[0]
 
     def notes(self, names: Sequence[str] | None) -> list[str]:
         """What the caller should know of how its names resolved (family cards, ambiguous names,
         priors of unknown models), one line each."""
-        out = [self.registry.note(n) for n in (tuple(names) if names else tuple(self._pool))]
-        return list(dict.fromkeys(n for n in out if n))
+        return self._resolved_names(names, self.candidates(names)[0])[1]
+
+    def _resolved_names(self, names: Sequence[str] | None, cards: Sequence[ModelCard]) -> tuple[list[str], list[str]]:
+        key = tuple(names) if names else tuple(self._pool)
+        hit = self._names.get(key)
+        if hit is not None and len(hit[0]) == len(cards):
+            return hit
+        first: dict[str, str] = {}
+        for n in key:
+            first.setdefault(self.registry.resolve(n).name, n)
+        labels = [first.get(c.name, c.name) for c in cards]
+        notes = list(dict.fromkeys(n for n in (self.registry.note(n) for n in key) if n))
+        self._names[key] = (labels, notes)
+        return labels, notes
 
     def neighbours(self, ids: np.ndarray, sims: np.ndarray) -> list[Neighbour]:
         """The five nearest stored prompts of one routed prompt, for its explanation."""
@@ -122,6 +134,7 @@ class RouterState:
             if name not in self._pool:
                 self._pool.append(name)
             self._cache.clear()
+            self._names.clear()
 
     def replace_index(self, index: OutcomeIndex) -> None:
         """Route with ``index`` from now on (a kNN predictor reading the old one follows it)."""
@@ -130,17 +143,20 @@ class RouterState:
             if getattr(self._predictor, "index", None) is old:
                 self._predictor.index = index  # type: ignore[attr-defined]
             self._cache.clear()
+            self._names.clear()
 
     def replace_predictor(self, predictor: Predictor) -> None:
         """Predict quality with ``predictor`` from now on."""
         with self._lock:
             self._predictor = predictor
             self._cache.clear()
+            self._names.clear()
 
     def forget_candidates(self) -> None:
         """Drop the cached candidate columns (after the registry or the index changed)."""
         with self._lock:
             self._cache.clear()
+            self._names.clear()
 
 
 def _pool_names(registry: Registry, pool: Sequence[str]) -> list[str]:
