@@ -143,9 +143,7 @@ def current_cards(registry: Registry, *, today: str | None = None) -> list[Model
         fields.update(supports_tools=caps["supports_tools"], supports_json=caps["supports_json"])
         sources.update(caps["sources"])
         if lib is not None:
-            fields.update(input_usd_per_mtok=lib.input_usd_per_mtok, output_usd_per_mtok=lib.output_usd_per_mtok,
-                          price_tiers=[{"min_input_tokens": s, "input_usd_per_mtok": i, "output_usd_per_mtok": o}
-                                       for s, i, o in lib.tiers])
+            fields.update(lib.card_fields())
             sources["price"] = lib.source
             if lib.context_window:
                 fields["context_window"] = lib.context_window

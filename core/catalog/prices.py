@@ -41,6 +41,15 @@ class LibraryPrice:
     def source(self) -> str:
         return f"genai-prices {library_version()} provider {self.provider!r} model {self.model_id!r}"
 
+    def card_fields(self) -> dict[str, Any]:
+        """A model card's price fields (base prices and long-context tiers) as the library states them."""
+        return {
+            "input_usd_per_mtok": self.input_usd_per_mtok,
+            "output_usd_per_mtok": self.output_usd_per_mtok,
+            "price_tiers": [{"min_input_tokens": s, "input_usd_per_mtok": i, "output_usd_per_mtok": o}
+                            for s, i, o in self.tiers],
+        }
+
 
 def library_version() -> str:
     """The installed genai-prices version (``"absent"`` when it is not installed)."""

@@ -99,9 +99,7 @@ def prior_fields(name: str, cards: Sequence[ModelCard]) -> dict[str, Any]:
         "quality_sd": round(min(sd, 1.0), 4), "prior": True,
     }
     if lib is not None:
-        fields.update(input_usd_per_mtok=lib.input_usd_per_mtok, output_usd_per_mtok=lib.output_usd_per_mtok,
-                      price_tiers=[{"min_input_tokens": s, "input_usd_per_mtok": i, "output_usd_per_mtok": o}
-                                   for s, i, o in lib.tiers])
+        fields.update(lib.card_fields())
         sources["price"] = lib.source
         if lib.context_window:
             fields["context_window"] = lib.context_window

@@ -123,9 +123,7 @@ def _new_card(name: str, input_price: float | None, output_price: float | None, 
         fields.update(input_usd_per_mtok=input_price, output_usd_per_mtok=output_price)
         sources["price"] = "given to optiroute models add"
     elif lib is not None:
-        fields.update(input_usd_per_mtok=lib.input_usd_per_mtok, output_usd_per_mtok=lib.output_usd_per_mtok,
-                      price_tiers=[{"min_input_tokens": s, "input_usd_per_mtok": i, "output_usd_per_mtok": o}
-                                   for s, i, o in lib.tiers])
+        fields.update(lib.card_fields())
         sources["price"] = lib.source
     else:
         raise RegistryError(f"The price library does not know {name!r}: give --input-price and --output-price.")
