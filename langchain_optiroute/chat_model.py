@@ -26,7 +26,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.runnables import Runnable
 from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator
 
-from optiroute import InvalidInputError, OptiRouteError
+from optiroute import InvalidInputError
 from optiroute.integration import (
     PREFERENCES_METADATA_KEY,
     STAMP_KEY,
@@ -36,6 +36,7 @@ from optiroute.integration import (
     aplan_call,
     check_timeout,
     decision_id_of,
+    own_error,
     plan_call,
     record_feedback,
     resolve_preferences,
@@ -129,10 +130,9 @@ class ChatOptiRoute(BaseChatModel):
         try:
             super().__init__(**kwargs)
         except ValidationError as exc:  # our own check (timeout) raises an OptiRouteError: surface it
-            for err in exc.errors():
-                inner = (err.get("ctx") or {}).get("error")
-                if isinstance(inner, OptiRouteError):
-                    raise inner from None
+            inner = own_error(exc)
+            if inner is not None:
+                raise inner from None
             raise
 
     @field_validator("timeout", mode="before")

@@ -39,7 +39,7 @@ from llama_index.core.instrumentation.dispatcher import active_instrument_tags
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from pydantic import ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
-from optiroute import InvalidInputError, OptiRouteError
+from optiroute import InvalidInputError
 from optiroute.integration import (
     STAMP_KEY,
     CallPlan,
@@ -47,6 +47,7 @@ from optiroute.integration import (
     aadmit,
     aroute_call,
     check_timeout,
+    own_error,
     record_feedback,
     resolve_candidates,
     resolve_preferences,
@@ -140,10 +141,9 @@ class OptiRoute(FunctionCallingLLM):
         try:
             super().__init__(models=models or {}, **kwargs)
         except ValidationError as exc:  # our own check (timeout) raises an OptiRouteError: surface it
-            for err in exc.errors():
-                inner = (err.get("ctx") or {}).get("error")
-                if isinstance(inner, OptiRouteError):
-                    raise inner from None
+            inner = own_error(exc)
+            if inner is not None:
+                raise inner from None
             raise
 
     @field_validator("timeout", mode="before")

@@ -45,6 +45,7 @@ from optiroute.integration.call import (
     Usage,
     check_timeout,
 )
+from optiroute.integration.deadline import own_error
 from optiroute.integration.default_router import router_or_default, shared_default_router
 from optiroute.integration.feedback import (
     FeedbackTarget,
@@ -71,7 +72,8 @@ __all__ = [
     "AsyncStreamStart", "CallPlan", "FeedbackTarget", "Route", "RunIndex", "StreamStart", "Usage",
     "aadmit", "acall_with_fallbacks", "aplan_call", "aroute_call", "call_with_fallbacks", "check_timeout",
     "decision_id_of", "feedback_target",
-    "get_default_embedder", "is_retryable", "forward_feedback", "plan_call", "record_feedback", "resolve_candidates",
+    "get_default_embedder", "is_retryable", "forward_feedback", "own_error", "plan_call", "record_feedback",
+    "resolve_candidates",
     "resolve_preferences", "resolve_user_key", "route_call", "router_or_default", "sentence_model",
     "shared_default_router",
 ]

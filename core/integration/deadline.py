@@ -15,11 +15,12 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from optiroute.errors import OptiRouteError
 from optiroute.schema.numbers import MAX_SECONDS, real
 
 log = logging.getLogger(__name__)
 
-__all__ = ["acall_with_deadline", "call_with_deadline", "check_timeout"]
+__all__ = ["acall_with_deadline", "call_with_deadline", "check_timeout", "own_error"]
 
 R = TypeVar("R")
 
@@ -34,6 +35,18 @@ def check_timeout(value: Any, field: str = "timeout") -> float | None:
         return None
     return real(value, field, lo=0.0, lo_open=True, hi=MAX_SECONDS,
                 hint="It is the seconds one candidate may take before the next one is tried.")
+
+
+def own_error(exc: Exception) -> OptiRouteError | None:
+    """The OptiRouteError a field validator (such as :func:`check_timeout`) raised inside a pydantic
+    ``ValidationError``, so an adapter's constructor raises our error, whose message says how to fix
+    the value, instead of pydantic's wrapper; ``None`` when the error is not ours."""
+    errors = getattr(exc, "errors", None)
+    for err in errors() if callable(errors) else ():
+        inner = (err.get("ctx") or {}).get("error")
+        if isinstance(inner, OptiRouteError):
+            return inner
+    return None
 
 
 def _late(result: Any) -> None:
