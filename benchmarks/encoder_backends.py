@@ -1,10 +1,11 @@
 """Encoder backends: ONNX Runtime (int8 weights) vs sentence-transformers on torch, in one run.
 
 Everything is compared with plain sentence-transformers on torch (``SentenceTransformer.encode``,
-torch's default thread count, 256 word pieces) on the same, pruned, prompts:
+torch's default thread count, its own 256-word-piece cut) on the same prompts, as given:
 
 - single-prompt latency, p50: a short prompt (the bundled demo prompts of at most 30 words) and a
-  ~1,500-word chat transcript (pruned to 160 words before embedding, as routing does): the raw encode
+  ~1,500-word chat transcript (routing reads its first 32 and last 94 word pieces, see
+  ``optiroute.analysis.reading``; plain sentence-transformers its first 256): the raw encode
   of each backend and ``Router.default().decide()`` with each backend's embedder;
 - batch throughput on MMLU-Pro-length prompts (``--n`` test-split prompts of
   ``<data>/mmlu_pro/prompts.csv.gz``): raw encode and ``decide_batch``;
@@ -12,8 +13,10 @@ torch's default thread count, 256 word pieces) on the same, pruned, prompts:
   ``Router.default().decide_batch(...)`` decisions (``explore=False``) between the two backends' vectors
   on up to ``--n`` test prompts of each shared set, under the ``balanced`` and ``quality-first``
   profiles;
-- the onnx encoder's sequence length: 128 word pieces (the length the model was trained at) against
-  256 (sentence-transformers' setting), on the same quality and speed measures.
+- the reading window: the default (a prompt of up to 256 word pieces read whole, a longer one by its
+  head and tail, 128 pieces) against reading the first 256 (sentence-transformers' cut) and the first
+  128 (the length the model was trained at), on the same quality and speed measures (the window's
+  effect on routing quality, AIQ per set, is ``benchmarks/reading_window.py``).
 
 Our embedders run each text single-threaded (the router's default, see ``MiniLMEmbedder``); the
 onnx batch path runs ``batch_threads`` texts at once (default: every core); "plain" torch splits
@@ -133,16 +136,17 @@ def main() -> None:
     plain = SentenceTransformer(path, device="cpu")
 
     def plain_encode(texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-        return np.asarray(plain.encode([prune_text(t)[0] for t in texts], batch_size=batch_size,
+        return np.asarray(plain.encode(list(texts), batch_size=batch_size,
                                        normalize_embeddings=True, convert_to_numpy=True), dtype=np.float32)
 
     emb = {
         "onnx": MiniLMEmbedder(backend="onnx", threads=1),  # batch_threads: every core
         "onnx_seq": MiniLMEmbedder(backend="onnx", threads=1, batch_threads=1),
         "onnx_2t": MiniLMEmbedder(backend="onnx", threads=2),  # each run on 2 threads, one run at a time
+        "onnx256": MiniLMEmbedder(backend="onnx", threads=1, max_tokens=256),
         "onnx128": MiniLMEmbedder(backend="onnx", threads=1, max_tokens=128),
         "onnx_shared": MiniLMEmbedder(backend="onnx", threads=1),  # int8 in shared length buckets
-        "onnx_fp32": MiniLMEmbedder(backend="onnx", threads=1, precision="fp32"),
+        "onnx_fp32": MiniLMEmbedder(backend="onnx", threads=1, precision="fp32", max_tokens=256),
         "torch1": MiniLMEmbedder(backend="torch", threads=1),
     }
     for e in emb.values():
@@ -182,6 +186,7 @@ def main() -> None:
         fns: dict[str, tuple[Callable[[], object], Callable[[str], object]]] = {
             "plain": (all_threads, lambda t: plain_encode([t])),
             "onnx": ours("onnx"),
+            "onnx256": ours("onnx256"),
             "onnx128": ours("onnx128"),
             "onnx_2t": ours("onnx_2t"),
             "onnx_fp32": ours("onnx_fp32"),
@@ -202,8 +207,8 @@ def main() -> None:
         print(label, {k: round(v, 2) for k, v in res.items()}, flush=True)
 
     latency("short", f"short prompt ({len(short)} demo prompts of <= 30 words)", short, args.repeats)
-    latency("chat", f"chat prompt (~{chat_words:.0f} words, {len(chats)} transcripts, pruned to {chat_tokens:.0f} "
-            "word pieces)", chats, max(2, args.repeats // 2))
+    latency("chat", f"chat prompt (~{chat_words:.0f} words, {len(chats)} transcripts; {chat_tokens:.0f} word "
+            "pieces read)", chats, max(2, args.repeats // 2))
 
     # Batch throughput on MMLU-Pro-length prompts.
     mmlu = _test_prompts(args.data, "mmlu_pro", args.n)
@@ -213,6 +218,7 @@ def main() -> None:
         "onnx": (all_threads, lambda: emb["onnx"].encode(mmlu)),
         "onnx_seq": (all_threads, lambda: emb["onnx_seq"].encode(mmlu)),
         "onnx_2t": (all_threads, lambda: emb["onnx_2t"].encode(mmlu)),
+        "onnx256": (all_threads, lambda: emb["onnx256"].encode(mmlu)),
         "onnx128": (all_threads, lambda: emb["onnx128"].encode(mmlu)),
         "onnx_shared": (all_threads, lambda: emb["onnx_shared"].encode(mmlu)),
         "onnx_unbucketed": (all_threads, lambda: unbucketed(mmlu)),

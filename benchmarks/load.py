@@ -13,13 +13,16 @@ Two measurements, both loopback-only and bounded in calls and time:
    ChatOptiRoute's own overhead per call = routed call time - the candidate's own ``_agenerate``
    time (measured by a thin ``ChatOpenAI`` subclass around the same call). The same candidate called
    directly (``ChatOpenAI.ainvoke``) at the same concurrency is reported beside it.
+3. The same as 2 against a second fake server that answers after ``--reply-ms`` (default 1 s, a short
+   real completion): an async server's normal state, where calls wait on their providers and the
+   decisions of concurrent calls arrive spread out.
 
 ``decide`` is CPU work (MiniLM encode + heads + kNN); async calls run it in a bounded pool of worker
 threads, off the event loop, but concurrent calls still share the cores: at 64 tasks the overhead a
 call sees includes waiting for the other decisions. That is the honest number for a single-process
 asyncio service on this machine.
 
-Run: ``python benchmarks/load.py [--calls 1:120,8:320,64:640] [--max-seconds 40]``; writes
+Run: ``python benchmarks/load.py [--calls 1:120,8:320,64:640] [--max-seconds 40] [--reply-ms 1000]``; writes
 ``benchmarks/results/load.md``. Prompts cycle through the bundled demo prompts (`core/data/demo_prompts.csv`).
 """
 
@@ -53,8 +56,9 @@ REPLY = json.dumps({
 
 
 # ---------------------------------------------------------------------------- the fake server
-def _fake_server(port_out: mp.Queue, lifetime_s: float) -> None:
-    """HTTP/1.1 keep-alive server answering any request with REPLY; stops after ``lifetime_s``."""
+def _fake_server(port_out: mp.Queue, lifetime_s: float, delay_s: float = 0.0) -> None:
+    """HTTP/1.1 keep-alive server answering any request with REPLY after ``delay_s`` (a provider's
+    own latency, slept without holding anything); stops after ``lifetime_s``."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -66,6 +70,8 @@ def _fake_server(port_out: mp.Queue, lifetime_s: float) -> None:
                         length = int(line.split(b":", 1)[1])
                 if length:
                     await reader.readexactly(length)
+                if delay_s:
+                    await asyncio.sleep(delay_s)
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
                              + str(len(REPLY)).encode() + b"\r\n\r\n" + REPLY)
                 await writer.drain()
@@ -205,9 +211,14 @@ def main() -> None:
     ap.add_argument("--calls", default="1:120,8:320,64:640",
                     help="concurrency:calls pairs (calls per level; the same for both measurements)")
     ap.add_argument("--max-seconds", type=float, default=40.0, help="time bound per level and measurement")
+    ap.add_argument("--reply-ms", type=float, default=1000.0,
+                    help="the provider's own latency in the third measurement (a short real completion)")
+    ap.add_argument("--latency-calls", default="1:20,64:512",
+                    help="concurrency:calls pairs for the measurement with provider latency")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "load.md")
     args = ap.parse_args()
     levels = [tuple(int(x) for x in pair.split(":")) for pair in args.calls.split(",")]
+    latency_levels = [tuple(int(x) for x in pair.split(":")) for pair in args.latency_calls.split(",")]
 
     import torch
 
@@ -227,28 +238,44 @@ def main() -> None:
     server = ctx.Process(target=_fake_server, args=(ports, 900.0), daemon=True)
     server.start()
     base_url = f"http://127.0.0.1:{ports.get(timeout=60)}/v1"
+    slow_server = ctx.Process(target=_fake_server, args=(ports, 900.0, args.reply_ms / 1000), daemon=True)
+    slow_server.start()
+    slow_url = f"http://127.0.0.1:{ports.get(timeout=60)}/v1"
     timed = _timed_chat_openai()
-    cands = {m: timed(model=m, base_url=base_url, api_key="not-needed", max_retries=0, timeout=60)
-             for m in CANDIDATES}
-    routed = ChatOptiRoute(models=cands, router=router, preferences="balanced")
-    direct = cands["gpt-4o-mini"]
 
-    decide_rows, invoke_rows = {}, {}
+    def pair(url: str):
+        cands = {m: timed(model=m, base_url=url, api_key="not-needed", max_retries=0, timeout=60)
+                 for m in CANDIDATES}
+        return ChatOptiRoute(models=cands, router=router, preferences="balanced"), cands["gpt-4o-mini"]
+
+    routed, direct = pair(base_url)
+    routed_slow, direct_slow = pair(slow_url)
+
+    decide_rows, invoke_rows, latency_rows = {}, {}, {}
 
     async def measure() -> None:
         # One event loop for the whole run: ChatOpenAI caches its async HTTP client per loop.
-        await bench_ainvoke(routed, direct, prompts, 4, 20, 30)  # warm the HTTP pools
+        top = max(w for w, _ in [*levels, *latency_levels])
+        # Warm the HTTP pools at the highest concurrency, so no level pays for opening connections.
+        await bench_ainvoke(routed, direct, prompts, top, top, 30)
+        await bench_ainvoke(routed_slow, direct_slow, prompts, top, top, 30)
         for workers, calls in levels:
             decide_rows[workers] = bench_decide(router, prompts, workers, calls, args.max_seconds)
             print(f"decide   x{workers:<3} {decide_rows[workers]}", flush=True)
             invoke_rows[workers] = await bench_ainvoke(routed, direct, prompts, workers, calls, args.max_seconds)
             print(f"ainvoke  x{workers:<3} {invoke_rows[workers]}", flush=True)
+        for workers, calls in latency_levels:
+            latency_rows[workers] = await bench_ainvoke(routed_slow, direct_slow, prompts, workers, calls,
+                                                        args.max_seconds)
+            print(f"ainvoke with {args.reply_ms:g} ms provider latency x{workers:<3} {latency_rows[workers]}",
+                  flush=True)
 
     try:
         asyncio.run(measure())
     finally:
-        server.terminate()
-        server.join(timeout=10)
+        for proc in (server, slow_server):
+            proc.terminate()
+            proc.join(timeout=10)
     total = time.perf_counter() - t_start
 
     lines = [
@@ -294,6 +321,28 @@ def main() -> None:
         lines.append(f"| {w} | {ro['calls']} | {ro['per_s']:.1f} | {ro['p50']:.1f} | {ro['p99']:.1f} | "
                      f"{ov['p50']:.1f} | {ov['p99']:.1f} | {st['routed']:.1f} | {di['per_s']:.1f} | "
                      f"{di['p50']:.1f} | {di['p99']:.1f} | {st['direct']:.1f} |")
+    single = latency_rows.get(1)
+    lines += [
+        "",
+        f"## 3. An async server with provider latency: `ChatOptiRoute.ainvoke` when the model takes "
+        f"{args.reply_ms:g} ms",
+        "",
+        f"The same two candidates against a second fake server that answers after {args.reply_ms:g} ms (a short "
+        "real completion; the wait holds no CPU), which is how an async server spends its time: calls "
+        "overlap while they wait for their providers, so decisions arrive spread out instead of all "
+        "queueing on the cores at once as in section 2.",
+        "",
+        "| concurrent tasks | calls | routed calls/s | routed p50 ms | overhead p50 ms | overhead p99 ms | "
+        "overhead p50 / single caller's | longest loop stall ms (routed) | direct calls/s | direct p50 ms | "
+        "longest loop stall ms (direct) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for w, r in latency_rows.items():
+        ro, ov, di, st = r["routed"], r["overhead"], r["direct"], r["stall"]
+        ratio = ov["p50"] / single["overhead"]["p50"] if single else float("nan")
+        lines.append(f"| {w} | {ro['calls']} | {ro['per_s']:.1f} | {ro['p50']:.1f} | {ov['p50']:.1f} | "
+                     f"{ov['p99']:.1f} | **{ratio:.2f}** | **{st['routed']:.1f}** | {di['per_s']:.1f} | "
+                     f"{di['p50']:.1f} | {st['direct']:.1f} |")
     lines += [
         "",
         "How to read it: `decide` is CPU-bound Python/numpy/torch work, so on 2 shared cores the "
@@ -307,7 +356,8 @@ def main() -> None:
         "same loop and server without routing. To serve more routed calls per second, run more worker "
         "processes (one router each), as with any CPU-bound Python service.",
         "",
-        f"Command: `python benchmarks/load.py --calls {args.calls} --max-seconds {args.max_seconds:g}`. "
+        f"Command: `python benchmarks/load.py --calls {args.calls} --max-seconds {args.max_seconds:g} "
+        f"--reply-ms {args.reply_ms:g} --latency-calls {args.latency_calls}`. "
         "Each level stops issuing calls after the time bound, so `calls` is what actually ran.",
         "",
     ]

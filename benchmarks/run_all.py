@@ -33,6 +33,10 @@ SCRIPTS = [
      "Speed against plain sentence-transformers and our torch embedder, cosine to torch, and the share "
      "of identical decisions on the five shared sets. The int8 encoder is the default; torch is the "
      "reference and the fallback."),
+    ("reading_window.md", "reading_window.py", "Reading window: a long prompt's head and tail vs its start",
+     "Prompts longer than 256 word pieces read by their first 32 and last 94 word pieces (the default) or "
+     "by their first 256 (sentence-transformers' cut); `optiroute bench` AIQ on every shared set with "
+     "either reading."),
     ("cold_bench.md", "cold_bench.py", "A cold `optiroute bench`: torch vs onnx encoder",
      "The real CLI on a stratified MMLU-Pro sample with no embedding cache, once per backend, in fresh "
      "processes; what a user waits for when fitting on their own prompts."),

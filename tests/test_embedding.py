@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from optiroute.analysis.embedding import Embedder, MiniLMEmbedder, get_default_embedder, prune_text
+from optiroute.analysis.reading import DEFAULT_WINDOW, ReadingWindow
 from optiroute.errors import DependencyError, InvalidInputError
 
 
@@ -17,38 +18,63 @@ def _words(n: int) -> list[str]:
 def test_short_text_is_returned_unchanged():
     text = "what is 2+2?\n  keep   my spacing"
     assert prune_text(text) == (text, False)
-    exactly = " ".join(_words(160))
+    exactly = " ".join(_words(256))
     assert prune_text(exactly) == (exactly, False)
 
 
-def test_long_text_keeps_head_tail_and_an_ordered_middle_sample():
+def test_long_text_keeps_its_head_and_tail_words():
     words = _words(1000)
     out, pruned = prune_text(" ".join(words))
     kept = out.split()
-    assert pruned and len(kept) == 64 + 32 + 64
-    assert kept[:64] == words[:64] and kept[-64:] == words[-64:]
-    middle = [int(w[1:]) for w in kept[64:-64]]
-    assert middle == sorted(middle) and len(set(middle)) == 32 and all(64 <= i < 936 for i in middle)
+    assert pruned and kept == words[:64] + words[-192:]
 
 
-def test_pruning_is_deterministic_and_depends_on_the_text():
+def test_pruning_is_deterministic_and_a_middle_sample_depends_on_the_text():
     text = " ".join(_words(500))
     assert prune_text(text) == prune_text(text)
-    # Same head and tail, different middle words: the middle sample is seeded by the text's hash.
+    # With a middle sample, it is seeded by the text's hash: same head and tail, other middle words.
     other = text.replace("w300", "x300")
-    assert prune_text(other)[0] != prune_text(text)[0]
+    assert prune_text(other, middle=32)[0] != prune_text(text, middle=32)[0]
     # Deterministic across processes too (no PYTHONHASHSEED dependence).
-    code = "from optiroute.analysis.embedding import prune_text; import sys; print(prune_text(sys.argv[1])[0])"
+    code = ("from optiroute.analysis.embedding import prune_text; import sys; "
+            "print(prune_text(sys.argv[1], middle=32)[0])")
     run = subprocess.run([sys.executable, "-c", code, text], capture_output=True, text=True, check=True)
-    assert run.stdout.strip() == prune_text(text)[0]
+    assert run.stdout.strip() == prune_text(text, middle=32)[0]
 
 
 def test_pruning_parameters():
     words = _words(50)
     out, pruned = prune_text(" ".join(words), max_words=20, head=5, tail=5, middle=3)
     assert pruned and out.split()[:5] == words[:5] and out.split()[-5:] == words[-5:] and len(out.split()) == 13
+    middle = [int(w[1:]) for w in out.split()[5:-5]]
+    assert middle == sorted(middle) and len(set(middle)) == 3 and all(5 <= i < 45 for i in middle)
     # head + middle + tail covering the whole text: nothing to prune.
     assert prune_text(" ".join(words), max_words=10, head=20, tail=20, middle=10)[1] is False
+
+
+def test_reading_window_reads_short_texts_whole_and_long_ones_by_head_and_tail():
+    w = ReadingWindow(max_tokens=10, long_tokens=8, head=2)
+    short = [101, *range(1, 9), 102]  # 10 pieces with [CLS]/[SEP]
+    assert w.select(short) == short and not w.is_cut(10)
+    long = [101, *range(1, 20), 102]
+    assert w.is_cut(len(long))
+    assert w.select(long) == [101, 1, 2, 16, 17, 18, 19, 102]  # [CLS], head 2, tail 4, [SEP]: 8 pieces
+    cut_end = ReadingWindow(max_tokens=6, long_tokens=None)
+    assert cut_end.select(long) == [101, 1, 2, 3, 4, 102]
+    assert DEFAULT_WINDOW.tag == "256>128h32" and cut_end.tag == "6"
+    for bad in ({"max_tokens": 3}, {"long_tokens": 300}, {"long_tokens": 16, "head": 14}, {"head": -1}):
+        with pytest.raises(InvalidInputError):
+            ReadingWindow(**bad)
+
+
+def test_window_and_max_tokens_exclude_each_other():
+    with pytest.raises(InvalidInputError, match="not both"):
+        MiniLMEmbedder(max_tokens=128, window=ReadingWindow())
+    with pytest.raises(InvalidInputError, match="ReadingWindow"):
+        MiniLMEmbedder(window=(256, 128))  # type: ignore[arg-type]
+    assert MiniLMEmbedder(max_tokens=128).window == ReadingWindow(128, None)
+    assert MiniLMEmbedder(backend="torch", max_tokens=256).name == "all-MiniLM-L6-v2"
+    assert MiniLMEmbedder(backend="torch").name == "all-MiniLM-L6-v2@256>128h32"
 
 
 def test_bad_thread_count_is_rejected():
@@ -79,6 +105,20 @@ def test_encode_prunes_long_prompts(embedder):
     long_text = " ".join(["filler"] * 400 + ["How do I reverse a linked list in Python?"])
     a, b = embedder.encode([long_text, prune_text(long_text)[0]])
     np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_a_long_prompt_is_read_by_its_head_and_tail(embedder):
+    # More than 32 word pieces of head and 94 of tail, identical in both prompts; only the middle differs.
+    head = "Please answer carefully and show your reasoning step by step. " * 5
+    tail = ("Here is my question after all that context, in full detail. " * 8
+            + "Which sorting algorithm is stable: quicksort, heapsort or merge sort?")
+    a = head + "filler text about nothing in particular. " * 120 + tail
+    b = head + "completely different middle part with other words. " * 110 + tail
+    ea, eb = embedder.encode([a, b])
+    np.testing.assert_allclose(ea, eb, atol=1e-5)  # the middle is not read
+    other = embedder.encode([head + "filler text about nothing in particular. " * 120 + tail[:-70]
+                             + "What is the capital city of Peru, and when was it founded?"])
+    assert float(ea @ other[0]) < 0.995  # the end (the question) is read
 
 
 def test_a_single_string_is_rejected(embedder):

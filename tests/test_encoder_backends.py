@@ -207,7 +207,7 @@ def test_the_env_var_selects_the_backend(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.delenv(BACKEND_ENV, raising=False)
     assert DEFAULT_BACKEND == "auto" and MiniLMEmbedder().backend == "onnx"  # its packages are installed here
     monkeypatch.setenv(BACKEND_ENV, "torch")
-    assert MiniLMEmbedder().backend == "torch" and MiniLMEmbedder().name == "all-MiniLM-L6-v2"
+    assert MiniLMEmbedder().backend == "torch" and MiniLMEmbedder().name == "all-MiniLM-L6-v2@256>128h32"
     monkeypatch.setenv(BACKEND_ENV, "ONNX")
     assert MiniLMEmbedder().backend == "onnx" and "onnx-int8" in MiniLMEmbedder().name
     monkeypatch.setenv(BACKEND_ENV, "auto")

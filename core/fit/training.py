@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from optiroute.analysis.analyzer import TaskAnalyzer
-from optiroute.analysis.embedding import get_default_embedder, prune_text
+from optiroute.analysis.embedding import get_default_embedder
 from optiroute.catalog.registry import ModelCard, Registry
 from optiroute.errors import DataFormatError, InvalidInputError
 from optiroute.fit.datasets import fill_costs, input_tokens, load_outcomes, load_prices, load_prompts
@@ -232,7 +232,7 @@ def fit_parts(
     ids = p["prompt_id"].tolist()
     scores, costs = outcome_matrices(ids, models, o)
     embedder = embedder or get_default_embedder()
-    texts = [prune_text(t)[0] for t in p["text"].tolist()]
+    texts = p["text"].tolist()
     log.info("fit: embedding %d prompts for %d models", len(texts), len(models))
     emb = embedder.encode(texts, show_progress=show_progress)
     index = OutcomeIndex(emb, ids, p["task"].tolist(), models, scores, costs, n_trees=n_trees)

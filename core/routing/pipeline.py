@@ -133,9 +133,10 @@ def route_arrays(
 ) -> RouteArrays:
     """Route ``items`` over ``cards`` (``columns``: their predictor columns); raises
     NoEligibleModelError when a prompt has no candidate left after the hard constraints."""
+    # The embedder reads a long prompt by its head and tail itself; the flag tells the analyzer's profile.
     pruned = [prune_text(it.text) for it in items]
     if embeddings is None:
-        emb = _unit_rows(ctx.embedder.encode([p for p, _ in pruned], show_progress=show_progress),
+        emb = _unit_rows(ctx.embedder.encode([it.text for it in items], show_progress=show_progress),
                          "the embedder's output")
         if emb.shape[0] != len(items):
             raise InvalidInputError(f"The embedder returned {emb.shape[0]} rows for {len(items)} prompts.")
