@@ -281,6 +281,51 @@ def report(rows: list[dict[str, Any]], seconds: float, args: argparse.Namespace)
     return "\n".join(lines) + "\n"
 
 
+PNG = ROOT / "benchmarks" / "results" / "learning_curves.png"
+
+
+def plot(rows: list[dict[str, Any]], path: Path) -> None:
+    """One panel per set: test AIQ against train prompts (log scale) for the single-model hull, the
+    release before and this router (mean over seeds, bars: min to max), renamed models as crosses."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sets = [s for s in SETS if any(r["set"] == s for r in rows)]
+    fig, axes = plt.subplots(1, len(sets), figsize=(3.2 * len(sets), 3.2), squeeze=False)
+    for ax, s in zip(axes[0], sets, strict=True):
+        mine = [r for r in rows if r["set"] == s]
+        hull = mine[0]["hull_aiq"]
+        ax.axhline(hull, color="grey", linestyle="--", linewidth=1, label="best single model (hull)")
+        for code, renamed, style, label in (("before", False, "o", f"before ({BASE_REF})"),
+                                            ("after", False, "s", "this router"),
+                                            ("after", True, "x", "this router, models renamed")):
+            pts: dict[int, list[float]] = {}
+            for r in mine:
+                if r["code"] == code and r["renamed"] == renamed:
+                    pts.setdefault(r["n_train"], []).append(r["router_aiq"])
+            if not pts:
+                continue
+            xs = sorted(pts)
+            ys = [float(np.mean(pts[x])) for x in xs]
+            lo = [y - min(pts[x]) for x, y in zip(xs, ys, strict=True)]
+            hi = [max(pts[x]) - y for x, y in zip(xs, ys, strict=True)]
+            ax.errorbar(xs, ys, yerr=[lo, hi], fmt=style, markersize=4, capsize=2, label=label,
+                        linestyle="none" if renamed else "-")
+        ax.set_xscale("log")
+        ax.set_title(s, fontsize=9)
+        ax.set_xlabel("train prompts", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0][0].set_ylabel("test AIQ", fontsize=8)
+    axes[0][0].legend(fontsize=6, loc="lower right")
+    fig.suptitle("Routing against not routing at every train size (higher is better)", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
@@ -317,6 +362,8 @@ def main() -> None:
             if line]
     seconds = sum(r.get("seconds", 0.0) for r in rows) if args.report_only else time.perf_counter() - t0
     text = report(rows, seconds, args)
+    plot(rows, PNG)
+    text += f"\n![Learning curves](benchmarks/results/{PNG.name})\n"
     print(text)
     (ROOT / "benchmarks" / "results" / "learning_curves.md").write_text(text, encoding="utf-8")
 
