@@ -33,6 +33,12 @@ SCRIPTS = [
      "Speed against plain sentence-transformers and our torch embedder, cosine to torch, and the share "
      "of identical decisions on the five shared sets. The int8 encoder is the default; torch is the "
      "reference and the fallback."),
+    ("encoder_candidates.md", "encoder_candidates.py", "Encoder candidates: is MiniLM's feature set the ceiling?",
+     "Every encoder whose weights a package installed here ships (WordLlama's static embeddings; SmolLM2-135M and "
+     "Gemma-3-270m GGUF through llama.cpp, mean-pooled) and two MiniLM concatenations (a TF-IDF projection, "
+     "WordLlama) against MiniLM: test AIQ of the router's own knn and mlp predictors fitted on each encoder's "
+     "vectors, on the same seeded sample of the four shared sets, and single-prompt decision time, interleaved. "
+     "A packaged encoder that is not installed is listed as not measured."),
     ("cold_bench.md", "cold_bench.py", "A cold `optiroute bench`: torch vs onnx encoder",
      "The real CLI on a stratified MMLU-Pro sample with no embedding cache, once per backend, in fresh "
      "processes; what a user waits for when fitting on their own prompts."),
