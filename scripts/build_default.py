@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from embed_cache import load_or_embed  # noqa: E402
 
+from optiroute.catalog.current import CURRENT  # noqa: E402
 from optiroute.catalog.registry import Registry  # noqa: E402
 from optiroute.fit.datasets import load_outcomes, load_prompts  # noqa: E402
 from optiroute.fit.training import outcome_matrices  # noqa: E402
@@ -68,7 +69,11 @@ def main() -> None:
     scores, _ = outcome_matrices(ids, models, outcomes)
     index = OutcomeIndex(np.concatenate(embs), ids, tasks, models, scores, None, n_trees=16)
 
-    pool = [c.name for c in registry if c.kind in ("api", "chat")]
+    # The pool a router without explicit candidates chooses from: the chat and API cards with measured
+    # per-domain figures. Today's cards (current_models.json) have published benchmark numbers but no
+    # outcomes in the store yet; a caller names them as candidates.
+    current = {c["name"] for c in json.loads(CURRENT.read_text(encoding="utf-8"))["cards"]}
+    pool = [c.name for c in registry if c.kind in ("api", "chat") and c.name not in current]
 
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
