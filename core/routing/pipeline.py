@@ -17,6 +17,7 @@ import numpy as np
 from optiroute.analysis.analyzer import TaskAnalyzer
 from optiroute.analysis.embedding import Embedder, prune_text
 from optiroute.analysis.prompts import RoutableText
+from optiroute.analysis.shared_text import SharedText
 from optiroute.catalog.registry import ModelCard
 from optiroute.errors import InvalidInputError, NoEligibleModelError, OptiRouteError
 from optiroute.quality.base import Predictor
@@ -44,6 +45,8 @@ class RoutingContext:
         latency_ratios: observed / card latency per candidate (1.0 before observations).
         keep_embeddings: carry the prompts' int8 embeddings in the arrays (the router keeps prompts).
         guard: where routing measured no better than one model (:mod:`optiroute.routing.guard`).
+        shared_text: text the router's training prompts share, removed before embedding
+            (:mod:`optiroute.analysis.shared_text`); ``None``: embed the prompts as given.
     """
 
     embedder: Embedder
@@ -56,6 +59,7 @@ class RoutingContext:
     explorer: pol.Explorer
     keep_embeddings: bool = False
     guard: RoutingGuard | None = None
+    shared_text: SharedText | None = None
 
 
 def domain_matrix(cards: Sequence[ModelCard], domains: Sequence[str]) -> np.ndarray:
@@ -133,7 +137,12 @@ def route_arrays(
 ) -> RouteArrays:
     """Route ``items`` over ``cards`` (``columns``: their predictor columns); raises
     NoEligibleModelError when a prompt has no candidate left after the hard constraints."""
-    pruned = [prune_text(it.text) for it in items]
+    # What varies is embedded: text shared by the training prompts is removed first. The token
+    # estimate (in_tok below) still counts the whole prompt.
+    texts = [it.text for it in items]
+    if ctx.shared_text is not None:
+        texts = ctx.shared_text.varying_all(texts)
+    pruned = [prune_text(t) for t in texts]
     if embeddings is None:
         emb = _unit_rows(ctx.embedder.encode([p for p, _ in pruned], show_progress=show_progress),
                          "the embedder's output")
