@@ -77,7 +77,7 @@ def test_fit_learns_shared_text_unless_told_to_keep_it(tmp_path):
     assert res.exit_code == 0, res.output
     assert "Shared text: 1 shared lines" in res.output and "from 300 of 300 training prompts" in res.output
     assert "careful exam tutor" not in res.output  # counts, never the prompts' text
-    assert json.loads((tmp_path / "on" / "manifest.json").read_text())["shared_text"]["lines"] == [
+    assert json.loads((tmp_path / "on" / "manifest.json").read_text())["shared_text"]["leading"] == [
         "You are a careful exam tutor. Think before you answer."]
     res = invoke("fit", "--prompts", str(tmp_path / "prompts.csv"), "--out", str(tmp_path / "off"),
                  "--predictor", "knn", "--keep-shared")

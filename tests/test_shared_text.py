@@ -67,6 +67,16 @@ def test_a_template_around_the_question_on_one_line_is_stripped() -> None:
     assert shared.varying(prompts[4]) == QUESTIONS[4]
 
 
+def test_a_few_shot_prefix_is_stripped_but_its_lines_stay_inside_a_question() -> None:
+    shots = "\n\n".join(f"Example {i}: which option is right?\nA. {i}\nB. 10\nAnswer: B" for i in range(5))
+    prompts = [f"{shots}\n\n{q}\nA. {k + 20}\nB. {k + 60}" for k, q in enumerate(QUESTIONS)]
+    shared = SharedText.learn(prompts)
+    assert shared.varying(prompts[0]) == f"{QUESTIONS[0]}\nA. 20\nB. 60"
+    # "B. 10" is a line of every prompt (in the examples), but no question ends with it: kept there.
+    assert "B. 10" in shared.leading and shared.trailing == []
+    assert shared.varying(f"{shots}\n\nHow many?\nA. 9\nB. 10") == "How many?\nA. 9\nB. 10"
+
+
 def test_text_shared_by_a_minority_is_kept_and_a_majority_line_is_stripped() -> None:
     minority, majority = "Context: the customer is on the premium plan.", "Be brief."
     prompts = []
@@ -75,7 +85,7 @@ def test_text_shared_by_a_minority_is_kept_and_a_majority_line_is_stripped() -> 
         tail = f"\n{majority}" if i < 12 else ""
         prompts.append(f"{head}{q}{tail}")
     shared = SharedText.learn(prompts)
-    assert shared.lines == [majority]
+    assert (shared.leading, shared.trailing) == ([], [majority])
     assert shared.varying(prompts[0]) == f"{minority}\n{QUESTIONS[0]}"
     assert shared.varying(prompts[15]) == prompts[15]  # nothing shared: byte for byte
 

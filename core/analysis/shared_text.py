@@ -10,8 +10,9 @@ context-window constraint and the cost still count the whole prompt.
 
 What is learned (:meth:`SharedText.learn`, from the training prompts):
 
-- **shared lines**: lines (whitespace-normalised, blank lines ignored) that occur in more than
-  ``threshold`` of the prompts; a prompt's *leading* and *trailing* runs of such lines (and the blank
+- **shared lines**: lines (whitespace-normalised, blank lines ignored) that open (close) more than
+  ``threshold`` of the prompts, i.e. lie in their leading (trailing) run of lines shared by more than
+  ``threshold`` of the prompts; a prompt's leading and trailing runs of such lines (and the blank
   lines among them) are removed. Lines in the middle of a prompt are kept, even when shared, so an
   answer option or a heading inside the question stays.
 - **a shared opening and closing** inside the first and last kept line: the longest start (end) at a
@@ -85,7 +86,10 @@ class SharedText(BaseModel):
     """What a router's prompts share, learned at fit time, and how to remove it from one prompt.
 
     Attributes:
-        lines: the shared lines (whitespace-normalised) that were removed from a training prompt.
+        leading: shared lines (whitespace-normalised) removed from the start of a prompt: lines that
+            open more than ``threshold`` of the training prompts (within their leading shared run).
+        trailing: the same for the end of a prompt. Kept apart from ``leading`` so that a line of a
+            few-shot prefix (an example's ``"J. 10"`` option) is never cut from the end of a question.
         prefix: a shared opening removed from the start of the first kept line ("" for none).
         suffix: a shared closing removed from the end of the last kept line ("" for none).
         threshold: the share of prompts a line or opening had to exceed.
@@ -95,16 +99,18 @@ class SharedText(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    lines: list[str] = Field(default_factory=list, max_length=_MAX_LINES)
+    leading: list[str] = Field(default_factory=list, max_length=_MAX_LINES)
+    trailing: list[str] = Field(default_factory=list, max_length=_MAX_LINES)
     prefix: str = Field(default="", max_length=_MAX_CHARS)
     suffix: str = Field(default="", max_length=_MAX_CHARS)
     threshold: float = Field(default=MAJORITY, ge=MAJORITY, lt=1.0)
     prompts: int = Field(default=0, ge=0)
     stripped: int = Field(default=0, ge=0)
 
-    _set: frozenset[str] = PrivateAttr(default_factory=frozenset)
+    _head: frozenset[str] = PrivateAttr(default_factory=frozenset)
+    _tail: frozenset[str] = PrivateAttr(default_factory=frozenset)
 
-    @field_validator("lines")
+    @field_validator("leading", "trailing")
     @classmethod
     def _lines(cls, value: list[str]) -> list[str]:
         if sum(len(v) for v in value) > _MAX_CHARS:
@@ -113,9 +119,16 @@ class SharedText(BaseModel):
             raise ValueError("a shared line is empty or not whitespace-normalised")
         return value
 
+    def model_post_init(self, context: object, /) -> None:
+        self._head, self._tail = frozenset(self.leading), frozenset(self.trailing)
+
     @classmethod
     def learn(cls, texts: Sequence[str], *, threshold: float = MAJORITY) -> SharedText:
         """Learn what more than ``threshold`` of ``texts`` share (see the module docstring).
+
+        Two passes: lines in more than ``threshold`` of the prompts anywhere are candidates; of
+        those, a line is *leading* (*trailing*) when it lies in the leading (trailing) run of shared
+        lines of more than ``threshold`` of the prompts.
 
         Args:
             texts: the training prompts (the text the router analyses, e.g. the routed strings).
@@ -133,35 +146,40 @@ class SharedText(BaseModel):
         for t in texts:
             counts.update({k for k in map(_norm, t.splitlines()) if k})
         common = frozenset(k for k, c in counts.items() if c >= need)
-        removed: set[str] = set()
-        rest = []
+        heads: Counter[str] = Counter()
+        tails: Counter[str] = Counter()
         for t in texts:
-            kept, gone = _strip_lines(t, common)
-            removed.update(gone)
-            rest.append(kept)
+            _, head, tail = _strip_lines(t, common, common)
+            heads.update(set(head))
+            tails.update(set(tail))
+        lead = frozenset(k for k, c in heads.items() if c >= need)
+        trail = frozenset(k for k, c in tails.items() if c >= need)
+        rest = [_strip_lines(t, lead, trail)[0] for t in texts]
         prefix = _common_start(rest, need)
         suffix = _common_start([r[::-1] for r in rest], need)[::-1]
-        learned = cls(lines=sorted(removed), prefix=prefix, suffix=suffix, threshold=threshold, prompts=n)
+        learned = cls(leading=sorted(lead), trailing=sorted(trail), prefix=prefix, suffix=suffix,
+                      threshold=threshold, prompts=n)
         stripped = sum(learned.varying(t) != t for t in texts)
         return learned.model_copy(update={"stripped": stripped})
 
     @property
     def empty(self) -> bool:
-        """Whether nothing was learned (stripping returns every prompt unchanged)."""
-        return not (self.lines or self.prefix or self.suffix)
+        """Whether nothing was learned (every prompt is embedded as given)."""
+        return not (self.leading or self.trailing or self.prefix or self.suffix)
 
     def varying(self, text: str) -> str:
-        """``text`` without the shared leading and trailing text; the original text when nothing
-        else is left (a prompt that *is* the shared text is routed on all of it)."""
+        """``text`` without the shared leading and trailing text: what the router embeds. The
+        original text when nothing else is left (a prompt that *is* the shared text is routed on
+        all of it), and byte for byte when nothing is shared."""
         if self.empty:
             return text
-        kept, _ = _strip_lines(text, self._set)
+        kept = _strip_lines(text, self._head, self._tail)[0]
         if self.prefix and kept.startswith(self.prefix) and kept[len(self.prefix):].strip():
             kept = kept[len(self.prefix):]
         if self.suffix and kept.endswith(self.suffix) and kept[: -len(self.suffix)].strip():
             kept = kept[: -len(self.suffix)]
-        if kept is text or kept == text:
-            return text  # nothing shared: the prompt as given, byte for byte
+        if kept == text:
+            return text
         return kept.strip() or text
 
     def varying_all(self, texts: Sequence[str]) -> list[str]:
@@ -169,30 +187,29 @@ class SharedText(BaseModel):
         return [self.varying(t) for t in texts]
 
     def summary(self) -> str:
-        """One line for people: how much is stripped and from how many training prompts (no text)."""
+        """One line for people: how much is removed, from how many training prompts (never the text)."""
         if self.empty:
             return f"no shared text (learned from {self.prompts} prompts)"
-        chars = sum(len(x) for x in self.lines) + len(self.prefix) + len(self.suffix)
-        return (f"{len(self.lines)} shared lines and {len(self.prefix) + len(self.suffix)} characters of shared "
+        lines = set(self.leading) | set(self.trailing)
+        chars = sum(len(x) for x in lines) + len(self.prefix) + len(self.suffix)
+        return (f"{len(lines)} shared lines and {len(self.prefix) + len(self.suffix)} characters of shared "
                 f"opening/closing ({chars} characters) removed from {self.stripped} of {self.prompts} training "
                 f"prompts (shared by more than {self.threshold:.0%} of them)")
 
-    def model_post_init(self, context: object, /) -> None:
-        self._set = frozenset(self.lines)
 
-
-def _strip_lines(text: str, common: frozenset[str]) -> tuple[str, list[str]]:
-    """``text`` without its leading and trailing runs of ``common`` (and blank) lines, and the lines
-    removed; ``text`` itself when that would leave nothing."""
-    if not common:
-        return text, []
+def _strip_lines(text: str, head: frozenset[str], tail: frozenset[str]) -> tuple[str, list[str], list[str]]:
+    """``text`` without its leading run of ``head`` (and blank) lines and its trailing run of ``tail``
+    (and blank) lines, and the keys of the lines removed from each end; ``text`` itself (nothing
+    removed) when that would leave nothing."""
+    if not head and not tail:
+        return text, [], []
     lines = text.splitlines(keepends=True)
     keys = [_norm(x) for x in lines]
     i, j = 0, len(lines)
-    while i < j and (not keys[i] or keys[i] in common):
+    while i < j and (not keys[i] or keys[i] in head):
         i += 1
-    while j > i and (not keys[j - 1] or keys[j - 1] in common):
+    while j > i and (not keys[j - 1] or keys[j - 1] in tail):
         j -= 1
     if i == j:
-        return text, []
-    return "".join(lines[i:j]), [k for k in keys[:i] + keys[j:] if k]
+        return text, [], []
+    return "".join(lines[i:j]), [k for k in keys[:i] if k], [k for k in keys[j:] if k]
