@@ -168,9 +168,10 @@ class SharedText(BaseModel):
         return not (self.leading or self.trailing or self.prefix or self.suffix)
 
     def varying(self, text: str) -> str:
-        """``text`` without the shared leading and trailing text: what the router embeds. The
-        original text when nothing else is left (a prompt that *is* the shared text is routed on
-        all of it), and byte for byte when nothing is shared."""
+        """``text`` without the shared leading and trailing text: what the router embeds. The lines
+        kept are kept byte for byte (a question pasted after a system prompt comes back exactly as
+        it was); the original text when nothing else is left (a prompt that *is* the shared text is
+        routed on all of it)."""
         if self.empty:
             return text
         kept = _strip_lines(text, self._head, self._tail)[0]
@@ -178,9 +179,7 @@ class SharedText(BaseModel):
             kept = kept[len(self.prefix):]
         if self.suffix and kept.endswith(self.suffix) and kept[: -len(self.suffix)].strip():
             kept = kept[: -len(self.suffix)]
-        if kept == text:
-            return text
-        return kept.strip() or text
+        return kept if kept.strip() else text
 
     def varying_all(self, texts: Sequence[str]) -> list[str]:
         """:meth:`varying` of each text."""
@@ -212,4 +211,7 @@ def _strip_lines(text: str, head: frozenset[str], tail: frozenset[str]) -> tuple
         j -= 1
     if i == j:
         return text, [], []
-    return "".join(lines[i:j]), [k for k in keys[:i] if k], [k for k in keys[j:] if k]
+    kept = "".join(lines[i:j])
+    if j < len(lines):  # the kept lines as they were: only the break before the removed ones goes
+        kept = kept.rstrip("\r\n")
+    return kept, [k for k in keys[:i] if k], [k for k in keys[j:] if k]
