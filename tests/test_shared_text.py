@@ -156,6 +156,8 @@ def test_decide_and_decide_batch_agree_and_the_whole_prompt_is_counted(fitted: R
     q_full = fitted.predict_quality([texts[0]])[0]
     q_bare = fitted.predict_quality([bare])[0]
     np.testing.assert_allclose(q_full, q_bare, atol=1e-5)
+    chat = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": texts[0]}]
+    np.testing.assert_allclose(fitted.predict_quality([chat])[0], q_bare, atol=1e-5)  # the last user turn, stripped
     full = fitted.decide(texts[0], preferences="quality-first")
     short = fitted.decide(bare, preferences="quality-first")
     assert full.model == short.model
