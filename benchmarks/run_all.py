@@ -52,6 +52,9 @@ SCRIPTS = [
     ("goals.md", "bench_goals.py", "Routing-quality goals: `optiroute bench` on every data set",
      "Fit on train (predictor chosen on a validation split carved from train), swept on test; the "
      "per-set reports with every predictor and baseline are in benchmarks/results/bench_<set>.md."),
+    ("shared_prefix.md", "shared_prefix.py", "Route on what varies: a shared system prompt or few-shot prefix",
+     "The same ~1,000-token system prompt, or the same five examples, pasted into every prompt of four "
+     "shared sets (seeded samples): test AIQ with the shared-text detector on and off, against the plain set."),
     ("learning_curves.md", "learning_curves.py", "Learning curves: routing against not routing at every train size",
      "Every shared set, train subsampled to 100 / 300 / 1,000 prompts (seeded) and whole: test AIQ "
      "of this router, of the release before k-fold selection and the guard, of each predictor kind alone, and "

@@ -35,6 +35,7 @@ from optiroute.errors import (
 )
 
 if TYPE_CHECKING:
+    from optiroute.analysis.shared_text import SharedText
     from optiroute.catalog.registry import ModelCard, Registry
     from optiroute.router.router import Router
     from optiroute.routing.batch import BatchDecisions
@@ -68,6 +69,7 @@ _LAZY = {
     "SQLiteFeedbackStore": "store",
     "SQLStore": "store",
     "open_store": "store",
+    "SharedText": "analysis.shared_text",
 }
 
 # The public names, sorted; every name of _LAZY is one of them (tests/test_architecture.py checks both).
@@ -107,6 +109,7 @@ __all__ = [
     "RoutingFallbackWarning",
     "SQLStore",
     "SQLiteFeedbackStore",
+    "SharedText",
     "StoreDegradedWarning",
     "StoreError",
     "TaskProfile",

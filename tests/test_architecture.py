@@ -34,7 +34,7 @@ PUBLIC = [
     "InvalidPreferencesError", "MemoryFeedbackStore", "ModelCard", "ModelNotFoundError", "ModelScore", "Neighbour",
     "NoEligibleModelError", "OptiRouteError", "OptiRouteWarning", "PROFILES", "PolicyConfig", "Preferences",
     "Registry", "RegistryError", "Router", "RoutingDecision", "RoutingFallbackWarning", "SQLStore",
-    "SQLiteFeedbackStore", "StoreDegradedWarning", "StoreError", "TaskProfile", "UnknownModelWarning",
+    "SQLiteFeedbackStore", "SharedText", "StoreDegradedWarning", "StoreError", "TaskProfile", "UnknownModelWarning",
     "UnknownProfileError", "UnsupportedFormatError", "__version__", "open_store", "preferences",
 ]
 

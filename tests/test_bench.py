@@ -316,3 +316,30 @@ def test_default_compare_skips_kinds_the_data_cannot_fit(tiny: Path, cache: Path
     p.to_csv(tmp_path / "prompts.csv.gz", index=False)
     result = run_bench(tmp_path, cache_dir=cache, overhead_n=0)[0]
     assert set(result.predictors) == set(KINDS) - {"task", "stack"}
+
+
+def test_a_pasted_system_prompt_is_learned_on_train_and_stripped_from_train_and_test(
+        tiny: Path, cache: Path, tmp_path: Path) -> None:
+    system = "\n".join(f"Policy {i}: you are a careful exam tutor; answer with the letter of the best option."
+                       for i in range(30))
+    pre = tmp_path / "prefixed"
+    pre.mkdir()
+    p = pd.read_csv(tiny / "prompts.csv.gz", dtype={"prompt_id": str})
+    p.assign(text=system + "\n\n" + p["text"]).to_csv(pre / "prompts.csv.gz", index=False)
+    for name in ("outcomes.csv.gz", "prices.csv"):
+        (pre / name).write_bytes((tiny / name).read_bytes())
+    kw = {"cache_dir": cache, "overhead_n": 0, "predictor": "knn", "compare": ()}
+    plain = run_bench(tiny, **kw)[0]
+    on = run_bench(pre, **kw)[0]
+    off = run_bench(pre, strip_shared=False, **kw)[0]
+    assert any("30 shared lines" in n and "80 of 80 training prompts" in n for n in on.notes)
+    assert not any("shared" in n for n in plain.notes + off.notes)
+    # The router's strong/weak curve reads only its predicted quality (vectors, outcomes, cards): with
+    # the system prompt stripped from train and test it is the plain set's; embedded as given, it is not.
+    assert on.pair is not None and plain.pair is not None and off.pair is not None
+    np.testing.assert_allclose(on.pair.curves["router"], plain.pair.curves["router"], atol=1e-6)
+    assert not np.allclose(off.pair.curves["router"], plain.pair.curves["router"], atol=1e-6)
+    res = runner.invoke(app, ["bench", "--data", str(pre), "--out", str(tmp_path / "r"), "--cache-dir", str(cache),
+                              "--overhead-n", "0", "--predictor", "knn", "--compare", "none", "--keep-shared"])
+    assert res.exit_code == 0, res.output
+    assert "shared lines" not in (tmp_path / "r" / "report.md").read_text()

@@ -64,6 +64,27 @@ def test_fit_then_route_with_the_saved_router(tmp_path):
     )
 
 
+def test_fit_learns_shared_text_unless_told_to_keep_it(tmp_path):
+    import pandas as pd
+
+    p = pd.read_csv(SLICE / "prompts.csv.gz", dtype={"prompt_id": str})
+    p["text"] = "You are a careful exam tutor. Think before you answer.\n\n" + p["text"]
+    p.to_csv(tmp_path / "prompts.csv", index=False)
+    for name in ("outcomes.csv.gz", "prices.csv"):
+        (tmp_path / name).write_bytes((SLICE / name).read_bytes())
+    res = invoke("fit", "--prompts", str(tmp_path / "prompts.csv"), "--out", str(tmp_path / "on"),
+                 "--predictor", "knn")
+    assert res.exit_code == 0, res.output
+    assert "Shared text: 1 shared lines" in res.output and "from 300 of 300 training prompts" in res.output
+    assert "careful exam tutor" not in res.output  # counts, never the prompts' text
+    assert json.loads((tmp_path / "on" / "manifest.json").read_text())["shared_text"]["leading"] == [
+        "You are a careful exam tutor. Think before you answer."]
+    res = invoke("fit", "--prompts", str(tmp_path / "prompts.csv"), "--out", str(tmp_path / "off"),
+                 "--predictor", "knn", "--keep-shared")
+    assert res.exit_code == 0 and "Shared text: kept" in res.output, res.output
+    assert "shared_text" not in json.loads((tmp_path / "off" / "manifest.json").read_text())
+
+
 def test_fit_with_a_named_predictor(tmp_path):
     out = tmp_path / "t"
     res = invoke("fit", "--prompts", str(SLICE / "prompts.csv.gz"), "--out", str(out), "--predictor", "task")

@@ -32,6 +32,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from optiroute.analysis.embedding import get_default_embedder
+from optiroute.analysis.shared_text import SharedText
 from optiroute.bench.embed_cache import LookupEmbedder, cached_encode
 from optiroute.bench.overhead import Overhead, measure_overhead
 from optiroute.bench.verdict import Verdict, bootstrap_verdict
@@ -191,10 +192,12 @@ def _load(data: Path, pool: Sequence[str] | None) -> tuple[Any, Any, Any, list[s
 
 
 def _fit(train_p: Any, o: Any, prices: Any, models: list[str], embedder: LookupEmbedder,
-         predictor: str, *, guard: bool = True) -> tuple[Any, str]:
+         predictor: str, shared: SharedText | None, *, guard: bool = True) -> tuple[Any, str]:
     """Fit the router on train only; returns it and a description of its quality predictor.
-    ``guard=False`` fits the predictor alone (the compared kinds: what each kind does by itself)."""
-    router = Router.fit(train_p, o, prices, embedder=embedder, models=models, predictor=predictor, guard=guard)
+    ``guard=False`` fits the predictor alone (the compared kinds: what each kind does by itself).
+    ``shared``: the shared text learned from train (``None``: prompts embedded as given)."""
+    router = Router.fit(train_p, o, prices, embedder=embedder, models=models, predictor=predictor, guard=guard,
+                        strip_shared=shared is not None, shared_text=shared)
     used = _kind(router)
     selection = getattr(router.predictor, "selection", None) or {}
     if selection.get("requested") == "auto":
@@ -242,6 +245,7 @@ def run_bench(
     cost_weights: Sequence[float] = COST_WEIGHTS,
     overhead_n: int = 256,
     progress: Any = None,
+    strip_shared: bool = True,
 ) -> tuple[BenchResult, np.ndarray, list[str]]:
     """Fit on train, evaluate on test, sweep, run the baselines and measure the metrics.
 
@@ -254,11 +258,15 @@ def run_bench(
             (default: every kind the data supports; ``()``: none).
         pair: ``(strong, weak)`` for APGR/CPT (default: best single model and cheapest).
         embed: ``embed(prompt_ids, texts) -> (n, dim)`` unit vectors matching the router's embedder
-            (the repo's benchmarks pass their shared cache); default: the router's embedder.
+            (the repo's benchmarks pass their shared cache); default: the router's embedder. The
+            texts it gets are the ones the router embeds: shared text already removed.
         cache_dir: where the default embedding path caches vectors (``None``: no cache).
         cost_weights: the router sweep's cost weights.
         overhead_n: prompts for the decision-overhead timing (0 skips it).
         progress: a ``rich.progress.Progress`` to report on (optional).
+        strip_shared: learn the text more than half of the train prompts share and embed every
+            prompt, train and test, without it (``Router.fit(strip_shared=...)``); ``False``: embed
+            prompts as given.
 
     Returns:
         ``(result, decisions, test_prompt_ids)``; ``decisions`` is (points, n_test) model indices
@@ -271,27 +279,30 @@ def run_bench(
     data = Path(data)
     p, o, prices, models = _load(data, pool)
     texts = p["text"].tolist()
+    is_train = (p["split"] == "train").to_numpy()
+    is_test = (p["split"] == "test").to_numpy()
+    # Learned once from train and applied to train and test alike, so both embed what the router will.
+    shared = SharedText.learn(p.loc[is_train, "text"].tolist()) if strip_shared else None
+    routed = shared.varying_all(texts) if shared is not None else texts
     base = get_default_embedder()
     t0 = time.perf_counter()
     if embed is not None:
-        emb = np.asarray(embed(p["prompt_id"].tolist(), texts), dtype=np.float32)
-    else:
-        emb = cached_encode(base, texts, cache_dir, progress=progress)
+        emb = np.asarray(embed(p["prompt_id"].tolist(), routed), dtype=np.float32)
+    else:  # the cache keys on the embedded (stripped) text, so a changed template never reuses a vector
+        emb = cached_encode(base, routed, cache_dir, progress=progress)
     log.info("bench: %d prompts embedded in %.1fs", len(texts), time.perf_counter() - t0)
-    is_train = (p["split"] == "train").to_numpy()
-    is_test = (p["split"] == "test").to_numpy()
     train_p, test_p = p[is_train].reset_index(drop=True), p[is_test].reset_index(drop=True)
     emb_train, emb_test = emb[is_train], emb[is_test]
 
     if compare is None:  # by default every kind the data supports (``task`` needs task labels)
         labels = TrainData(emb_train, np.zeros((len(train_p), 0)), [], labels=train_p["task"].astype(str).tolist())
         kinds = [k for k in kinds if predictor_class(k).unavailable(labels) is None]
-    lookup = LookupEmbedder(base, texts, emb)
-    router, used = _fit(train_p, o, prices, models, lookup, predictor)
+    lookup = LookupEmbedder(base, routed, emb)
+    router, used = _fit(train_p, o, prices, models, lookup, predictor, shared)
     routers = {_kind(router): router} if router.guard is None else {}
     for k in kinds:  # the chosen kind's refit on all train is the router itself (same seed)
         if k not in routers:
-            routers[k] = _fit(train_p, o, prices, models, lookup, k, guard=False)[0]
+            routers[k] = _fit(train_p, o, prices, models, lookup, k, shared, guard=False)[0]
     lookup.clear()
     card = {m: router.registry.resolve(m).name for m in models}
     # Decisions name models as given (the data's names); card names are kept as keys too.
@@ -361,6 +372,8 @@ def run_bench(
     notes = []
     if (~keep).any():
         notes.append(f"{int((~keep).sum())} test prompts without any outcome were dropped.")
+    if shared is not None and not shared.empty:
+        notes.append(f"Embedded without the text the train prompts share: {shared.summary()}.")
     result = BenchResult(
         data=str(data), n_train=len(train_p), n_test=len(test_p), models=models, predictor=used,
         best_single=best, cheapest=cheapest, c_lo=c_lo, c_hi=c_hi, singles=single, oracle=(oq, oc),

@@ -159,6 +159,12 @@ def fit(
         typer.Option(help="Quality predictor: auto (best k-fold cross-validated AIQ on train), knn, routoo, mlp, "
                           "task (needs the task column), mean or stack (a blend learned out of fold)."),
     ] = "auto",
+    strip_shared: Annotated[
+        bool,
+        typer.Option("--strip-shared/--keep-shared",
+                     help="Learn the text more than half of the training prompts share (a system prompt, few-shot "
+                          "examples, a template) and route on what varies (default), or embed prompts as given."),
+    ] = True,
 ) -> None:
     """Fit a router on per-prompt outcomes and save it."""
     base = prompts if prompts.is_dir() else prompts.parent
@@ -172,7 +178,8 @@ def fit(
         if predictor != "auto":
             predictor_class(predictor)  # a typo fails before the data is read
         console.print("Embedding training prompts...")
-        router = Router.fit(prompts, outcomes, prices, show_progress=True, predictor=predictor)
+        router = Router.fit(prompts, outcomes, prices, show_progress=True, predictor=predictor,
+                            strip_shared=strip_shared)
         with console.status("Building the Annoy index and saving..."):
             router.save(out)
     except (OptiRouteError, OSError) as exc:
@@ -185,6 +192,9 @@ def fit(
         chosen += " (validation AIQ: " + ", ".join(f"{k} {v:.3f}" for k, v in how.items()) + ")"
     console.print(f"Saved a router over {len(router.models)} models and {len(router.index or [])} prompts to {out}; "
                   f"quality predictor: {chosen}")
+    shared = router.shared_text
+    console.print(f"Shared text: {shared.summary()}" if shared is not None else
+                  "Shared text: kept (--keep-shared); prompts are embedded as given")
 
 
 @app.command()

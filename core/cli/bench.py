@@ -60,6 +60,12 @@ def bench(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the summary and the verdict as JSON (outputs are still written).")
     ] = False,
+    strip_shared: Annotated[
+        bool,
+        typer.Option("--strip-shared/--keep-shared",
+                     help="Embed train and test prompts without the text most train prompts share (default), or "
+                          "as given."),
+    ] = True,
 ) -> None:
     """Fit on train, evaluate on test: AIQ, budgets, APGR/CPT, overhead and every baseline."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -78,7 +84,7 @@ def bench(
                 data, pool=_names(pool), predictor=predictor,
                 compare=None if compare is None else ([] if compare == "none" else _names(compare)),
                 pair=None if pair_names is None else (pair_names[0], pair_names[1]),
-                cache_dir=cache_dir, overhead_n=overhead_n, progress=progress,
+                cache_dir=cache_dir, overhead_n=overhead_n, progress=progress, strip_shared=strip_shared,
             )
         paths = write_outputs(result, decisions, ids, out)
     except (OptiRouteError, OSError) as exc:

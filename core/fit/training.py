@@ -21,6 +21,7 @@ import numpy as np
 
 from optiroute.analysis.analyzer import TaskAnalyzer
 from optiroute.analysis.embedding import get_default_embedder
+from optiroute.analysis.shared_text import SharedText
 from optiroute.catalog.registry import ModelCard, Registry
 from optiroute.errors import DataFormatError, InvalidInputError
 from optiroute.fit.datasets import fill_costs, input_tokens, load_outcomes, load_prices, load_prompts
@@ -178,6 +179,8 @@ def fit_parts(
     seed: int = 0,
     guard: bool = True,
     n_folds: int | None = None,
+    strip_shared: bool = True,
+    shared_text: SharedText | None = None,
 ) -> dict[str, Any]:
     """Build the parts of a fitted router (see :meth:`Router.fit`).
 
@@ -197,6 +200,12 @@ def fit_parts(
             model (returned as ``parts["cv"]`` for :mod:`optiroute.router.guard`); costs k fits of a
             named kind (``auto`` cross-validates anyway).
         n_folds: folds of the cross-validation (default: :func:`~optiroute.fit.selection.n_folds_for`).
+        strip_shared: learn the text more than half of the training prompts share (a system prompt,
+            few-shot examples, a template around the question; :mod:`optiroute.analysis.shared_text`)
+            and embed every prompt without it, at fit and at routing time (``parts["shared_text"]``).
+            ``False``: embed prompts as given.
+        shared_text: use this already learned shared text instead of learning it here (the bench
+            learns it once from the train split to embed train and test prompts alike).
 
     Raises:
         DataFormatError: malformed files, or no outcome matching a training prompt.
@@ -232,7 +241,14 @@ def fit_parts(
     ids = p["prompt_id"].tolist()
     scores, costs = outcome_matrices(ids, models, o)
     embedder = embedder or get_default_embedder()
-    texts = p["text"].tolist()
+    raw = p["text"].tolist()
+    if shared_text is not None and not isinstance(shared_text, SharedText):
+        raise InvalidInputError(f"shared_text must be a SharedText or None, got {type(shared_text).__name__}.")
+    shared = (shared_text or SharedText.learn(raw)) if strip_shared else None
+    if shared is not None:
+        log.info("fit: %s", shared.summary())  # counts only: the text itself is the user's prompts
+        raw = shared.varying_all(raw)
+    texts = raw  # the embedder reads a long prompt by its head and tail itself
     log.info("fit: embedding %d prompts for %d models", len(texts), len(models))
     emb = embedder.encode(texts, show_progress=show_progress)
     index = OutcomeIndex(emb, ids, p["task"].tolist(), models, scores, costs, n_trees=n_trees)
@@ -263,7 +279,8 @@ def fit_parts(
             reg.update(card.name, verbosity=v, sources={**card.sources, "verbosity": (
                 "Router.fit: answer lengths in the fit data (output_tokens, else implied by cost_usd and "
                 "the card's prices) / the analyzer's estimate on the same prompts")})
-    parts: dict[str, Any] = {"registry": reg, "index": index, "models": models, "embedder": embedder}
+    parts: dict[str, Any] = {"registry": reg, "index": index, "models": models, "embedder": embedder,
+                             "shared_text": shared}
     cards = [reg.resolve(m) for m in models]
     parts["predictor"], cv = choose_predictor(predictor, emb, scores, costs, models, index, cards, analyzer,
                                               seed=seed, n_folds=n_folds, cross_validate=guard)

@@ -2,8 +2,9 @@
 
 A saved router directory holds::
 
-    manifest.json   format name + version, candidate pool, settings, SHA-256 of every other file
-                    and of itself (``checksum``)
+    manifest.json   format name + version, candidate pool, settings, the shared text stripped
+                    before embedding (``shared_text``, JSON; absent in routers saved before it),
+                    SHA-256 of every other file and of itself (``checksum``)
     registry.json   the model cards
     analyzer.npz    the analyzer heads (analyzer.json beside it holds their names and sources)
     analyzer.json
@@ -40,6 +41,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from optiroute.analysis.analyzer import TaskAnalyzer
+from optiroute.analysis.shared_text import SharedText
 from optiroute.catalog.registry import Registry
 from optiroute.errors import (
     ArtifactNotFoundError,
@@ -77,6 +79,8 @@ class SavableRouter(Protocol):
     def predictor(self) -> Predictor: ...
     @property
     def guard(self) -> RoutingGuard | None: ...
+    @property
+    def shared_text(self) -> SharedText | None: ...
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "Manifest", "load_default_parts", "load_router_parts", "save_router",
            "seal"]
@@ -140,6 +144,7 @@ def save_router(router: SavableRouter, directory: Path) -> Path:
         "predictor": {"kind": kind, "files": pred_files, "selection": getattr(predictor, "selection", None),
                       **_knn_options(predictor)},
         **({"guard": router.guard.model_dump()} if router.guard is not None else {}),
+        **({"shared_text": router.shared_text.model_dump()} if router.shared_text is not None else {}),
         "files": {name: _sha256(directory / name) for name in files},
     })
     (directory / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
@@ -182,6 +187,7 @@ class Manifest(BaseModel):
     policy: dict[str, Any] = Field(default_factory=dict)
     predictor: _PredictorEntry | None = None
     guard: dict[str, Any] | None = None
+    shared_text: dict[str, Any] | None = None
     files: dict[str, str]
     checksum: str | None = None
     # informational (the bundled default's build notes)
@@ -368,6 +374,14 @@ def load_router_parts(directory: Path, *, dim: int | None = None) -> dict[str, A
             field = ".".join(str(p) for p in first.get("loc", ()))
             raise CorruptArtifactError(f"{where}: field 'guard.{field}': {first.get('msg')}; save the router "
                                        "again.") from None
+    if manifest.shared_text is not None:  # absent: a router saved before it existed embeds prompts as given
+        try:
+            parts["shared_text"] = SharedText.model_validate(manifest.shared_text)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(p) for p in first.get("loc", ()))
+            raise CorruptArtifactError(f"{where}: field 'shared_text.{field}': {first.get('msg')}; save the "
+                                       "router again.") from None
     entry = manifest.predictor or _PredictorEntry(kind="knn")
     if entry.kind != "knn":
         try:

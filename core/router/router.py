@@ -32,6 +32,7 @@ import numpy as np
 from optiroute.analysis.analyzer import TaskAnalyzer
 from optiroute.analysis.embedding import Embedder, MiniLMEmbedder
 from optiroute.analysis.prompts import RoutableText, to_routable
+from optiroute.analysis.shared_text import SharedText
 from optiroute.catalog.registry import ModelCard, Registry
 from optiroute.errors import InvalidInputError, NoEligibleModelError, RoutingFallbackWarning
 from optiroute.fit.training import fit_parts  # the layer above: pandas, torch, sklearn
@@ -96,6 +97,11 @@ class Router:
             kNN one) means the kNN store + card priors with this router's ``k`` and ``lam``.
         guard: where routing measured no better than one model (:meth:`fit` measures it; see
             :mod:`optiroute.routing.guard`); ``None``: always route.
+        shared_text: text the training prompts share (a system prompt, few-shot examples, a template
+            around the question), removed from what is embedded and analysed
+            (:mod:`optiroute.analysis.shared_text`). :meth:`fit` learns it; ``None`` (the bundled
+            default, routers saved before it existed) embeds prompts as given. Cost and the
+            context-window check always count the whole prompt.
         keep_prompts: opt in to keeping prompt embeddings in memory (int8, bounded; see
             :mod:`optiroute.learning.feedback_memory`), so feedback also corrects predictions for
             *similar* prompts; off by default: then no prompt embedding or text is kept and feedback
@@ -120,6 +126,7 @@ class Router:
         predictor: Predictor | None = None,
         keep_prompts: bool = False,
         guard: RoutingGuard | None = None,
+        shared_text: SharedText | None = None,
         _loader: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         k, lam = checks.router_settings(k, lam, budget, policy, store)
@@ -136,6 +143,11 @@ class Router:
         self._explorer = pol.Explorer(self.policy.explore_seed)
         self.k, self.lam = k, lam
         self.guard = guard
+        if shared_text is not None and not isinstance(shared_text, SharedText):
+            raise InvalidInputError("shared_text must be a SharedText (SharedText.learn(prompts)) or None, "
+                                    f"got {type(shared_text).__name__}.")
+        #: What this router strips from prompts before embedding them (see the class docstring).
+        self.shared_text = shared_text
         self._state: RouterState | None = None
         self._lock = threading.RLock()
         self._latency = LatencyTracker()
@@ -247,7 +259,7 @@ class Router:
             embedder=st.embedder, analyzer=st.analyzer, predictor=st.predictor, policy=self.policy,
             lam=self.lam, corrections=self._feedback.corrections, latency_ratios=self._latency_ratios,
             explorer=self._explorer, keep_embeddings=self._feedback.memory.keep_embeddings,
-            guard=self.guard,
+            guard=self.guard, shared_text=self.shared_text,
         )
 
     def _route(
@@ -363,8 +375,8 @@ class Router:
 
         Args:
             embeddings: optional precomputed (n, dim) unit embeddings of the same texts (made with
-                this router's embedder and pruning), to skip encoding when routing the same prompts
-                under many preferences.
+                this router's embedder and pruning, after :attr:`shared_text` is removed), to skip
+                encoding when routing the same prompts under many preferences.
             budget_usd: a total budget for the whole batch: the models are then chosen to maximise
                 total predicted quality with total predicted cost within it (hard constraints still
                 apply; preferences only shape the explanations), and a

@@ -17,6 +17,7 @@ import numpy as np
 from optiroute.analysis.analyzer import TaskAnalyzer
 from optiroute.analysis.embedding import Embedder, prune_text
 from optiroute.analysis.prompts import RoutableText
+from optiroute.analysis.shared_text import SharedText
 from optiroute.catalog.registry import ModelCard
 from optiroute.errors import InvalidInputError, NoEligibleModelError, OptiRouteError
 from optiroute.quality.base import Predictor
@@ -44,6 +45,8 @@ class RoutingContext:
         latency_ratios: observed / card latency per candidate (1.0 before observations).
         keep_embeddings: carry the prompts' int8 embeddings in the arrays (the router keeps prompts).
         guard: where routing measured no better than one model (:mod:`optiroute.routing.guard`).
+        shared_text: text the router's training prompts share, removed before embedding
+            (:mod:`optiroute.analysis.shared_text`); ``None``: embed the prompts as given.
     """
 
     embedder: Embedder
@@ -56,6 +59,7 @@ class RoutingContext:
     explorer: pol.Explorer
     keep_embeddings: bool = False
     guard: RoutingGuard | None = None
+    shared_text: SharedText | None = None
 
 
 def domain_matrix(cards: Sequence[ModelCard], domains: Sequence[str]) -> np.ndarray:
@@ -133,10 +137,15 @@ def route_arrays(
 ) -> RouteArrays:
     """Route ``items`` over ``cards`` (``columns``: their predictor columns); raises
     NoEligibleModelError when a prompt has no candidate left after the hard constraints."""
-    # The embedder reads a long prompt by its head and tail itself; the flag tells the analyzer's profile.
-    pruned = [prune_text(it.text) for it in items]
+    # What varies is embedded: text shared by the training prompts is removed first. The token
+    # estimate (in_tok below) still counts the whole prompt. The embedder reads a long prompt by its
+    # head and tail itself; the pruned flag tells the analyzer's profile.
+    texts = [it.text for it in items]
+    if ctx.shared_text is not None:
+        texts = ctx.shared_text.varying_all(texts)
+    pruned = [prune_text(t)[1] for t in texts]
     if embeddings is None:
-        emb = _unit_rows(ctx.embedder.encode([it.text for it in items], show_progress=show_progress),
+        emb = _unit_rows(ctx.embedder.encode(texts, show_progress=show_progress),
                          "the embedder's output")
         if emb.shape[0] != len(items):
             raise InvalidInputError(f"The embedder returned {emb.shape[0]} rows for {len(items)} prompts.")
@@ -207,7 +216,7 @@ def route_arrays(
         names=[c.name for c in cards], winner=winner, total=table.total, sub=table.sub,
         quality=quality, cost=cost, latency=latency, codes=codes, support=support,
         confidence=conf, nothing_fits=nothing, low_confidence=low, tasks=tasks,
-        domains=domains, out=out, in_tok=in_tok, out_tok=out_tok, pruned=[p for _, p in pruned],
+        domains=domains, out=out, in_tok=in_tok, out_tok=out_tok, pruned=pruned,
         knn=knn, prefs=prefs, task_types=list(ctx.analyzer.task_types), explored=explored,
         corrections=corr, embeddings=quantize(emb) if ctx.keep_embeddings else None,
         guarded=guarded, guard_reason=guard_reason,
