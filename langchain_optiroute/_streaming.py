@@ -43,6 +43,17 @@ async def aacquire(model: BaseChatModel) -> None:
         await model.rate_limiter.aacquire(blocking=True)
 
 
+def _streams(model: BaseChatModel, kwargs: dict[str, Any], *, async_api: bool) -> bool:
+    """Whether a candidate streams this attempt: it implements streaming, and its own
+    ``disable_streaming`` (``True``, or ``"tool_calling"`` when tools are bound) does not turn it off;
+    otherwise its answer is generated whole and relayed as one chunk."""
+    flag = getattr(model, "disable_streaming", False)
+    if flag is True or (flag == "tool_calling" and kwargs.get("tools")):
+        return False
+    sync = type(model)._stream is not BaseChatModel._stream
+    return sync or (async_api and type(model)._astream is not BaseChatModel._astream)
+
+
 def _chunk_usage(chunk: ChatGenerationChunk) -> Usage:
     return message_usage(chunk.message)
 
@@ -88,7 +99,7 @@ def stream_chain(llm: Any, plan: CallPlan, messages: list[BaseMessage], stop: li
         identities[key] = answer_identity(model, key, plan.decision.decision_id, stop or llm.stop, call_kwargs)
         if cand.wrapper is not None:
             return cand.stream(messages, stop or llm.stop, run_manager, call_kwargs)
-        if type(model)._stream is BaseChatModel._stream:  # no native streaming: one chunk
+        if not _streams(model, call_kwargs, async_api=False):  # one chunk
             res = model._generate(messages, stop=stop or llm.stop, run_manager=run_manager, **call_kwargs)
             return iter([_as_chunk(res)])
         return model._stream(messages, stop=stop or llm.stop, run_manager=run_manager, **call_kwargs)
@@ -110,7 +121,7 @@ async def astream_chain(llm: Any, plan: CallPlan, messages: list[BaseMessage], s
         identities[key] = answer_identity(model, key, plan.decision.decision_id, stop or llm.stop, call_kwargs)
         if cand.wrapper is not None:
             return cand.astream(messages, stop or llm.stop, run_manager, call_kwargs)
-        if type(model)._astream is BaseChatModel._astream and type(model)._stream is BaseChatModel._stream:
+        if not _streams(model, call_kwargs, async_api=True):
             res = await model._agenerate(messages, stop=stop or llm.stop, run_manager=run_manager, **call_kwargs)
             return _aiter_one(_as_chunk(res))
         return model._astream(messages, stop=stop or llm.stop, run_manager=run_manager, **call_kwargs)
