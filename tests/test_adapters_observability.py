@@ -169,6 +169,28 @@ def test_a_cache_hit_keeps_naming_the_model_that_made_the_answer(router):
     assert runs.traced_runs[0].extra["metadata"]["ls_model_name"] == "gpt-4o"
 
 
+def test_hosted_candidates_are_named_as_langsmith_prices_them():
+    """What the run of each hosted candidate of the cookbook's mix would end with (built offline; the
+    identity is computed from the candidate and the kwargs of the attempt, tools included)."""
+    from langchain_anthropic import ChatAnthropic
+    from langchain_google_genai import ChatGoogleGenerativeAI
+    from langchain_openai import ChatOpenAI
+
+    from langchain_optiroute._routing import answer_identity
+    from langchain_optiroute.structured import candidate_kwargs
+
+    tool = {"type": "function", "function": {"name": "multiply", "description": "Multiply.", "parameters": {
+        "type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}}}}
+    for model, provider, name in ((ChatOpenAI(model="gpt-4o-mini", api_key="sk-offline"), "openai", "gpt-4o-mini"),
+                                  (ChatAnthropic(model="claude-haiku-4-5", api_key="offline"), "anthropic",
+                                   "claude-haiku-4-5"),
+                                  (ChatGoogleGenerativeAI(model="gemini-2.5-flash", google_api_key="offline"),
+                                   "google_genai", "gemini-2.5-flash")):
+        kwargs = candidate_kwargs(model, {"tools": [tool], "tool_choice": "multiply", "temperature": 0.2})
+        identity = answer_identity(model, "key", "d1", None, kwargs)
+        assert (identity["provider"], identity["model"]) == (provider, name)
+
+
 # ---------------------------------------------------------------- LlamaIndex
 class Recorder(BaseEventHandler):
     events: list[Any] = Field(default_factory=list)
