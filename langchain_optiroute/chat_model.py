@@ -187,6 +187,10 @@ class ChatOptiRoute(BaseChatModel):
         return {"model_name": self.model_name, "candidates": sorted(self.models)}
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        """What a run starts with, before anything is routed: ``ls_provider="optiroute"`` and this
+        model's name (or a per-call ``model=``). The answer then names the candidate that answered,
+        which the tracers put in the run's metadata when it ends
+        (:data:`langchain_optiroute._routing.ANSWER_INFO_KEY`)."""
         params = LangSmithParams(ls_provider="optiroute", ls_model_type="chat")
         model = kwargs.get("model")
         params["ls_model_name"] = model if isinstance(model, str) else self.model_name

@@ -113,7 +113,9 @@ llm = ChatOptiRoute(models=candidates)
 graph = build_graph(llm)
 messages = run(graph, "What is 6 times 7?")'''),
     ("md", "The loop really went model -> tool -> model, with the tool's result in the history the model "
-           "answered from:"),
+           "answered from. (Both steps may go to the same model: for these prompts the router predicts the two "
+           "tiny models about equally good and SmolLM2 faster; each decision names the runner-up, which is also "
+           "its fallback.)"),
     ("code", '''from langchain_core.messages import AIMessage
 
 print([type(m).__name__ for m in messages])

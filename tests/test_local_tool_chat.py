@@ -42,6 +42,11 @@ def test_null_assistant_content_becomes_empty_text():
                                                   {**HISTORY[1], "content": None}]}).encode()
     fixed = json.loads(fix_null_content(body))
     assert fixed["messages"][1]["content"] == "" and fixed["messages"][0]["content"] is None  # assistant only
+    parts = [{"type": "text", "text": "some "}, {"type": "text", "text": "text"}]
+    listed = json.dumps({"messages": [{**HISTORY[1], "content": parts}]}).encode()
+    assert json.loads(fix_null_content(listed))["messages"][0]["content"] == "some text"
+    image = json.dumps({"messages": [{"role": "assistant", "content": [{"type": "image_url"}]}]}).encode()
+    assert fix_null_content(image) is image  # not text: left for the server to judge
     assert fix_null_content(b"not json") == b"not json"
     plain = json.dumps({"messages": HISTORY}).encode()
     assert fix_null_content(plain) is plain

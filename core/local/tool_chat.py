@@ -4,17 +4,18 @@ llama-cpp-python 0.3.36's server cannot take a tool loop's second turn (the assi
 then the tool's result) as OpenAI clients send it:
 
 - its request schema types an assistant message's ``content`` as a string, so the ``"content": null``
-  that OpenAI clients (langchain-openai, LlamaIndex's ``OpenAILike``) send beside ``tool_calls`` is
-  refused with a 500 (``Input should be a valid string``);
+  that OpenAI clients (langchain-openai, LlamaIndex's ``OpenAILike``) send beside ``tool_calls``, and
+  content given as a list of text parts, are refused with a 500 (``Input should be a valid string``);
 - its ``chatml-function-calling`` template has no branch for ``tool`` messages, so a tool's result
   never reaches the prompt (and an assistant message without ``content`` fails it with ``'dict
   object' has no attribute 'content'``); ``chatml`` and ``gemma`` drop tool messages as well.
 
 So :func:`serve` registers two chat formats whose templates render tool calls and tool results,
 ``chatml-tools`` (SmolLM2) and ``gemma-tools`` (Gemma 3), and reads a null assistant ``content`` as
-``""`` before the server validates the request. Both formats go through llama-cpp-python's own
-handler, so a ``tool_choice`` that names a tool still gets a grammar-constrained call. Runs inside the
-server process only (:class:`optiroute.local.LlamaServer` launches it).
+``""`` and a list of text parts as their text, before the server validates the request. Both
+formats go through llama-cpp-python's own handler, so a ``tool_choice`` that names a tool still gets
+a grammar-constrained call. Runs inside the server process only (:class:`optiroute.local.LlamaServer`
+launches it).
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ def register_tool_formats() -> None:
 
 
 def fix_null_content(body: bytes) -> bytes:
-    """A chat request with every assistant ``"content": null`` read as ``""`` (unchanged otherwise)."""
+    """A chat request with each assistant ``content`` made a string: ``null`` -> ``""``, a list of text
+    parts -> their text joined (unchanged otherwise, and when any part is not text)."""
     try:
         data = json.loads(body)
     except ValueError:
@@ -69,9 +71,15 @@ def fix_null_content(body: bytes) -> bytes:
         return body
     fixed = False
     for m in messages:
-        if isinstance(m, dict) and m.get("role") == "assistant" and "content" in m and m["content"] is None:
-            m["content"] = ""
-            fixed = True
+        if not isinstance(m, dict) or m.get("role") != "assistant" or "content" not in m:
+            continue
+        content = m["content"]
+        if content is None:
+            m["content"], fixed = "", True
+        elif isinstance(content, list) and all(
+                isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str)
+                for part in content):
+            m["content"], fixed = "".join(part["text"] for part in content), True
     return json.dumps(data).encode() if fixed else body
 
 
