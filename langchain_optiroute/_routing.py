@@ -6,19 +6,24 @@ with the LlamaIndex adapter; this module only translates it into LangChain objec
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 from uuid import UUID, uuid4
 
 from langchain_core.callbacks import AsyncCallbackManager, CallbackManager
+from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk
 
 from optiroute.integration import STAMP_KEY
 
-__all__ = ["DECISION_EVENT", "Call", "aemit_decision", "active_run_manager", "emit_decision", "run_manager_of",
-           "stamp_message", "with_run_id"]
+__all__ = ["ANSWER_INFO_KEY", "DECISION_EVENT", "Call", "aemit_decision", "active_run_manager", "answer_identity",
+           "emit_decision", "name_answer", "run_manager_of", "stamp_message", "unname_later_chunk", "with_run_id"]
+
+log = logging.getLogger(__name__)
 
 #: Name of the custom event that carries each routing decision (visible in ``astream_events``).
 DECISION_EVENT = "optiroute_decision"
@@ -51,6 +56,53 @@ def stamp_message(message: BaseMessage, summary: dict[str, Any]) -> None:
     """Put the plan's summary under ``response_metadata["optiroute"]`` (one chunk only when
     streaming, because merging chunks concatenates repeated strings)."""
     message.response_metadata = {**(message.response_metadata or {}), STAMP_KEY: summary}
+
+
+#: The ``generation_info`` key under which a response names the model a gateway resolved for it.
+#: langchain-core's tracers (LangSmith's ``LangChainTracer``, ``collect_runs``, any ``BaseTracer``)
+#: promote its ``model`` / ``provider`` to the run's ``ls_model_name`` / ``ls_provider`` metadata,
+#: and the whole dict to ``ls_gateway_info``, when the run ends; LangSmith's cost tracking and model
+#: filters read those two keys. A routed call is exactly such a per-request resolution, so the run
+#: that started as ``optiroute`` ends naming the candidate that answered. It never reaches
+#: ``response_metadata`` (langchain-core keeps it on the trace only).
+ANSWER_INFO_KEY = "lc_gateway_metadata"
+
+
+def answer_identity(model: BaseChatModel, key: str, decision_id: str, stop: list[str] | None,
+                    kwargs: Mapping[str, Any]) -> dict[str, str]:
+    """Who answered, as the candidate names itself to LangSmith: its own ``_get_ls_params``
+    (``ls_provider``, ``ls_model_name``; the candidate key when it names no model), plus the routing
+    that chose it (``router``, ``candidate``, ``decision_id``)."""
+    try:
+        params: Mapping[str, Any] = model._get_ls_params(stop=stop, **kwargs)
+    except Exception:  # naming the run is observability: it must never cost the answer
+        log.debug("could not read %s's LangSmith params", key, exc_info=True)
+        params = {}
+    provider, name = params.get("ls_provider"), params.get("ls_model_name")
+    return {"provider": provider if isinstance(provider, str) and provider else type(model).__name__.lower(),
+            "model": name if isinstance(name, str) and name else key,
+            "router": "optiroute", "candidate": key, "decision_id": decision_id}
+
+
+def name_answer(generation: ChatGeneration, identity: Mapping[str, str]) -> None:
+    """Name the answering model on one generation (or the first chunk of a stream) for the tracers
+    (see :data:`ANSWER_INFO_KEY`); a gateway the candidate itself went through keeps its extra keys."""
+    info = generation.generation_info or {}
+    theirs = info.get(ANSWER_INFO_KEY)
+    merged = {**(theirs if isinstance(theirs, Mapping) else {}), **identity}
+    generation.generation_info = {**info, ANSWER_INFO_KEY: merged}
+
+
+def unname_later_chunk(chunk: ChatGenerationChunk, identity: Mapping[str, str]) -> ChatGenerationChunk:
+    """Drop the keys of :func:`name_answer`'s identity from a later chunk's own gateway info:
+    merging chunks concatenates repeated strings (``"gpt-4o"`` twice would become ``"gpt-4ogpt-4o"``)."""
+    info = chunk.generation_info
+    theirs = info.get(ANSWER_INFO_KEY) if info else None
+    if isinstance(theirs, Mapping) and info is not None:
+        rest = {k: v for k, v in theirs.items() if k not in identity}
+        kept = {k: v for k, v in info.items() if k != ANSWER_INFO_KEY}
+        chunk.generation_info = {**kept, ANSWER_INFO_KEY: rest} if rest else (kept or None)
+    return chunk
 
 
 def _manager(run_manager: Any, cls: type) -> Any:

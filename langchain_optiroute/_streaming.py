@@ -20,7 +20,7 @@ from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
 from optiroute.integration import CallPlan, Usage
 
-from ._routing import stamp_message
+from ._routing import answer_identity, name_answer, stamp_message, unname_later_chunk
 
 __all__ = ["acquire", "aacquire", "astream_chain", "chunk_chars", "message_usage", "stream_chain"]
 
@@ -43,6 +43,17 @@ async def aacquire(model: BaseChatModel) -> None:
         await model.rate_limiter.aacquire(blocking=True)
 
 
+def _streams(model: BaseChatModel, kwargs: dict[str, Any], *, async_api: bool) -> bool:
+    """Whether a candidate streams this attempt: it implements streaming, and its own
+    ``disable_streaming`` (``True``, or ``"tool_calling"`` when tools are bound) does not turn it off;
+    otherwise its answer is generated whole and relayed as one chunk."""
+    flag = getattr(model, "disable_streaming", False)
+    if flag is True or (flag == "tool_calling" and kwargs.get("tools")):
+        return False
+    sync = type(model)._stream is not BaseChatModel._stream
+    return sync or (async_api and type(model)._astream is not BaseChatModel._astream)
+
+
 def _chunk_usage(chunk: ChatGenerationChunk) -> Usage:
     return message_usage(chunk.message)
 
@@ -62,34 +73,55 @@ def chunk_chars(chunk: ChatGenerationChunk) -> int:
     return n
 
 
+def _first_chunk(plan: CallPlan, opened: Any, identities: dict[str, dict[str, str]]) -> ChatGenerationChunk:
+    """The stream's first chunk, with the decision and the answering model's name (one chunk only:
+    merging chunks concatenates repeated strings)."""
+    first = opened.first if opened.first is not None else ChatGenerationChunk(message=AIMessageChunk(content=""))
+    stamp_message(first.message, plan.summary(opened.key))
+    name_answer(first, identities[opened.key])
+    return first
+
+
+def _later(first: ChatGenerationChunk, identity: dict[str, str]) -> Any:
+    def each(chunk: ChatGenerationChunk) -> ChatGenerationChunk:
+        return chunk if chunk is first else unname_later_chunk(chunk, identity)
+    return each
+
+
 def stream_chain(llm: Any, plan: CallPlan, messages: list[BaseMessage], stop: list[str] | None,
                  run_manager: Any, kwargs: dict[str, Any]) -> Iterator[ChatGenerationChunk]:
+    identities: dict[str, dict[str, str]] = {}
+
     def start(key: str) -> Iterator[ChatGenerationChunk]:
         cand = llm._candidate(key)
         model: BaseChatModel = cand.model
         call_kwargs = llm._call_kwargs(cand, kwargs)
+        identities[key] = answer_identity(model, key, plan.decision.decision_id, stop or llm.stop, call_kwargs)
         if cand.wrapper is not None:
             return cand.stream(messages, stop or llm.stop, run_manager, call_kwargs)
-        if type(model)._stream is BaseChatModel._stream:  # no native streaming: one chunk
+        if not _streams(model, call_kwargs, async_api=False):  # one chunk
             res = model._generate(messages, stop=stop or llm.stop, run_manager=run_manager, **call_kwargs)
             return iter([_as_chunk(res)])
         return model._stream(messages, stop=stop or llm.stop, run_manager=run_manager, **call_kwargs)
 
     opened = plan.open_stream(start, before=lambda key: acquire(llm._candidate(key).model), timeout_s=llm.timeout)
-    first = opened.first if opened.first is not None else ChatGenerationChunk(message=AIMessageChunk(content=""))
-    stamp_message(first.message, plan.summary(opened.key))  # metadata on one chunk only
-    yield from plan.relay(replace(opened, first=first), usage=_chunk_usage, size=chunk_chars, additive_usage=True)
+    first = _first_chunk(plan, opened, identities)
+    yield from plan.relay(replace(opened, first=first), usage=_chunk_usage, size=chunk_chars, additive_usage=True,
+                          each=_later(first, identities[opened.key]))
 
 
 async def astream_chain(llm: Any, plan: CallPlan, messages: list[BaseMessage], stop: list[str] | None,
                         run_manager: Any, kwargs: dict[str, Any]) -> AsyncIterator[ChatGenerationChunk]:
+    identities: dict[str, dict[str, str]] = {}
+
     async def start(key: str) -> AsyncIterator[ChatGenerationChunk]:
         cand = llm._candidate(key)
         model: BaseChatModel = cand.model
         call_kwargs = llm._call_kwargs(cand, kwargs)
+        identities[key] = answer_identity(model, key, plan.decision.decision_id, stop or llm.stop, call_kwargs)
         if cand.wrapper is not None:
             return cand.astream(messages, stop or llm.stop, run_manager, call_kwargs)
-        if type(model)._astream is BaseChatModel._astream and type(model)._stream is BaseChatModel._stream:
+        if not _streams(model, call_kwargs, async_api=True):
             res = await model._agenerate(messages, stop=stop or llm.stop, run_manager=run_manager, **call_kwargs)
             return _aiter_one(_as_chunk(res))
         return model._astream(messages, stop=stop or llm.stop, run_manager=run_manager, **call_kwargs)
@@ -98,10 +130,9 @@ async def astream_chain(llm: Any, plan: CallPlan, messages: list[BaseMessage], s
         await aacquire(llm._candidate(key).model)
 
     opened = await plan.aopen_stream(start, before=before, timeout_s=llm.timeout)
-    first = opened.first if opened.first is not None else ChatGenerationChunk(message=AIMessageChunk(content=""))
-    stamp_message(first.message, plan.summary(opened.key))
+    first = _first_chunk(plan, opened, identities)
     async for chunk in plan.arelay(replace(opened, first=first), usage=_chunk_usage, size=chunk_chars,
-                                   additive_usage=True):
+                                   additive_usage=True, each=_later(first, identities[opened.key])):
         yield chunk
 
 

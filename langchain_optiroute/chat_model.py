@@ -50,7 +50,9 @@ from ._routing import (
     Call,
     active_run_manager,
     aemit_decision,
+    answer_identity,
     emit_decision,
+    name_answer,
     run_manager_of,
     stamp_message,
     with_run_id,
@@ -185,6 +187,10 @@ class ChatOptiRoute(BaseChatModel):
         return {"model_name": self.model_name, "candidates": sorted(self.models)}
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        """What a run starts with, before anything is routed: ``ls_provider="optiroute"`` and this
+        model's name (or a per-call ``model=``). The answer then names the candidate that answered,
+        which the tracers put in the run's metadata when it ends
+        (:data:`langchain_optiroute._routing.ANSWER_INFO_KEY`)."""
         params = LangSmithParams(ls_provider="optiroute", ls_model_type="chat")
         model = kwargs.get("model")
         params["ls_model_name"] = model if isinstance(model, str) else self.model_name
@@ -267,6 +273,16 @@ class ChatOptiRoute(BaseChatModel):
             out.setdefault("max_tokens", self.max_tokens)
         return candidate_kwargs(cand.model, out)
 
+    def _name_answer(self, result: ChatResult, plan: CallPlan, key: str, stop: list[str] | None,
+                     call_kwargs: dict[str, Any]) -> ChatResult:
+        """Name the candidate that answered on the result, for the tracers (see
+        :data:`langchain_optiroute._routing.ANSWER_INFO_KEY`)."""
+        identity = answer_identity(self._candidate(key).model, key, plan.decision.decision_id, stop or self.stop,
+                                   call_kwargs)
+        for gen in result.generations:
+            name_answer(gen, identity)
+        return result
+
     # ------------------------------------------------------------------ streaming entry points
     def stream(self, input: LanguageModelInput, config: Any = None, *, stop: list[str] | None = None,
                **kwargs: Any) -> Iterator[AIMessageChunk]:
@@ -340,7 +356,9 @@ class ChatOptiRoute(BaseChatModel):
 
         def call(key: str) -> ChatResult:
             cand = self._candidate(key)
-            return cand.generate(messages, stop or self.stop, run_manager, self._call_kwargs(cand, kwargs))
+            call_kwargs = self._call_kwargs(cand, kwargs)
+            result = cand.generate(messages, stop or self.stop, run_manager, call_kwargs)
+            return self._name_answer(result, plan, key, stop, call_kwargs)
 
         try:
             emit_decision(run_manager, plan.decision)
@@ -385,7 +403,9 @@ class ChatOptiRoute(BaseChatModel):
 
         async def call(key: str) -> ChatResult:
             cand = self._candidate(key)
-            return await cand.agenerate(messages, stop or self.stop, run_manager, self._call_kwargs(cand, kwargs))
+            call_kwargs = self._call_kwargs(cand, kwargs)
+            result = await cand.agenerate(messages, stop or self.stop, run_manager, call_kwargs)
+            return self._name_answer(result, plan, key, stop, call_kwargs)
 
         async def before(key: str) -> None:
             await aacquire(self._candidate(key).model)

@@ -36,6 +36,7 @@ from llama_index.core.base.llms.types import (
 )
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.dispatcher import active_instrument_tags
+from llama_index.core.instrumentation.span import active_span_id
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from pydantic import ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
@@ -306,17 +307,26 @@ class OptiRoute(FunctionCallingLLM):
     # Streams route at once (routing errors surface at the call, the decision event is sent) but are
     # admitted and opened lazily, on the first read, like LlamaIndex's own streams: a stream the
     # caller never reads reserves nothing, and one dropped after starting is closed (and accounted
-    # as cancelled) by Python.
-    def _stream(self, route: Route, kwargs: dict[str, Any], start: Any) -> Any:
+    # as cancelled) by Python. The candidate's stream opens under the routed call's span (``span``,
+    # the one active when the call was routed), so its span and events nest under the decision's.
+    def _stream(self, route: Route, kwargs: dict[str, Any], start: Any, span: str | None) -> Any:
         plan = self._admit(route, kwargs)
-        opened = plan.open_stream(start, timeout_s=self.timeout)
+        token = active_span_id.set(span)
+        try:
+            opened = plan.open_stream(start, timeout_s=self.timeout)
+        finally:
+            active_span_id.reset(token)
         summary = plan.summary(opened.key)
         yield from plan.relay(opened, usage=usage_of, each=lambda item: self._stamp(item, dict(summary)),
                               size=delta_chars)
 
-    async def _astream(self, route: Route, kwargs: dict[str, Any], start: Any) -> Any:
+    async def _astream(self, route: Route, kwargs: dict[str, Any], start: Any, span: str | None) -> Any:
         plan = await self._aadmit(route, kwargs)
-        opened = await plan.aopen_stream(start, timeout_s=self.timeout)
+        token = active_span_id.set(span)
+        try:
+            opened = await plan.aopen_stream(start, timeout_s=self.timeout)
+        finally:
+            active_span_id.reset(token)
         summary = plan.summary(opened.key)
         async for item in plan.arelay(opened, usage=usage_of, each=lambda item: self._stamp(item, dict(summary)),
                                       size=delta_chars):
@@ -326,23 +336,27 @@ class OptiRoute(FunctionCallingLLM):
         tools: _ToolCall | None = kwargs.pop(_TOOLS, None)
         route = self._route(messages, kwargs, tools=tools is not None)
         return cast(ChatResponseGen,
-                    self._stream(route, kwargs, lambda k: self._stream_once(k, messages, kwargs, tools)))
+                    self._stream(route, kwargs, lambda k: self._stream_once(k, messages, kwargs, tools),
+                                 active_span_id.get()))
 
     def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
         route = self._route([ChatMessage(role=MessageRole.USER, content=prompt)], kwargs)
         return cast(CompletionResponseGen, self._stream(
-            route, kwargs, lambda k: self._candidate(k).stream_complete(prompt, formatted=formatted, **kwargs)))
+            route, kwargs, lambda k: self._candidate(k).stream_complete(prompt, formatted=formatted, **kwargs),
+            active_span_id.get()))
 
     async def astream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseAsyncGen:
         tools: _ToolCall | None = kwargs.pop(_TOOLS, None)
         route = await self._aroute(messages, kwargs, tools=tools is not None)
         return cast(ChatResponseAsyncGen,
-                    self._astream(route, kwargs, lambda k: self._astream_once(k, messages, kwargs, tools)))
+                    self._astream(route, kwargs, lambda k: self._astream_once(k, messages, kwargs, tools),
+                                  active_span_id.get()))
 
     async def astream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseAsyncGen:
         route = await self._aroute([ChatMessage(role=MessageRole.USER, content=prompt)], kwargs)
         return cast(CompletionResponseAsyncGen, self._astream(
-            route, kwargs, lambda k: self._candidate(k).astream_complete(prompt, formatted=formatted, **kwargs)))
+            route, kwargs, lambda k: self._candidate(k).astream_complete(prompt, formatted=formatted, **kwargs),
+            active_span_id.get()))
 
     # ------------------------------------------------------------------ tools
     def _prepare_chat_with_tools(

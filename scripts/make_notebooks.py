@@ -7,16 +7,20 @@ import nbformat as nbf
 ROOT = Path(__file__).resolve().parents[1]
 
 SERVER = '''# Two real local models behind one OpenAI-compatible server on 127.0.0.1 (no API key, no network).
+# The "-tools" aliases use chat formats that take a tool loop's history (the tool call, then its
+# result) and force a valid call when `tool_choice` names the tool (optiroute.local.tool_chat).
 from optiroute.local import LlamaServer, find_local_models
 
 local = find_local_models()
+smol = str(local["SmolLM2-135M-Instruct"].path)
 specs = [
-    {"model": str(local["SmolLM2-135M-Instruct"].path), "model_alias": "smollm2", "chat_format": "chatml"},
-    {"model": str(local["SmolLM2-135M-Instruct"].path), "model_alias": "smollm2-tools",
-     "chat_format": "chatml-function-calling"},
+    {"model": smol, "model_alias": "smollm2", "chat_format": "chatml"},
+    {"model": smol, "model_alias": "smollm2-tools", "chat_format": "chatml-tools"},
 ]
 if "gemma-3-270m" in local:
-    specs.append({"model": str(local["gemma-3-270m"].path), "model_alias": "gemma3-270m", "chat_format": "gemma"})
+    gemma = str(local["gemma-3-270m"].path)
+    specs += [{"model": gemma, "model_alias": "gemma3-270m", "chat_format": "gemma"},
+              {"model": gemma, "model_alias": "gemma3-270m-tools", "chat_format": "gemma-tools"}]
 server = LlamaServer(specs).start()
 server.base_url'''
 
@@ -24,9 +28,156 @@ CLIENT = '''from langchain_openai import ChatOpenAI
 
 
 def local_chat(alias, max_tokens=48):
-    # llama.cpp's server reads max_tokens from the body (langchain-openai sends max_completion_tokens)
-    return ChatOpenAI(model=alias, base_url=server.base_url, api_key="not-needed",
-                      temperature=0, extra_body={"max_tokens": max_tokens})'''
+    # llama.cpp's server reads max_tokens from the body (langchain-openai sends max_completion_tokens),
+    # and repeats a streamed tool call's name in every chunk: tool calls come back whole
+    return ChatOpenAI(model=alias, base_url=server.base_url, api_key="not-needed", temperature=0,
+                      extra_body={"max_tokens": max_tokens}, disable_streaming="tool_calling")'''
+
+GRAPH = '''from typing import Annotated, TypedDict
+
+from langchain_core.messages import AnyMessage, ToolMessage
+from langchain_core.tools import tool
+from langgraph.graph import START, StateGraph
+from langgraph.graph.message import add_messages
+from langgraph.prebuilt import ToolNode, tools_condition
+
+
+@tool
+def multiply(a: int, b: int) -> int:
+    """Multiply two integers."""
+    return a * b
+
+
+class State(TypedDict):
+    messages: Annotated[list[AnyMessage], add_messages]
+
+
+def build_graph(llm, force_tool=True):
+    """model -> tool -> model. The first step (no tool result yet) is routed quality-first and calls
+    the tool; the next one answers from the ToolMessage in its history, routed latency-first."""
+    plan = llm.with_preferences("quality-first").bind_tools([multiply],
+                                                           tool_choice="multiply" if force_tool else None)
+    answer = llm.with_preferences("latency-first")
+
+    def agent(state):
+        has_result = any(isinstance(m, ToolMessage) for m in state["messages"])
+        return {"messages": [(answer if has_result else plan).invoke(state["messages"])]}
+
+    g = StateGraph(State)
+    g.add_node("agent", agent)
+    g.add_node("tools", ToolNode([multiply]))
+    g.add_edge(START, "agent")
+    g.add_conditional_edges("agent", tools_condition)
+    g.add_edge("tools", "agent")
+    return g.compile()
+
+
+def run(graph, question):
+    """Stream the graph token by token, printing each step's routing decision as it arrives; return
+    the final messages."""
+    final = None
+    for mode, payload in graph.stream({"messages": [("user", question)]}, stream_mode=["messages", "values"]):
+        if mode == "values":
+            final = payload["messages"]
+            continue
+        chunk, meta = payload
+        routed = chunk.response_metadata.get("optiroute")
+        if routed:  # one chunk of each routed call carries its decision
+            print(f"\\n[step {meta['langgraph_step']}] {routed['preferences']} -> {routed['model']}")
+            print("   ", routed["reason"])
+        if isinstance(chunk, ToolMessage):
+            print(f"[tool] {chunk.name} -> {chunk.content}")
+        elif isinstance(chunk.content, str) and chunk.content:
+            print(chunk.content, end="")
+        for call in getattr(chunk, "tool_calls", None) or []:
+            if call.get("name"):
+                print(f"    calls {call['name']}({call['args']})")
+    print()
+    return final'''
+
+LANGGRAPH = [
+    ("md", "# Per-step routing in a LangGraph tool loop\n\nEvery model call in a graph is routed on its own "
+           "prompt, and each step can ask for its own preferences. Here an agent routes between two real local "
+           "models: the first step must call a tool (quality-first), the tool runs, and the model answers from "
+           "the tool's result, replayed as a `ToolMessage` (latency-first). The graph is streamed "
+           "(`stream_mode=\"messages\"`) and each step prints the routing decision it got."),
+    ("code", SERVER),
+    ("code", CLIENT),
+    ("code", GRAPH),
+    ("code", '''from langchain_optiroute import ChatOptiRoute
+
+candidates = {"SmolLM2-135M-Instruct": local_chat("smollm2-tools", 64)}
+if "gemma-3-270m" in local:
+    candidates["gemma-3-270m"] = local_chat("gemma3-270m-tools", 64)
+llm = ChatOptiRoute(models=candidates)
+graph = build_graph(llm)
+messages = run(graph, "What is 6 times 7?")'''),
+    ("md", "The loop really went model -> tool -> model, with the tool's result in the history the model "
+           "answered from. (Both steps may go to the same model: for these prompts the router predicts the two "
+           "tiny models about equally good and SmolLM2 faster; each decision names the runner-up, which is also "
+           "its fallback.)"),
+    ("code", '''from langchain_core.messages import AIMessage
+
+print([type(m).__name__ for m in messages])
+assert [type(m).__name__ for m in messages] == ["HumanMessage", "AIMessage", "ToolMessage", "AIMessage"]
+call = messages[1].tool_calls[0]
+assert call["name"] == "multiply" and messages[2].tool_call_id == call["id"]
+steps = [m.response_metadata["optiroute"] for m in messages if isinstance(m, AIMessage)]
+print([(s["preferences"], s["model"]) for s in steps])
+assert [s["preferences"] for s in steps] == ["quality-first", "latency-first"]'''),
+    ("md", "Tracing: each routed run starts as `optiroute` and ends naming the candidate that answered "
+           "(`ls_provider` / `ls_model_name` in the run's metadata, which LangSmith uses for cost and model "
+           "filters):"),
+    ("code", '''from langchain_core.tracers.context import collect_runs
+
+with collect_runs() as runs:
+    graph.invoke({"messages": [("user", "What is 3 times 5?")]})
+llm_runs, todo = [], list(runs.traced_runs)
+while todo:
+    r = todo.pop()
+    todo.extend(r.child_runs)
+    if r.run_type == "llm":
+        llm_runs.append(r)
+for r in sorted(llm_runs, key=lambda r: r.start_time):
+    print(r.extra["metadata"]["ls_provider"], r.extra["metadata"]["ls_model_name"],
+          r.extra["metadata"]["ls_gateway_info"]["decision_id"])
+assert len(llm_runs) == 2'''),
+    ("code", "server.stop()"),
+]
+
+HOSTED = [
+    ("md", "# A hosted mix: OpenAI, Anthropic and Gemini behind one model\n\nThe same tool-loop graph with "
+           "three hosted candidates. The hosted run happens only when `OPENAI_API_KEY`, `ANTHROPIC_API_KEY` and "
+           "`GOOGLE_API_KEY` are all set; offline, the very same graph runs on two local models served by "
+           "llama.cpp on 127.0.0.1. Each step prints the routing decision it got."),
+    ("code", GRAPH),
+    ("code", '''import os
+
+from langchain_optiroute import ChatOptiRoute
+
+KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GOOGLE_API_KEY")
+if all(os.environ.get(k) for k in KEYS):
+    from langchain_anthropic import ChatAnthropic
+    from langchain_google_genai import ChatGoogleGenerativeAI
+    from langchain_openai import ChatOpenAI
+
+    hosted = ChatOptiRoute(models=[ChatOpenAI(model="gpt-4o-mini"), ChatAnthropic(model="claude-haiku-4-5"),
+                                   ChatGoogleGenerativeAI(model="gemini-2.5-flash")])
+    # hosted models choose to call the tool themselves: no forced tool_choice
+    run(build_graph(hosted, force_tool=False), "What is 6 times 7? Use the multiply tool.")
+else:
+    print("Set", ", ".join(KEYS), "to run the hosted mix; the local run below needs no key.")'''),
+    ("md", "Offline, the same graph on two local models (a small model calls a tool only when the call names "
+           "it, so the first step forces it):"),
+    ("code", SERVER),
+    ("code", CLIENT),
+    ("code", '''candidates = {"SmolLM2-135M-Instruct": local_chat("smollm2-tools", 64)}
+if "gemma-3-270m" in local:
+    candidates["gemma-3-270m"] = local_chat("gemma3-270m-tools", 64)
+messages = run(build_graph(ChatOptiRoute(models=candidates)), "What is 6 times 7?")
+assert [type(m).__name__ for m in messages] == ["HumanMessage", "AIMessage", "ToolMessage", "AIMessage"]'''),
+    ("code", "server.stop()"),
+]
 
 NOTEBOOKS = {
     "langchain_replace_llm.ipynb": [
@@ -61,65 +212,8 @@ assert meta["model"] in candidates'''),
     print(prefs, "->", m.response_metadata["optiroute"]["model"])'''),
         ("code", "server.stop()"),
     ],
-    "langgraph_per_step_routing.ipynb": [
-        ("md", "# Per-step routing in a LangGraph agent\n\nEvery model call in a graph is routed on its own "
-               "prompt, and each node can ask for its own preferences. The tool step uses a model served with a "
-               "function-calling chat format (grammar-constrained when `tool_choice` names the tool)."),
-        ("code", SERVER),
-        ("code", CLIENT),
-        ("code", '''from typing import Annotated, TypedDict
-
-from langchain_core.messages import AnyMessage, HumanMessage
-from langchain_core.tools import tool
-from langgraph.graph import END, START, StateGraph
-from langgraph.graph.message import add_messages
-from langgraph.prebuilt import ToolNode
-
-from langchain_optiroute import ChatOptiRoute, OptiRouteCallbackHandler
-
-
-@tool
-def multiply(a: int, b: int) -> int:
-    """Multiply two integers."""
-    return a * b
-
-llm = ChatOptiRoute(models={"SmolLM2-135M-Instruct": local_chat("smollm2-tools", 64)})
-
-class State(TypedDict):
-    messages: Annotated[list[AnyMessage], add_messages]
-
-def plan(state):      # must call the tool; routed quality-first
-    tool_llm = llm.bind_tools([multiply], tool_choice="multiply")
-    return {"messages": [tool_llm.invoke(state["messages"], preferences="quality-first")]}
-
-def answer(state):    # prose answer; routed latency-first (restates the tool result: llama.cpp
-                      # rejects replayed tool-call histories)
-    q, result = state["messages"][0].content, state["messages"][-1].content
-    return {"messages": [llm.invoke(f"The tool returned {result}. Answer: {q}", preferences="latency-first")]}
-
-g = StateGraph(State)
-g.add_node("plan", plan)
-g.add_node("tools", ToolNode([multiply]))
-g.add_node("answer", answer)
-g.add_edge(START, "plan")
-g.add_edge("plan", "tools")
-g.add_edge("tools", "answer")
-g.add_edge("answer", END)
-graph = g.compile()'''),
-        ("code", '''import uuid
-
-handler, run_id = OptiRouteCallbackHandler(), uuid.uuid4()
-out = graph.invoke({"messages": [HumanMessage("What is 6 times 7?")]},
-                   config={"callbacks": [handler], "run_id": run_id})
-for m in out["messages"]:
-    routed = m.response_metadata.get("optiroute") if hasattr(m, "response_metadata") else None
-    shown = getattr(m, "tool_calls", None) or str(m.content)[:80]
-    print(type(m).__name__, shown, "|", routed and routed["preferences"])
-decisions = handler.decision_ids(run_id)
-print(len(decisions), "routed model calls in this run")
-assert len(set(decisions)) == 2'''),
-        ("code", "server.stop()"),
-    ],
+    "langgraph_per_step_routing.ipynb": LANGGRAPH,
+    "hosted_mix_langgraph.ipynb": HOSTED,
     "decisions_and_feedback.ipynb": [
         ("md", "# Reading a routing decision and giving feedback\n\nA decision explains itself: the analyzer's "
                "view of the prompt, every candidate's sub-scores and predictions, the neighbours used, and one "

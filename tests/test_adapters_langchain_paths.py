@@ -298,3 +298,19 @@ def test_with_preferences_ranks_like_bind_and_survives_bind_tools(router):
         return a + b
 
     assert model_of(llm.bind_tools([add]).invoke(MATH)) == BIG
+
+
+async def test_a_candidate_that_disables_streaming_with_tools_answers_whole(router):
+    """``disable_streaming="tool_calling"`` on a candidate (a server that streams tool calls badly) is
+    honoured when a routed call streams: its tool call arrives in one piece; without tools it streams."""
+
+    def add(a: int, b: int) -> int:
+        """Add two integers."""
+        return a + b
+
+    llm = ChatOptiRoute(models=[EchoChat(model_name="gpt-4o", disable_streaming="tool_calling")], router=router)
+    tools = llm.bind_tools([add])
+    for chunks in (list(tools.stream(MATH)), [c async for c in tools.astream(MATH)]):
+        assert [c.tool_call_chunks[0]["name"] for c in chunks if c.tool_call_chunks] == ["add"]
+        assert [c for c in chunks if c.content] == []
+    assert len([c for c in llm.stream(MATH) if c.content]) > 1  # no tools: it streams word by word

@@ -2,9 +2,11 @@
 
 One process serves several model aliases (llama-cpp-python's multi-model config), e.g. the local GGUF
 models of :mod:`optiroute.local.models` as ``smollm2`` (``chatml``), ``smollm2-tools``
-(``chatml-function-calling``: grammar-constrained tool calls when ``tool_choice`` names a tool) and
-``gemma3-270m``. It binds loopback only and stops on :meth:`LlamaServer.stop`, at interpreter exit,
-or when used as a context manager. Needs the ``local`` extra (``llama-cpp-python[server]``).
+(``chatml-tools``: grammar-constrained tool calls when ``tool_choice`` names a tool) and
+``gemma3-270m``. The ``chatml-tools`` and ``gemma-tools`` formats (:mod:`optiroute.local.tool_chat`)
+also take a tool loop's replayed history (the assistant's tool call, then the tool's result). It
+binds loopback only and stops on :meth:`LlamaServer.stop`, at interpreter exit, or when used as a
+context manager. Needs the ``local`` extra (``llama-cpp-python[server]``).
 """
 
 from __future__ import annotations
@@ -19,14 +21,15 @@ import time
 import urllib.request
 from pathlib import Path
 
-# Runs llama_cpp.server with llama.cpp's repacked (AMX) weight buffers turned off; see
-# optiroute.local.models.disable_repacked_weights for the crash this avoids.
+# Runs llama_cpp.server with llama.cpp's repacked (AMX) weight buffers turned off (see
+# optiroute.local.models.disable_repacked_weights for the crash this avoids) and with the tool-loop
+# chat formats and request fix of optiroute.local.tool_chat.
 _LAUNCH = """
-import runpy, sys
+import sys
 from optiroute.local.models import disable_repacked_weights
+from optiroute.local.tool_chat import serve
 disable_repacked_weights()
-sys.argv = ["llama_cpp.server", *sys.argv[1:]]
-runpy.run_module("llama_cpp.server", run_name="__main__", alter_sys=True)
+serve(sys.argv[1])
 """
 
 
@@ -61,7 +64,7 @@ class LlamaServer:
         """Launch the server and wait until ``/v1/models`` answers."""
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-c", _LAUNCH, "--config_file", str(self.config)],
+                [sys.executable, "-c", _LAUNCH, str(self.config)],
                 stdout=log, stderr=subprocess.STDOUT,
             )
         atexit.register(self.stop)

@@ -30,7 +30,7 @@ def llama_server(local_models):
     smol = str(local_models["SmolLM2-135M-Instruct"].path)
     specs = [
         {"model": smol, "model_alias": "smollm2", "chat_format": "chatml"},
-        {"model": smol, "model_alias": "smollm2-tools", "chat_format": "chatml-function-calling"},
+        {"model": smol, "model_alias": "smollm2-tools", "chat_format": "chatml-tools"},
     ]
     if "gemma-3-270m" in local_models:
         specs.append({"model": str(local_models["gemma-3-270m"].path), "model_alias": "gemma3-270m",

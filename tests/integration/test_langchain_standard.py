@@ -1,7 +1,8 @@
 """LangChain's official standard integration suite, run against real local models.
 
 Candidates are ChatOpenAI clients of a llama.cpp server on 127.0.0.1 (SmolLM2-135M-Instruct, and the
-same weights behind a function-calling chat format for tool tests). Cases that need a capable model
+same weights behind the ``chatml-tools`` chat format for tool tests: forced tool calls are
+grammar-constrained and tool-call histories replay). Cases that need a capable model
 or a server feature llama.cpp lacks are marked xfail with the reason; what the adapter claims (tool
 calling, structured output, JSON mode, streaming) is proven with a model set up for it.
 """
@@ -17,10 +18,9 @@ from langchain_optiroute import ChatOptiRoute
 
 NO_USAGE_STREAM = "llama.cpp's server sends no usage in streamed responses"
 NO_AUTO_TOOLS = (
-    "llama.cpp's chatml-function-calling format answers 500 unless tool_choice names one tool "
-    "(tool_choice 'any'/'auto' is not grammar-constrained)"
+    "llama.cpp constrains a tool call only when tool_choice names one tool; with 'any'/'auto' the "
+    "135M model answers in prose"
 )
-NO_HISTORY = "llama.cpp's server rejects tool-call histories (assistant content null / list content) with a 500"
 STREAM_NAME = (
     "llama.cpp's server streams the tool name in two chunks, so merged chunks name 'JokeJoke' "
     "(plain ChatOpenAI fails the same way against this server)"
@@ -101,25 +101,9 @@ class TestChatOptiRouteStandardIntegration(ChatModelIntegrationTests):
     def test_unicode_tool_call_integration(self, model: Any) -> None:
         super().test_unicode_tool_call_integration(model)
 
-    @pytest.mark.xfail(reason=NO_HISTORY)
+    @pytest.mark.xfail(reason=NO_AUTO_TOOLS)
     def test_agent_loop(self, model: Any) -> None:
         super().test_agent_loop(model)
-
-    @pytest.mark.xfail(reason=NO_HISTORY)
-    def test_tool_message_histories_string_content(self, model: Any, my_adder_tool: Any) -> None:
-        super().test_tool_message_histories_string_content(model, my_adder_tool)
-
-    @pytest.mark.xfail(reason=NO_HISTORY)
-    def test_tool_message_histories_list_content(self, model: Any, my_adder_tool: Any) -> None:
-        super().test_tool_message_histories_list_content(model, my_adder_tool)
-
-    @pytest.mark.xfail(reason=NO_HISTORY)
-    def test_tool_message_error_status(self, model: Any, my_adder_tool: Any) -> None:
-        super().test_tool_message_error_status(model, my_adder_tool)
-
-    @pytest.mark.xfail(reason=NO_HISTORY)
-    def test_structured_few_shot_examples(self, model: Any, my_adder_tool: Any) -> None:
-        super().test_structured_few_shot_examples(model, my_adder_tool)
 
     @pytest.mark.xfail(reason=STREAM_NAME + "; pydantic variant only, the others XPASS", strict=False)
     @pytest.mark.parametrize("schema_type", SCHEMA_TYPES)
