@@ -126,23 +126,6 @@ def _gguf(path: Path) -> Encode:
     return encode
 
 
-def _chat_prompts(data: Path, count: int = 3, words: int = 1500) -> list[str]:
-    """Deterministic ~1,500-word chat transcripts (as benchmarks/encoder_backends.py builds them)."""
-    pool = pd.read_csv(data / "llmrouter" / "prompts.csv.gz")["text"].astype(str).tolist()
-    rng = np.random.default_rng(7)
-    out = []
-    for _ in range(count):
-        turns: list[str] = []
-        n = 0
-        while n < words:
-            text = pool[int(rng.integers(len(pool)))]
-            turns.append(f"User: {text}\n\nAssistant: Thanks, here is a short answer to that; ask me for more detail.")
-            n += len(text.split()) + 15
-        turns.append("User: Given everything above, which of my questions was the hardest, and why?")
-        out.append("\n\n".join(turns))
-    return out
-
-
 def _load_set(data: Path, name: str, n_train: int, n_test: int, seed: int) -> dict[str, Any]:
     """The seeded sample of one set: texts (pruned as routing prunes), outcome and cost matrices (RouteLLM's
     prices from the registry cards, as ``benchmarks/bench_goals.py`` gives them to ``optiroute bench``)."""
@@ -336,7 +319,9 @@ def main() -> None:
     test_pool = test_pool[test_pool["split"] == "test"]["text"].astype(str)
     around = test_pool[(test_pool.str.len() >= 400) & (test_pool.str.len() <= 500)].sample(8, random_state=1).tolist()
     short = [p["text"] for p in load_demo_prompts() if len(p["text"].split()) <= 30][:10]
-    chat = [prune_text(t)[0] for t in _chat_prompts(args.data)]
+    from encoder_backends import _chat_prompts
+
+    chat = [prune_text(t)[0] for t in _chat_prompts(args.data, count=3)]
     tfidf_lat = TfidfProjection(test_pool.sample(2000, random_state=2).tolist())
     single: dict[str, Encode] = {**fast, **gguf}
     combos: dict[str, Encode] = {"MiniLM + TF-IDF": lambda t: _concat(fast["MiniLM"](t), tfidf_lat(t))}

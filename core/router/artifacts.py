@@ -319,6 +319,18 @@ def _check_dims(directory: Path, dim: int | None, analyzer: TaskAnalyzer, index:
     return want
 
 
+
+def _validated(model: Any, value: Any, name: str, where: str) -> Any:
+    """``model.model_validate(value)``, a manifest entry's validation error named after its field."""
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first.get("loc", ()))
+        raise CorruptArtifactError(f"{where}: field '{name}.{field}': {first.get('msg')}; save the router "
+                                   "again.") from None
+
+
 def load_router_parts(directory: Path, *, dim: int | None = None) -> dict[str, Any]:
     """Read and verify a saved router; returns the keyword arguments of :class:`Router`.
 
@@ -367,21 +379,9 @@ def load_router_parts(directory: Path, *, dim: int | None = None) -> dict[str, A
     if index is not None:
         parts["index"] = index
     if manifest.guard is not None:
-        try:
-            parts["guard"] = RoutingGuard.model_validate(manifest.guard)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            field = ".".join(str(p) for p in first.get("loc", ()))
-            raise CorruptArtifactError(f"{where}: field 'guard.{field}': {first.get('msg')}; save the router "
-                                       "again.") from None
+        parts["guard"] = _validated(RoutingGuard, manifest.guard, "guard", where)
     if manifest.shared_text is not None:  # absent: a router saved before it existed embeds prompts as given
-        try:
-            parts["shared_text"] = SharedText.model_validate(manifest.shared_text)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            field = ".".join(str(p) for p in first.get("loc", ()))
-            raise CorruptArtifactError(f"{where}: field 'shared_text.{field}': {first.get('msg')}; save the "
-                                       "router again.") from None
+        parts["shared_text"] = _validated(SharedText, manifest.shared_text, "shared_text", where)
     entry = manifest.predictor or _PredictorEntry(kind="knn")
     if entry.kind != "knn":
         try:
