@@ -245,7 +245,7 @@ def report(rows: list[dict[str, Any]], seconds: float, args: argparse.Namespace)
         f"seeds. **after** is this code's router (`predictor=\"auto\"`: k-fold CV choice among the kinds "
         f"and their stacked blend, observed outcomes over card priors, the never-worse-than-one-model "
         f"guard); **before** is the release at `{BASE_REF}` (one 15 % validation split, kNN kept below "
-        "50 validation prompts, no guard). *hull* is the single models' own AIQ (not routing). "
+        "50 validation prompts, no guard, its torch encoder). *hull* is the single models' own AIQ (not routing). "
         "`after - hull` below -0.003 means routing lost to picking one model. Kinds alone: each "
         "predictor fitted on the same subsample (seed 0; 300 prompts and whole), its quality matrix swept "
         "linearly against the mean train cost. *guarded* counts the cost weights (of 24) where the guard sent every "
