@@ -8,11 +8,12 @@ word pieces is read whole, and a longer one as its first ``head`` and its last
 ``long_tokens - 2 - head`` word pieces (plus ``[CLS]`` and ``[SEP]``), the head-and-tail truncation
 that Sun et al. (2019, "How to Fine-Tune BERT for Text Classification?") found best for long texts.
 
-Chosen by measurement (``benchmarks/encoder_backends.py``, see ``benchmarks/results/encoder_backends.md``):
-reading long prompts (more than 256 pieces) as 32 + 94 pieces left ``optiroute bench`` AIQ within
-noise of reading their first 256 on every shared set, and halves the encode of a long chat prompt.
-Reading *every* text longer than 128 pieces that way (the length MiniLM was trained at) moved more
-decisions on MMLU-Pro, whose options make most prompts 130-250 pieces long, for a smaller gain.
+Chosen by measurement: reading long prompts (more than 256 pieces) as 32 + 94 pieces left the
+router's ``optiroute bench`` AIQ within 0.0005 of reading their first 256 on every shared set
+(``benchmarks/reading_window.py``) and halves the encode of a long chat prompt
+(``benchmarks/encoder_backends.py``). Reading *every* text at 128 pieces, the length MiniLM was
+trained at, would speed MMLU-style batches too but cuts most multiple-choice prompts, which are
+130-250 pieces long, and moved more decisions against torch (``encoder_backends.md``).
 """
 
 from __future__ import annotations
