@@ -110,7 +110,8 @@ def _run(data: Path, set_name: str, size: int | None, seed: int, renamed: bool, 
     singles = bl.single_models(te_s, te_c)
     c_lo, c_hi = min(c for _, c in singles), max(c for _, c in singles)
     card = {m: router.registry.resolve(m).name for m in models}
-    col = {card[m]: j for j, m in enumerate(models)}
+    # Decisions name the models as the data does (the card names are kept as keys for older code).
+    col = {**{card[m]: j for j, m in enumerate(models)}, **{m: j for j, m in enumerate(models)}}
     texts = test["text"].astype(str).tolist()
     pts, guarded = [], 0
     for w in COST_WEIGHTS:
