@@ -154,7 +154,8 @@ def main() -> None:
     test_p, te_s, te_c, e_te = test_p[keep].reset_index(drop=True), te_s[keep], te_c[keep], emb[te][keep]
     tt = test_p["text"].tolist()
     n = len(tt)
-    col = {router.registry.resolve(m).name: j for j, m in enumerate(models)}
+    # Decisions name the models as the data does; card names are kept as keys too.
+    col = {**{router.registry.resolve(m).name: j for j, m in enumerate(models)}, **{m: j for j, m in enumerate(models)}}
     train_acc = np.nanmean(tr_s, axis=0)
     best_j = int(np.argmax(train_acc))
     single = bl.single_models(te_s, te_c)
