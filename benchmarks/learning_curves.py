@@ -20,7 +20,8 @@ Reported per set and size (mean over seeds):
 Writes ``benchmarks/results/learning_curves.md``; raw rows go to ``.cache/learning_curves/*.jsonl``.
 Embeddings come from the shared cache (``scripts/embed_cache.py``), which keys them by encoder: each
 code version routes with the vectors of its own encoder (the base release: torch, its first 256 word
-pieces; this code: the default encoder). Run: ``python benchmarks/learning_curves.py [--data ../shared/data] [--seeds 3]``.
+pieces; this code: the default encoder).
+Run: ``python benchmarks/learning_curves.py [--data ../shared/data] [--seeds 3]``.
 """
 
 from __future__ import annotations
