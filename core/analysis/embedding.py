@@ -366,33 +366,44 @@ class MiniLMEmbedder:
                 out = onnx_encoder.encode(pruned, batch_size=batch_size, progress=lambda n: bar.advance(task, n))
             return np.asarray(out, dtype=np.float32)
         model = self._load_torch()
-        out = model.encode(
-            pruned,
-            batch_size=batch_size,
-            show_progress_bar=show_progress,
-            convert_to_numpy=True,
-            normalize_embeddings=True,
-        )
-        out = np.ascontiguousarray(out, dtype=np.float32)
-        if self.window.long_tokens is not None:
-            self._reread_long(model, pruned, out)
+        long_ids = self._long_token_ids(model, pruned)
+        out = np.empty((len(pruned), self.dim), dtype=np.float32)
+        whole = [i for i in range(len(pruned)) if i not in long_ids]
+        if whole:
+            out[whole] = model.encode(
+                [pruned[i] for i in whole],
+                batch_size=batch_size,
+                show_progress_bar=show_progress,
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+            )
+        for i, row in long_ids.items():
+            out[i] = self._read_window(model, row)
         return out
 
-    def _reread_long(self, model: Any, texts: Sequence[str], out: np.ndarray) -> None:
-        """Torch backend: re-embed the texts longer than the window through its head and tail (what
-        the onnx backend reads), in place of sentence-transformers' cut at the end."""
+    def _long_token_ids(self, model: Any, texts: Sequence[str]) -> dict[int, list[int]]:
+        """Torch backend: the word-piece ids of the texts longer than the window (by position). A
+        word piece is at least one character, so only texts longer than ``max_tokens`` characters
+        are tokenised here (sentence-transformers tokenises the rest itself)."""
+        if self.window.long_tokens is None:
+            return {}
+        maybe = [i for i, t in enumerate(texts) if len(t) > self.window.max_tokens]
+        if not maybe:
+            return {}
+        ids = model.tokenizer([texts[i] for i in maybe], add_special_tokens=True, truncation=False,
+                              verbose=False)["input_ids"]
+        return {i: row for i, row in zip(maybe, ids, strict=True) if self.window.is_cut(len(row))}
+
+    def _read_window(self, model: Any, ids: list[int]) -> np.ndarray:
+        """Torch backend: one long text's unit vector through the window's head and tail (what the
+        onnx backend reads), instead of sentence-transformers' cut at the end."""
         import torch
 
-        ids = model.tokenizer(list(texts), add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
-        for i, row in enumerate(ids):
-            if not self.window.is_cut(len(row)):
-                continue
-            sel = torch.tensor([self.window.select(row)], dtype=torch.long)
-            features = {"input_ids": sel, "attention_mask": torch.ones_like(sel),
-                        "token_type_ids": torch.zeros_like(sel)}
-            with torch.inference_mode():
-                vec = model(features)["sentence_embedding"][0].float().numpy()
-            out[i] = vec / max(float(np.linalg.norm(vec)), 1e-12)
+        sel = torch.tensor([self.window.select(ids)], dtype=torch.long)
+        features = {"input_ids": sel, "attention_mask": torch.ones_like(sel), "token_type_ids": torch.zeros_like(sel)}
+        with torch.inference_mode():
+            vec = model(features)["sentence_embedding"][0].float().numpy()
+        return vec / max(float(np.linalg.norm(vec)), 1e-12)
 
 
 _DEFAULT: MiniLMEmbedder | None = None
