@@ -94,6 +94,8 @@ class LatencyTracker:
 
     def ratios(self, models: list[str], groups: list[str | None] | None = None) -> list[float]:
         """Multipliers for ``models`` in order: the model's own, else its group's, else 1.0."""
+        if not self._stats:  # nothing observed yet: every card's own estimate stands
+            return [1.0] * len(models)
         groups = groups if groups is not None else [None] * len(models)
         out = []
         for m, g in zip(models, groups, strict=True):

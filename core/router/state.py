@@ -120,11 +120,8 @@ class RouterState:
         if self._index is None:
             return []
         return [
-            Neighbour.model_construct(
-                prompt_id=self._index.prompt_ids[int(j)], similarity=round(float(s), 4),
-                task=self._index.tasks[int(j)] or None,
-            )
-            for j, s in zip(ids[:5], sims[:5], strict=True)
+            Neighbour(prompt_id=self._index.prompt_ids[j], similarity=round(s, 4), task=self._index.tasks[j] or None)
+            for j, s in zip(ids[:5].tolist(), sims[:5].tolist(), strict=True)
         ]
 
     # ------------------------------------------------------------------ changes (onboarding)

@@ -54,17 +54,18 @@ def _scale(values: np.ndarray, eligible: np.ndarray, floor: float, *, higher_is_
     return np.clip(scaled, 0.0, 1.0).astype(np.float32)
 
 
+def _card_row(card: ModelCard) -> list[float]:
+    metrics, unknown = card.metrics, getattr(card, "unknown", ())
+    return [np.nan if d in unknown else metrics.get(d, 0.5) for d in CARD_DIMENSIONS]
+
+
 def card_matrix(cards: Sequence[ModelCard]) -> np.ndarray:
     """(n_models, len(CARD_DIMENSIONS)) card metrics, looked up once per candidate set.
 
     A dimension a card has no figure for (``card.unknown``) is neutral: it takes the mean of the
     candidates that have one (0.5 when none has), so it neither wins nor loses on a made-up number.
     """
-    table = np.array(
-        [[c.metrics.get(d, 0.5) if d not in getattr(c, "unknown", ()) else np.nan for d in CARD_DIMENSIONS]
-         for c in cards],
-        dtype=np.float32,
-    ).reshape(len(cards), len(CARD_DIMENSIONS))
+    table = np.array([_card_row(c) for c in cards], dtype=np.float32).reshape(len(cards), len(CARD_DIMENSIONS))
     known = ~np.isnan(table)
     counts = known.sum(axis=0)
     means = np.where(counts > 0, np.where(known, table, 0.0).sum(axis=0) / np.maximum(counts, 1), 0.5)
