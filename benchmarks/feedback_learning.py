@@ -54,7 +54,7 @@ from optiroute import Router  # noqa: E402
 from optiroute.bench.embed_cache import LookupEmbedder  # noqa: E402
 from optiroute.catalog.registry import Registry  # noqa: E402
 from optiroute.errors import RoutingFallbackWarning  # noqa: E402
-from optiroute.fit.training import fit_parts, outcome_matrices  # noqa: E402
+from optiroute.fit.training import outcome_matrices  # noqa: E402
 from optiroute.metrics.curves import aiq  # noqa: E402
 from optiroute.routing.policy import PolicyConfig  # noqa: E402
 
@@ -104,8 +104,9 @@ def make_router(kind: str, data: Data, keep_prompts: bool, groups: str, explore:
         for m in data.models:
             reg.remove(m)
         o = data.outcomes[data.outcomes["prompt_id"].isin(set(data.train["prompt_id"]))]
-        parts = fit_parts(data.train, o, data.prices, registry=reg, embedder=data.lookup, predictor="knn")
-        router = Router(**parts, keep_prompts=keep_prompts, policy=policy)
+        # Fitted as a user's router is (the never-worse-than-one-model guard included).
+        router = Router.fit(data.train, o, data.prices, registry=reg, embedder=data.lookup, predictor="knn",
+                            keep_prompts=keep_prompts, policy=policy)
     router.feedback_memory.groups = groups
     return router
 
