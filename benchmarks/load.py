@@ -272,37 +272,46 @@ def _timed_chat_openai():
 
 def _latency_notes(rows: dict) -> list[str]:
     """What section 3 says, with this run's numbers: the in-step stall against the sum of the
-    tasks' loop steps, and how the spread arrivals compare."""
+    tasks' loop steps, whether the process had the CPU to route every call, and the shared lock."""
     if not rows:
         return []
     top = max(w for _, _, w in rows)
     burst = [(r["loop"]["direct"]["cpu"] * top, r["loop"]["direct"]["max"], r["loop"]["routed"]["max"])
              for (_, kind, w), r in rows.items() if kind == "in step" and w == top]
-    spread = [r for (_, kind, w), r in rows.items() if kind == "spread" and w == top]
     notes = [
         f"Section 3, in step: when the {top} replies land together, the loop runs each task's step "
         "(reading the response, LangChain's callbacks, building the next request) back to back "
-        "before the ticker gets a turn, so the longest stall is about the tasks times the loop CPU per "
-        "call, routed or not: "
-        + "; ".join(f"{top} x direct loop CPU per call = {b:.0f} ms against a longest stall of {d:.0f} ms "
-                    f"direct and {r:.0f} ms routed" for b, d, r in burst)
-        + ". That stall belongs to in-step arrivals and the HTTP client's per-call Python, not to "
-        "routing, whose decisions run in the routing threads; routed calls reach the loop spread "
-        "out by their decisions' queue, which can make their stall shorter than direct calls'.",
+        "before the ticker gets a turn, so the longest stall is of the order of the tasks times the "
+        "loop CPU per call, whether the calls are routed or not: "
+        + "; ".join(f"{top} x direct loop CPU per call = {b:.0f} ms, longest stall {d:.0f} ms direct and "
+                    f"{r:.0f} ms routed" for b, d, r in burst)
+        + ". Only arrivals out of step shorten it; the routing threads do not run those steps.",
         "",
     ]
-    if spread:
+    short = [(kind, rep, r["routed"]["per_s"], r["direct"]["per_s"], r["loop"]["routed"]["cores"])
+             for (rep, kind, w), r in rows.items() if w == top and r["routed"]["per_s"] < 0.8 * r["direct"]["per_s"]]
+    if short:
         notes += [
-            "Spread arrivals: the loop runs a few task steps at a time instead of a burst, and the "
-            f"decisions of the {top} tasks queue less. Routing still shares the interpreter lock with "
-            "the loop: most of a decision is the encoder's ONNX run, which releases the lock, but its "
-            "Python part holds it, and the loop waits for the lock (up to the interpreter's 5 ms switch "
-            "interval at a time) whenever a routing thread runs Python; that is the difference "
-            "between the routed and direct tick gap p99. The longest stall of both is also set by the "
-            "machine: with other jobs on the same 2 cores the operating system pauses the process "
-            "(compare the direct column, which has no routing at all).",
+            "In this run the process could not route calls as fast as they came back: "
+            + "; ".join(f"{kind} run {rep}, {rc:.1f} routed calls/s against {dc:.1f} direct, on {cores:.2f} "
+                        "cores" for kind, rep, rc, dc, cores in short)
+            + ". Decisions then queue without bound, and every figure of those rows (overhead, "
+            "stalls, tick gaps) is that queue: the routing threads, never idle, compete with the loop "
+            "for the process's CPU and the interpreter lock all the time, so the loop runs less often. "
+            "The cores-used "
+            "column shows what the other jobs on the machine left the process; a machine with its "
+            "cores free measures the routing cost instead.",
             "",
         ]
+    notes += [
+        "Routing shares the interpreter lock with the loop: most of a decision is the encoder's "
+        "ONNX run, which releases the lock, but its Python part holds it, and the loop waits for the "
+        "lock (up to the interpreter's 5 ms switch interval at a time) whenever a routing thread runs "
+        "Python; this shows as a higher tick gap p99 routed than direct. The longest stalls of both are "
+        "also set by the machine: with other jobs on the same cores the operating system pauses the "
+        "process (the direct column has no routing at all).",
+        "",
+    ]
     return notes
 
 
