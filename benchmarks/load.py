@@ -13,17 +13,25 @@ Two measurements, both loopback-only and bounded in calls and time:
    ChatOptiRoute's own overhead per call = routed call time - the candidate's own ``_agenerate``
    time (measured by a thin ``ChatOpenAI`` subclass around the same call). The same candidate called
    directly (``ChatOpenAI.ainvoke``) at the same concurrency is reported beside it.
-3. The same as 2 against a second fake server that answers after ``--reply-ms`` (default 1 s, a short
-   real completion): an async server's normal state, where calls wait on their providers and the
-   decisions of concurrent calls arrive spread out.
+3. The same as 2 against fake servers that answer after about ``--reply-ms`` (default 1 s, a short
+   real completion): an async server's normal state, where calls wait on their providers. Two
+   arrival patterns, each run ``--repeats`` times: *in step* (every reply takes exactly that long,
+   so calls started together come back together: the worst case) and *spread* (each reply's delay
+   drawn from a seeded lognormal distribution, median ``--reply-ms``, log-space deviation
+   ``--spread``, an assumption standing in for a real provider's varying latency). Beside the
+   overhead: the event loop's longest stall routed and direct and their difference, and the loop
+   thread's own CPU per call.
+4. ``decide`` one prompt at a time against ``decide_batch`` in groups (CPU and wall time per
+   decision, same model or not): whether micro-batching concurrent decisions would pay.
 
 ``decide`` is CPU work (MiniLM encode + heads + kNN); async calls run it in a bounded pool of worker
 threads, off the event loop, but concurrent calls still share the cores: at 64 tasks the overhead a
 call sees includes waiting for the other decisions. That is the honest number for a single-process
 asyncio service on this machine.
 
-Run: ``python benchmarks/load.py [--calls 1:120,8:320,64:640] [--max-seconds 40] [--reply-ms 1000]``; writes
-``benchmarks/results/load.md``. Prompts cycle through the bundled demo prompts (`core/data/demo_prompts.csv`).
+Run: ``python benchmarks/load.py [--calls 1:60,8:160,64:320] [--latency-calls 1:12,16:96,64:320]
+[--spread 0.5] [--repeats 2]``; writes ``benchmarks/results/load.md``. Prompts cycle through the
+bundled demo prompts (`core/data/demo_prompts.csv`).
 """
 
 from __future__ import annotations
@@ -318,12 +326,12 @@ def _latency_notes(rows: dict) -> list[str]:
 # ---------------------------------------------------------------------------- main
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--calls", default="1:120,8:320,64:640",
+    ap.add_argument("--calls", default="1:60,8:160,64:320",
                     help="concurrency:calls pairs (calls per level; the same for both measurements)")
     ap.add_argument("--max-seconds", type=float, default=40.0, help="time bound per level and measurement")
     ap.add_argument("--reply-ms", type=float, default=1000.0,
                     help="the provider's own latency in the third measurement (a short real completion)")
-    ap.add_argument("--latency-calls", default="1:20,64:512",
+    ap.add_argument("--latency-calls", default="1:12,16:96,64:320",
                     help="concurrency:calls pairs for the measurement with provider latency")
     ap.add_argument("--spread", type=float, default=0.5,
                     help="log-space standard deviation of the spread provider's lognormal reply delay "
