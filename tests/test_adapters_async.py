@@ -169,3 +169,41 @@ async def test_memory_store_accounting_stays_complete(router):
     msg = await llm.ainvoke(PROMPTS[3])
     rows = router.store.observations(decision_id=msg.response_metadata["optiroute"]["decision_id"])
     assert len(rows) == 1 and rows[0].ok and rows[0].latency_s is not None
+
+
+class GatedStore(WriterNotingStore):
+    """The real SQLite store whose observation rows wait for ``gate`` (a slow database)."""
+
+    def __init__(self, path) -> None:
+        super().__init__(path)
+        self.gate = threading.Event()
+        self.writing = threading.Event()
+
+    def _put_observation(self, rec) -> None:
+        self.writing.set()
+        assert self.gate.wait(10), "the test never opened the gate"
+        super()._put_observation(rec)
+
+
+async def test_a_caller_cancelled_while_its_answer_is_accounted_is_still_charged(tmp_path):
+    store = GatedStore(tmp_path / "state.db")
+    router = Router.default(store=store, budget=Budget(total_usd=5.0))
+    llm = ChatOptiRoute(models=[EchoChat(model_name="gpt-4o"), EchoChat(model_name="gpt-4o-mini")],
+                        router=router)
+    try:
+        task = asyncio.create_task(llm.ainvoke(PROMPTS[4]))
+        assert await asyncio.to_thread(store.writing.wait, 30)  # the answer exists; its row is being written
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        store.gate.set()
+        for _ in range(200):  # the write finishes whole in its thread
+            if store.observations():
+                break
+            await asyncio.sleep(0.01)
+        rows = store.observations()
+        assert len(rows) == 1 and rows[0].ok and rows[0].cost_usd and rows[0].cost_usd > 0
+        assert list(router.spent().values()) == [pytest.approx(rows[0].cost_usd)]  # charged, not released
+    finally:
+        store.gate.set()
+        store.close()

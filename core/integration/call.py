@@ -149,6 +149,7 @@ class CallPlan:
         self.chain = list(route.chain)
         self.account = account
         self.errors: dict[str, BaseException] = {}
+        self._settling = False  # an answer's account is being closed in the store-write thread
 
     @property
     def run_id(self) -> str | None:
@@ -175,8 +176,11 @@ class CallPlan:
         self.account.succeeded(self.card(key), seconds, input_tokens, output_tokens)
 
     def failed(self, exc: BaseException | None) -> None:
-        """No answer: release the budget reservation (idempotent; a no-op once closed)."""
-        self.account.failed(exc)
+        """No answer: release the budget reservation (idempotent; a no-op once closed, or once an
+        answer's settlement was handed to the store-write thread: a caller cancelled while it runs
+        must not release what the answer is charged)."""
+        if not self._settling:
+            self.account.failed(exc)
 
     def summary(self, answered_by: str, errors: Mapping[str, BaseException] | None = None) -> dict[str, Any]:
         """The one payload both adapters stamp on their answer (under :data:`STAMP_KEY`).
@@ -212,6 +216,7 @@ class CallPlan:
         microseconds and stay inline."""
         seconds = time.perf_counter() - started
         if self._writes_block:
+            self._settling = True
             await run_store_write(self._settle, key, started, usage, result, seconds)
         else:
             self._settle(key, started, usage, result, seconds)
@@ -448,6 +453,7 @@ class CallPlan:
         # above close the account inline, before the error or cancellation propagates.
         seconds = time.perf_counter() - stream.started
         if self._writes_block:
+            self._settling = True
             await run_store_write(self._stream_ended, stream, meter, None, seconds)
         else:
             self._stream_ended(stream, meter, None, seconds)
