@@ -298,6 +298,24 @@ def _latency_notes(rows: dict) -> list[str]:
         "is why a routed stall can be the shorter one.",
         "",
     ]
+    for w in sorted({w for _, kind, w in rows if kind == "spread" and w > 1}):
+        runs = [(rows[rep, "spread", w], rows.get((rep, "spread", 1))) for rep, kind, ww in sorted(rows)
+                if kind == "spread" and ww == w]
+        ratios = [r["overhead"]["p50"] / one["overhead"]["p50"] for r, one in runs if one]
+        notes += [
+            f"Spread arrivals, {w} tasks: overhead p50 "
+            + " and ".join(f"{x:.2f}" for x in ratios) + "x the single caller's; longest loop stall "
+            + " and ".join(f"{r['loop']['routed']['max']:.0f}" for r, _ in runs) + " ms routed against "
+            + " and ".join(f"{r['loop']['direct']['max']:.0f}" for r, _ in runs) + " ms direct"
+            + (("; a routed call cost the process "
+                + " and ".join(f"{r['loop']['routed']['proc']:.1f}" for r, _ in runs)
+                + " ms of CPU against " + " and ".join(f"{r['loop']['direct']['proc']:.1f}" for r, _ in runs)
+                + " ms direct (the difference is the decision), with the process on "
+                + " and ".join(f"{r['loop']['routed']['cores']:.2f}" for r, _ in runs) + " cores")
+               if all(max(r["loop"]["routed"]["ticks_per_call"], r["loop"]["direct"]["ticks_per_call"]) <= 120
+                      for r, _ in runs) else "") + ".",
+            "",
+        ]
     short = [(kind, rep, w, r["routed"]["per_s"], r["direct"]["per_s"], r["loop"]["routed"]["cores"])
              for (rep, kind, w), r in sorted(rows.items()) if r["routed"]["per_s"] < 0.8 * r["direct"]["per_s"]]
     if short:
