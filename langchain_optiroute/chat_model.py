@@ -234,14 +234,15 @@ class ChatOptiRoute(BaseChatModel):
         kwargs.pop("model", None)  # a per-call model= override names the trace only
         cap = kwargs.get("max_tokens") or self.max_tokens
         structured = kwargs.get(STRUCTURED_KWARG)
+        chat_models = self._chat_models()
         return {
             "router": self._router(), "messages": messages, "candidates": {k: k for k in self.models},
-            "objects": self._chat_models(),
+            "objects": chat_models,
             "preferences": prefs, "constraints": constraints, "user": user, "run_id": run_id,
             "needs_tools": bool(kwargs.get("tools")) or bool(getattr(structured, "needs_tools", False)),
-            "tool_capable": {k for k, m in self._chat_models().items() if _supports_tools(m)},
+            "tool_capable": {k for k, m in chat_models.items() if _supports_tools(m)},
             "max_tokens": cap if isinstance(cap, int) else None,
-            "candidate_max_tokens": {k: _max_tokens_of(m) for k, m in self._chat_models().items()},
+            "candidate_max_tokens": {k: _max_tokens_of(m) for k, m in chat_models.items()},
         }
 
     def _plan(

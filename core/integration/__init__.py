@@ -5,7 +5,8 @@ Modules: :mod:`~optiroute.integration.precedence` (which preferences win),
 chain, streams, stamping, accounting at each call's real end), :mod:`~optiroute.integration.deadline`
 (the per-call timeout), :mod:`~optiroute.integration.meter` (what a stream produced),
 :mod:`~optiroute.integration.feedback`, :mod:`~optiroute.integration.workers` (async callers route
-in a bounded pool of threads, off the event loop), and :mod:`~optiroute.integration.default_router`.
+in a bounded pool of threads, and write to a database store in a thread of their own, off the event
+loop), and :mod:`~optiroute.integration.default_router`.
 
 Everything a routed call *means* lives here, framework-free, so LangChain's ``ChatOptiRoute`` and
 LlamaIndex's ``OptiRoute`` cannot disagree on it (which preferences win, how candidate keys map to

@@ -36,8 +36,10 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from optiroute.errors import FallbackExhaustedError
 from optiroute.integration.deadline import acall_with_deadline, call_with_deadline, check_timeout
 from optiroute.integration.meter import Meter, Usage, aclose_quietly, close_quietly, token_count
+from optiroute.integration.workers import run_store_write
 from optiroute.router.fallback import acall_with_fallbacks, call_with_fallbacks, is_retryable
 from optiroute.schema.numbers import MAX_TOKENS, integer
+from optiroute.store.memory import MemoryFeedbackStore
 
 if TYPE_CHECKING:
     from optiroute.router.calls import CallAccount
@@ -46,7 +48,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["STAMP_KEY", "AsyncStreamStart", "CallPlan", "Route", "StreamStart", "Usage", "check_timeout"]
+__all__ = ["STAMP_KEY", "AsyncStreamStart", "CallPlan", "Route", "StreamStart", "Usage", "check_timeout",
+           "writes_block"]
 
 T = TypeVar("T")
 
@@ -84,6 +87,12 @@ def _call_cap(value: object) -> int | None:
     """The caller's output cap, checked (a bad one is the caller's error, not a reason to guess)."""
     return None if value is None else integer(value, "max_tokens", lo=1, hi=MAX_TOKENS,
                                                   hint="It caps the answer's tokens; leave it out for no cap.")
+
+
+def writes_block(router: Router) -> bool:
+    """Whether ``router``'s store writes wait on a database (any store but the in-memory one), so
+    an async caller makes them off the event loop (:func:`~optiroute.integration.workers.run_store_write`)."""
+    return not isinstance(router.store, MemoryFeedbackStore)
 
 
 @dataclass(frozen=True)
@@ -140,6 +149,7 @@ class CallPlan:
         self.chain = list(route.chain)
         self.account = account
         self.errors: dict[str, BaseException] = {}
+        self._settling = False  # an answer's account is being closed in the store-write thread
 
     @property
     def run_id(self) -> str | None:
@@ -166,8 +176,11 @@ class CallPlan:
         self.account.succeeded(self.card(key), seconds, input_tokens, output_tokens)
 
     def failed(self, exc: BaseException | None) -> None:
-        """No answer: release the budget reservation (idempotent; a no-op once closed)."""
-        self.account.failed(exc)
+        """No answer: release the budget reservation (idempotent; a no-op once closed, or once an
+        answer's settlement was handed to the store-write thread: a caller cancelled while it runs
+        must not release what the answer is charged)."""
+        if not self._settling:
+            self.account.failed(exc)
 
     def summary(self, answered_by: str, errors: Mapping[str, BaseException] | None = None) -> dict[str, Any]:
         """The one payload both adapters stamp on their answer (under :data:`STAMP_KEY`).
@@ -182,22 +195,39 @@ class CallPlan:
             out["fell_back_from"] = {self.card(m): type(e).__name__ for m, e in errs.items()}
         return out
 
-    def _settle(self, key: str, started: float, usage: Callable[[T], Usage] | None, result: T | None) -> None:
+    def _settle(self, key: str, started: float, usage: Callable[[T], Usage] | None, result: T | None,
+                seconds: float | None = None) -> None:
         tokens: Usage = (None, None)
         if usage is not None and result is not None:
             try:
                 tokens = usage(result)
             except Exception:  # the answer exists: a usage-parsing bug must not cost it
                 log.debug("could not read token usage from %s's response", key, exc_info=True)
-        self.succeeded(key, time.perf_counter() - started, *tokens)
+        self.succeeded(key, time.perf_counter() - started if seconds is None else seconds, *tokens)
+
+    @property
+    def _writes_block(self) -> bool:
+        return writes_block(self.route.router)
+
+    async def _asettle(self, key: str, started: float, usage: Callable[[T], Usage] | None, result: T) -> None:
+        """:meth:`_settle` for an async caller: the latency is taken on the loop, at the answer, and a
+        database store's writes run in the store-write thread, off the event loop
+        (:func:`~optiroute.integration.workers.run_store_write`); the in-memory store's take
+        microseconds and stay inline."""
+        seconds = time.perf_counter() - started
+        if self._writes_block:
+            self._settling = True
+            await run_store_write(self._settle, key, started, usage, result, seconds)
+        else:
+            self._settle(key, started, usage, result, seconds)
 
     def _stream_ended(self, stream: StreamStart[Any] | AsyncStreamStart[Any], meter: Meter[Any],
-                      error: str | None) -> None:
+                      error: str | None, seconds: float | None = None) -> None:
         """Close a relayed stream's account: settled (``error is None``) or cut off after output."""
         if self.closed:
             return
         tin, tout = meter.tokens()
-        seconds = time.perf_counter() - stream.started
+        seconds = time.perf_counter() - stream.started if seconds is None else seconds
         if error is None:
             self.succeeded(stream.key, seconds, tin, tout)
             return
@@ -275,7 +305,7 @@ class CallPlan:
                 await before(keys[card])
             clock.append(time.perf_counter())
             out = await acall_with_deadline(call(keys[card]), limit, card)
-            self._settle(keys[card], clock[0], usage, out)
+            await self._asettle(keys[card], clock[0], usage, out)
             return out
 
         def on_error(card: str, exc: BaseException) -> None:
@@ -419,4 +449,11 @@ class CallPlan:
             self._stream_ended(stream, meter, type(exc).__name__)
             await aclose_quietly(stream.rest)
             raise
-        self._stream_ended(stream, meter, None)
+        # A stream that completed is settled like a whole answer (see _asettle); the error paths
+        # above close the account inline, before the error or cancellation propagates.
+        seconds = time.perf_counter() - stream.started
+        if self._writes_block:
+            self._settling = True
+            await run_store_write(self._stream_ended, stream, meter, None, seconds)
+        else:
+            self._stream_ended(stream, meter, None, seconds)

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from optiroute.errors import InvalidInputError
-from optiroute.integration.call import CallPlan, Route
+from optiroute.integration.call import CallPlan, Route, writes_block
 from optiroute.integration.capabilities import apply_capabilities
-from optiroute.integration.workers import run_in_worker
+from optiroute.integration.workers import run_in_worker, run_store_write
 
 if TYPE_CHECKING:
     from optiroute.router.router import Router
@@ -106,8 +106,13 @@ async def aroute_call(
 
 async def aadmit(route: Route, *, max_tokens: int | None = None,
                  candidate_max_tokens: Mapping[str, int | None] | None = None) -> CallPlan:
-    """:meth:`Route.admit` in the routing worker pool (the budget reservation writes to the store)."""
-    return await run_in_worker(route.admit, max_tokens=max_tokens, candidate_max_tokens=candidate_max_tokens)
+    """:meth:`Route.admit` for an async caller. A database store's budget reservation is a round trip,
+    so it runs in the store-write thread (:func:`~optiroute.integration.workers.run_store_write`),
+    not behind the decisions queued in the routing pool; with the in-memory store admission takes
+    microseconds and runs inline, without a second thread hop after the decision's."""
+    if writes_block(route.router):
+        return await run_store_write(route.admit, max_tokens=max_tokens, candidate_max_tokens=candidate_max_tokens)
+    return route.admit(max_tokens=max_tokens, candidate_max_tokens=candidate_max_tokens)
 
 
 async def aplan_call(
