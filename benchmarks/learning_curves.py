@@ -17,11 +17,13 @@ Reported per set and size (mean over seeds):
 - (unless ``--no-renamed``) the same "after" router on a copy of the data whose models are renamed so that
   no card matches (every card is then derived from the data).
 
-Writes ``benchmarks/results/learning_curves.md``; raw rows go to ``.cache/learning_curves/*.jsonl``.
+Writes ``benchmarks/results/learning_curves.md``; raw rows go to ``.cache/learning_curves/*.jsonl``
+(``--rows-dir``: elsewhere, e.g. when ``.cache`` is shared and another run's rows must stay).
 Embeddings come from the shared cache (``scripts/embed_cache.py``), which keys them by encoder: each
 code version routes with the vectors of its own encoder (the base release: torch, its first 256 word
 pieces; this code: the default encoder).
-Run: ``python benchmarks/learning_curves.py [--data ../shared/data] [--seeds 3]``.
+Run: ``python benchmarks/learning_curves.py [--data ../shared/data] [--seeds 3] [--sizes 100,300]``
+(``--sizes``: some train sizes only, ``all`` the whole split; small sizes take a few minutes).
 """
 
 from __future__ import annotations
