@@ -109,7 +109,7 @@ def test_the_frontier_keeps_a_single_model_that_routing_jumps_over() -> None:
 
 def test_a_gain_resting_on_three_prompts_does_not_replace_the_best_model() -> None:
     """Quality-first routing differs from the best model on 3 prompts of 100 and wins all 3: +0.03 at
-    1.76 normal standard errors, which passed the per-point test (LLMRouter, 100 prompts: it lost on
+    1.75 normal standard errors, which passed the per-point test (LLMRouter, 100 prompts: it lost on
     test). As the router's top point it stands in for the best model's vertex, whose small-sample test
     (t with 2 degrees of freedom) it does not pass: the point goes to the best model."""
     n = 100
