@@ -38,15 +38,16 @@ the kind that cross-validation chose without fold ``f``, so the predictions that
 are not also the ones that measure its gain (the winner's curse of choosing the best of six on the
 same predictions).
 
-Measured (``benchmarks/learning_curves.py``, 5 shared sets, 100 / 300 / 1,000 / all training prompts,
-3 seeds, renamed models): LLMRouter at 100 prompts went from 0.005 below the single models' hull to
-on it, every run is at or above the hull, and the whole train sets route as before. Comparing each
-point with the hull's chord instead of the cheaper model (stricter, and the natural reading of AIQ)
-also fixed LLMRouter but gave up much of routing's gain between two models (RouteLLM MMLU at 1,000
-prompts: 0.026 -> 0.019 above the hull; MT-Bench 0.033 -> 0.003 in a variant that also widened the
-per-point standard error): a point under the chord costs nothing while the vertices stay. What the frontier check costs: with 100 prompts and 31 models (MMLU-Pro) the
-train hull has many vertices that routing cannot clearly beat, and routing's lead over the hull there
-fell from 0.020 to 0.006.
+Measured (``benchmarks/learning_curves.py``, 5 shared sets, 100 / 300 / 1,000 / all training
+prompts, 3 seeds, renamed models): LLMRouter at 100 prompts went from 0.005 below the single models'
+hull to on it, every run is at or above the hull, and the whole train sets route as before.
+Comparing each point with the hull's chord instead of the cheaper model (stricter, and the natural
+reading of AIQ) also fixed LLMRouter but gave up much of routing's gain between two models (RouteLLM
+MMLU at 1,000 prompts: 0.026 -> 0.019 above the hull; MT-Bench 0.033 -> 0.003 in a variant that also
+widened the per-point standard error): a point under the chord costs nothing while the vertices
+stay. What the frontier check costs: with 100 prompts and 31 models (MMLU-Pro) the train hull has
+many vertices that routing cannot clearly beat, and routing's lead over the hull there fell from
+0.020 to 0.006.
 
 Preferences map to the nearest measured cost weight by ``cost / (accuracy + cost)``; preferences
 that give accuracy no weight are not guarded (quality is not what they ask for). The guard is saved
