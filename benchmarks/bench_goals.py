@@ -156,6 +156,8 @@ def main() -> None:
     ap.add_argument("--sets", default=",".join(SETS))
     ap.add_argument("--predictor", default="auto")
     ap.add_argument("--overhead-n", type=int, default=64)
+    ap.add_argument("--outputs", type=Path, default=ROOT / ".cache" / "bench",
+                    help="where each set's curve.csv, decisions and plot go (default .cache/bench/<set>)")
     args = ap.parse_args()
     results_dir = ROOT / "benchmarks" / "results"
     rows, per_set, t_all = [], [], time.perf_counter()
@@ -164,7 +166,7 @@ def main() -> None:
         print(f"bench {set_name} ...", flush=True)
         r, decisions, ids = run_bench(_with_prices(args.data, set_name), predictor=args.predictor,
                                       embed=_embed_fn(set_name), overhead_n=args.overhead_n)
-        out = ROOT / ".cache" / "bench" / set_name.replace("/", "__")
+        out = args.outputs / set_name.replace("/", "__")
         write_outputs(r, decisions, ids, out)
         secs = time.perf_counter() - t0
         slug = set_name.replace("/", "_")

@@ -17,11 +17,13 @@ Reported per set and size (mean over seeds):
 - (unless ``--no-renamed``) the same "after" router on a copy of the data whose models are renamed so that
   no card matches (every card is then derived from the data).
 
-Writes ``benchmarks/results/learning_curves.md``; raw rows go to ``.cache/learning_curves/*.jsonl``.
+Writes ``benchmarks/results/learning_curves.md``; raw rows go to ``.cache/learning_curves/*.jsonl``
+(``--rows-dir``: elsewhere, e.g. when ``.cache`` is shared and another run's rows must stay).
 Embeddings come from the shared cache (``scripts/embed_cache.py``), which keys them by encoder: each
 code version routes with the vectors of its own encoder (the base release: torch, its first 256 word
 pieces; this code: the default encoder).
-Run: ``python benchmarks/learning_curves.py [--data ../shared/data] [--seeds 3]``.
+Run: ``python benchmarks/learning_curves.py [--data ../shared/data] [--seeds 3] [--sizes 100,300]``
+(``--sizes``: some train sizes only, ``all`` the whole split; small sizes take a few minutes).
 """
 
 from __future__ import annotations
@@ -203,17 +205,18 @@ def _base_code() -> Path:
 def _plan(args: argparse.Namespace) -> list[dict[str, Any]]:
     plan = []
     for s in [x for x in args.sets.split(",") if x]:
-        for size in SIZES:
+        for size in args.sizes:
             seeds = range(args.all_seeds if size is None else args.seeds)
             plan += [{"set": s, "size": size, "seed": seed, "renamed": False,
                       "kinds": seed == 0 and size in (300, None)} for seed in seeds]
         if args.renamed:
-            plan += [{"set": s, "size": size, "seed": 0, "renamed": True, "kinds": False} for size in (300, None)]
+            plan += [{"set": s, "size": size, "seed": 0, "renamed": True, "kinds": False} for size in (300, None)
+                     if size in args.sizes]
     return plan
 
 
 def _spawn(label: str, tasks: list[dict[str, Any]], args: argparse.Namespace, pythonpath: str | None) -> Path:
-    out = OUT / f"{label}.jsonl"
+    out = args.rows_dir / f"{label}.jsonl"
     env = dict(os.environ)
     if pythonpath is not None:
         env["PYTHONPATH"] = pythonpath + os.pathsep + env.get("PYTHONPATH", "")
@@ -329,10 +332,18 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
+def _sizes(text: str) -> list[int | None]:
+    return [None if x.strip() == "all" else int(x) for x in text.split(",") if x.strip()]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--sets", default=",".join(SETS))
+    ap.add_argument("--sizes", type=_sizes, default=SIZES,
+                    help="train sizes, comma-separated ('all': the whole split; default 100,300,1000,all)")
+    ap.add_argument("--rows-dir", type=Path, default=OUT,
+                    help="where the raw rows go (rewritten by each run; default .cache/learning_curves)")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--all-seeds", type=int, default=1)
     ap.add_argument("--max-test", type=int, default=1000)
@@ -350,8 +361,8 @@ def main() -> None:
         worker(args)
         return
     t0 = time.perf_counter()
-    OUT.mkdir(parents=True, exist_ok=True)
-    outs = [OUT / "after.jsonl", OUT / "before.jsonl"]
+    args.rows_dir.mkdir(parents=True, exist_ok=True)
+    outs = [args.rows_dir / "after.jsonl", args.rows_dir / "before.jsonl"]
     if not args.report_only:
         for p in outs:
             p.unlink(missing_ok=True)

@@ -86,6 +86,80 @@ def test_measure_guard_routes_only_where_routing_beats_the_best_single_model() -
     assert g.point_for({"cost": 1.0}) is None  # quality is not what cost-only callers ask for
 
 
+def test_the_frontier_keeps_a_single_model_that_routing_jumps_over() -> None:
+    """cheap (0.5, $1), mid (0.8, $2), dear (0.9, $10). Routing sends 90 % to dear and beats mid (the
+    best single model that costs no more) at every weight, yet never spends mid's cost: its curve runs
+    from cheap straight to $9.1 and passes under mid. The frontier check sends one point to mid."""
+    n = 400
+    i = np.arange(n)
+    scores = np.stack([i % 2 == 0, i % 5 != 0, i % 10 != 0], axis=1).astype(np.float32)
+    costs = np.tile(np.array([0.001, 0.002, 0.01], dtype=np.float32), (n, 1))
+    quality = np.zeros((n, 3), dtype=np.float32)
+    quality[:, 2] = 0.9
+    quality[i % 10 == 0, 0] = 1.0
+    quality[:, 0] += 0.05
+    g = measure_guard(quality, scores, costs, costs, ["cheap", "mid", "dear"], n_folds=5,
+                      cost_weights=(0.0, 0.3, 0.6, 0.95))
+    assert all(p.gain > 3 * p.stderr for p in g.points)  # each point alone beats its single model
+    sent = [p for p in g.points if p.use_single]
+    assert [(p.cost_weight, p.single, p.frontier) for p in sent] == [(0.95, "mid", "mid")]
+    assert "not better than mid at its cost" in g.reason(sent[0])
+    assert [p.use_single for p in g.points[:3]] == [False, False, False]  # the rest still route
+
+
+def test_a_gain_resting_on_three_prompts_does_not_replace_the_best_model() -> None:
+    """Quality-first routing differs from the best model on 3 prompts of 100 and wins all 3: +0.03 at
+    1.75 normal standard errors, which passed the per-point test (LLMRouter, 100 prompts: it lost on
+    test). As the router's top point it stands in for the best model's vertex, whose small-sample test
+    (t with 2 degrees of freedom) it does not pass: the point goes to the best model."""
+    n = 100
+    i = np.arange(n)
+    best = (i % 3 != 0).astype(np.float32)  # 0.67 at $3
+    other = (i % 3 == 0).astype(np.float32)  # right exactly where best is wrong, at $1
+    scores = np.stack([best, other], axis=1)
+    costs = np.tile(np.array([0.003, 0.001], dtype=np.float32), (n, 1))
+    quality = np.zeros((n, 2), dtype=np.float32)
+    quality[:, 0] = 0.9
+    quality[[0, 3, 6], 1] = 1.0  # the predictor picks other on three prompts where best is wrong
+    g = measure_guard(quality, scores, costs, costs, ["best", "other"], n_folds=5, cost_weights=(0.0,))
+    p = g.points[0]
+    assert p.gain == pytest.approx(0.03, abs=1e-6) and p.gain > 1.5 * p.stderr  # the per-point test passes
+    assert p.use_single and p.single == "best" and p.frontier == "best"
+    more = quality.copy()
+    more[[9, 12, 15, 18, 21, 24, 27, 30, 33, 36, 39, 42], 1] = 1.0  # 15 of 15 won: enough evidence
+    again = measure_guard(more, scores, costs, costs, ["best", "other"], n_folds=5, cost_weights=(0.0,))
+    assert not again.points[0].use_single
+
+
+def test_a_guard_saved_before_the_frontier_check_loads_unchanged() -> None:
+    from optiroute.routing.guard import RoutingGuard
+
+    old = {"points": [{"cost_weight": 0.1, "routed_quality": 0.7, "routed_cost_usd": 0.01, "single": "alpha",
+                       "single_quality": 0.72, "single_cost_usd": 0.008, "gain": -0.02, "stderr": 0.01,
+                       "use_single": True}], "n_prompts": 100, "n_folds": 5, "z": 1.5}
+    g = RoutingGuard.model_validate(old)
+    assert g.points[0].frontier is None and "not better than alpha alone" in g.reason(g.points[0])
+
+
+def test_the_guard_measures_on_predictions_nested_with_the_choice_of_predictor() -> None:
+    """The guard's out-of-fold predictions on fold f come from the candidate chosen without fold f."""
+    from optiroute.fit.selection import choose_predictor
+    from optiroute.fit.training import outcome_matrices
+    from optiroute.quality.index import OutcomeIndex
+
+    prompts, outcomes, prices = _frames(120, {"alpha": (0.9, 0.2), "beta": (0.3, 0.8)}, {"alpha": 0.002, "beta": 0.01})
+    texts = prompts["text"].tolist()
+    emb = FakeEmbedder().encode(texts)
+    models = ["alpha", "beta"]
+    scores, costs = outcome_matrices(prompts["prompt_id"].tolist(), models, outcomes)
+    index = OutcomeIndex(emb, prompts["prompt_id"].tolist(), prompts["task"].tolist(), models, scores, costs)
+    cards = [ModelCard(name=m, input_usd_per_mtok=1, output_usd_per_mtok=1) for m in models]
+    pred, cv = choose_predictor("auto", emb, scores, costs, models, index, cards, seed=0)
+    per_fold = pred.selection["chosen_per_fold"]
+    assert cv is not None and len(per_fold) == pred.selection["n_folds"] == int(cv.folds.max()) + 1
+    assert set(per_fold) <= set(pred.selection["validation_aiq"])
+
+
 def test_a_dominant_model_is_used_everywhere_and_the_decision_says_why(tmp_path: Path) -> None:
     """alpha is right 90 % of the time on both clusters and costs less than beta, which is right 50 %:
     routing can only lose to alpha alone, so the fitted guard sends every prompt to alpha."""

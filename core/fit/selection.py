@@ -11,8 +11,12 @@ costs do not differ), and so is the stacked blend, whose weights are themselves 
 towards per-model means with few prompts (:mod:`optiroute.quality.stack`). The best one is refitted
 on every training prompt.
 
-The out-of-fold predictions of the chosen predictor are returned too: the never-worse-than-one-model
-check (:mod:`optiroute.router.guard`) measures routing on them.
+Out-of-fold predictions are returned too: the never-worse-than-one-model check
+(:mod:`optiroute.routing.guard`) measures routing on them. They are nested with the choice: the
+prompts of fold ``f`` carry the predictions of the candidate the same criterion picks on the other
+folds alone (``selection["chosen_per_fold"]``). Measuring the winner's gain on the very predictions
+that made it the winner of six would overstate it, most with few prompts, where the six differ by
+noise.
 """
 
 from __future__ import annotations
@@ -81,6 +85,16 @@ def validation_aiq(pred: np.ndarray, scores: np.ndarray, costs: np.ndarray, cost
 def _brier(pred: np.ndarray, scores: np.ndarray) -> float:
     ok = ~np.isnan(scores)
     return float(((pred - np.nan_to_num(scores)) ** 2)[ok].mean()) if ok.any() else float("nan")
+
+
+def _choose(candidates: dict[str, np.ndarray], scores: np.ndarray, costs: np.ndarray, cost_est: np.ndarray,
+            rows: np.ndarray, by_aiq: bool) -> str:
+    """The candidate cross-validation picks on ``rows`` alone (AIQ, else Brier score, as the choice)."""
+    if by_aiq:
+        aiqs = {c: float(validation_aiq(q[rows], scores[rows], costs[rows], cost_est)) for c, q in candidates.items()}
+        if all(np.isfinite(v) for v in aiqs.values()):
+            return max(aiqs, key=aiqs.__getitem__)
+    return min(candidates, key=lambda c: _brier(candidates[c][rows], scores[rows]))
 
 
 def choose_predictor(
@@ -165,4 +179,12 @@ def choose_predictor(
     if skipped:
         pred.selection["skipped"] = skipped
     log.info("predictor choice by %d-fold CV: %s (AIQ %s)", k, chosen, aiqs)
-    return pred, CrossValidated(candidates[chosen], folds)
+    # The guard's predictions: fold f carries the candidate chosen without fold f (nested), so the
+    # predictions that chose the winner do not also measure its gain.
+    per_fold = [chosen] * k if kind == "stack" else [_choose(candidates, scores, costs, cost_est, folds != f, by_aiq)
+                                                     for f in range(k)]
+    honest = np.empty_like(candidates[chosen])
+    for f, c_f in enumerate(per_fold):
+        honest[folds == f] = candidates[c_f][folds == f]
+    pred.selection["chosen_per_fold"] = per_fold
+    return pred, CrossValidated(honest, folds)
