@@ -209,9 +209,9 @@ def _plan(args: argparse.Namespace) -> list[dict[str, Any]]:
             seeds = range(args.all_seeds if size is None else args.seeds)
             plan += [{"set": s, "size": size, "seed": seed, "renamed": False,
                       "kinds": seed == 0 and size in (300, None)} for seed in seeds]
-        if args.renamed:
-            plan += [{"set": s, "size": size, "seed": 0, "renamed": True, "kinds": False} for size in (300, None)
-                     if size in args.sizes]
+        if args.renamed:  # every size and seed too: no card may be what keeps routing above the hull
+            plan += [{"set": s, "size": size, "seed": seed, "renamed": True, "kinds": False} for size in args.sizes
+                     for seed in range(args.all_seeds if size is None else args.seeds)]
     return plan
 
 

@@ -58,7 +58,7 @@ SCRIPTS = [
     ("learning_curves.md", "learning_curves.py", "Learning curves: routing against not routing at every train size",
      "Every shared set, train subsampled to 100 / 300 / 1,000 prompts (seeded) and whole: test AIQ "
      "of this router, of the release before k-fold selection and the guard, of each predictor kind alone, and "
-     "of the single models' own hull; a renamed-models variant (no card matches) at 300 prompts and whole."),
+     "of the single models' own hull; a renamed-models variant (no card matches) at every size and seed."),
     ("cold_start.md", "cold_start.py", "Cold start: predicting a model from its card",
      "Each MMLU-Pro model's outcomes left out in turn; its per-category accuracy predicted from its "
      "model-level card metrics through a regression fitted on the other models."),
