@@ -29,8 +29,7 @@ __all__ = ["routing_threads", "run_in_worker", "run_store_write"]
 P = ParamSpec("P")
 R = TypeVar("R")
 
-_POOL: ThreadPoolExecutor | None = None
-_STORE_POOL: ThreadPoolExecutor | None = None
+_POOLS: dict[str, ThreadPoolExecutor] = {}
 _POOL_LOCK = threading.Lock()
 
 
@@ -42,14 +41,14 @@ def routing_threads() -> int:
     return max(1, min(os.cpu_count() or 1, 8))
 
 
-def _pool() -> ThreadPoolExecutor:
-    global _POOL
-    pool = _POOL
+def _pool(name: str, workers: Callable[[], int]) -> ThreadPoolExecutor:
+    """The process's pool ``name``, created on first use (``workers()`` threads)."""
+    pool = _POOLS.get(name)
     if pool is None:
         with _POOL_LOCK:
-            if _POOL is None:
-                _POOL = ThreadPoolExecutor(max_workers=routing_threads(), thread_name_prefix="optiroute-route")
-            pool = _POOL
+            pool = _POOLS.get(name)
+            if pool is None:
+                pool = _POOLS[name] = ThreadPoolExecutor(max_workers=workers(), thread_name_prefix=f"optiroute-{name}")
     return pool
 
 
@@ -61,18 +60,7 @@ async def run_in_worker(fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs
     """
     ctx = contextvars.copy_context()
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_pool(), functools.partial(ctx.run, fn, *args, **kwargs))
-
-
-def _store_pool() -> ThreadPoolExecutor:
-    global _STORE_POOL
-    pool = _STORE_POOL
-    if pool is None:
-        with _POOL_LOCK:
-            if _STORE_POOL is None:
-                _STORE_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="optiroute-store")
-            pool = _STORE_POOL
-    return pool
+    return await loop.run_in_executor(_pool("route", routing_threads), functools.partial(ctx.run, fn, *args, **kwargs))
 
 
 async def run_store_write(fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -82,4 +70,4 @@ async def run_store_write(fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwar
     """
     ctx = contextvars.copy_context()
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_store_pool(), functools.partial(ctx.run, fn, *args, **kwargs))
+    return await loop.run_in_executor(_pool("store", lambda: 1), functools.partial(ctx.run, fn, *args, **kwargs))
