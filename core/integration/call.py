@@ -205,21 +205,16 @@ class CallPlan:
                 log.debug("could not read token usage from %s's response", key, exc_info=True)
         self.succeeded(key, time.perf_counter() - started if seconds is None else seconds, *tokens)
 
-    @property
-    def _writes_block(self) -> bool:
-        return writes_block(self.route.router)
-
-    async def _asettle(self, key: str, started: float, usage: Callable[[T], Usage] | None, result: T) -> None:
-        """:meth:`_settle` for an async caller: the latency is taken on the loop, at the answer, and a
-        database store's writes run in the store-write thread, off the event loop
-        (:func:`~optiroute.integration.workers.run_store_write`); the in-memory store's take
-        microseconds and stay inline."""
-        seconds = time.perf_counter() - started
-        if self._writes_block:
+    async def _aclose(self, close: Callable[..., None], *args: Any) -> None:
+        """Close an answered call's account for an async caller: a database store's writes run in
+        the store-write thread, off the event loop (:func:`~optiroute.integration.workers.run_store_write`);
+        the in-memory store's take microseconds and stay inline. The caller takes the latency on the
+        loop, at the answer, and passes it in."""
+        if writes_block(self.route.router):
             self._settling = True
-            await run_store_write(self._settle, key, started, usage, result, seconds)
+            await run_store_write(close, *args)
         else:
-            self._settle(key, started, usage, result, seconds)
+            close(*args)
 
     def _stream_ended(self, stream: StreamStart[Any] | AsyncStreamStart[Any], meter: Meter[Any],
                       error: str | None, seconds: float | None = None) -> None:
@@ -305,7 +300,7 @@ class CallPlan:
                 await before(keys[card])
             clock.append(time.perf_counter())
             out = await acall_with_deadline(call(keys[card]), limit, card)
-            await self._asettle(keys[card], clock[0], usage, out)
+            await self._aclose(self._settle, keys[card], clock[0], usage, out, time.perf_counter() - clock[0])
             return out
 
         def on_error(card: str, exc: BaseException) -> None:
@@ -449,11 +444,6 @@ class CallPlan:
             self._stream_ended(stream, meter, type(exc).__name__)
             await aclose_quietly(stream.rest)
             raise
-        # A stream that completed is settled like a whole answer (see _asettle); the error paths
+        # A stream that completed is settled like a whole answer (see _aclose); the error paths
         # above close the account inline, before the error or cancellation propagates.
-        seconds = time.perf_counter() - stream.started
-        if self._writes_block:
-            self._settling = True
-            await run_store_write(self._stream_ended, stream, meter, None, seconds)
-        else:
-            self._stream_ended(stream, meter, None, seconds)
+        await self._aclose(self._stream_ended, stream, meter, None, time.perf_counter() - stream.started)
