@@ -47,6 +47,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from optiroute.analysis.onnx_minilm import BUILDER_VERSION, OnnxMiniLM, missing_dependencies
 from optiroute.analysis.reading import DEFAULT_WINDOW, ReadingWindow
 from optiroute.errors import DependencyError, InvalidInputError
 
@@ -230,13 +231,12 @@ class MiniLMEmbedder:
         if self.backend == "torch":
             plain = self.window == ReadingWindow(_TORCH_TOKENS, None)
             return base if plain else f"{base}@{self.window.tag}"
-        return f"{base}+onnx-{self.precision}@{self.window.tag}"
+        # The graph builder's version too: a rebuilt graph moves int8 vectors (see BUILDER_VERSION).
+        return f"{base}+onnx-{self.precision}-g{BUILDER_VERSION}@{self.window.tag}"
 
     def _resolve_backend(self) -> str:
         if self.requested_backend != "auto":
             return self.requested_backend
-        from optiroute.analysis.onnx_minilm import missing_dependencies
-
         missing = missing_dependencies()
         if missing:
             log.warning(FALLBACK_MESSAGE.format(reason=f"{', '.join(missing)} not installed"))
@@ -301,8 +301,6 @@ class MiniLMEmbedder:
         with self._lock:
             if self._onnx is None:
                 from pathlib import Path
-
-                from optiroute.analysis.onnx_minilm import OnnxMiniLM, missing_dependencies
 
                 missing = missing_dependencies()
                 if missing:
