@@ -51,10 +51,25 @@ from optiroute.schema.numbers import (
     real,
 )
 
-__all__ = ["METRICS", "ModelCard", "NameMatch", "PriceTier", "Registry", "normalise_name"]
+__all__ = ["METRICS", "ModelCard", "NameMatch", "PriceTier", "Registry", "card_revision", "normalise_name"]
 
 METRICS = ("accuracy", "helpfulness", "honesty", "harmlessness", "steerability", "creativity")
 BUNDLED = Path(__file__).resolve().parent.parent / "data" / "models.json"
+
+#: Edits of any card or registry so far (one cell, so the functions below change it in place).
+_REVISION = [0]
+
+
+def card_revision() -> int:
+    """A number that changes whenever a card field is assigned or a registry adds, removes or
+    replaces a card: what was derived from cards (a router's candidate tables) is stale once it
+    moved. A dict inside a card edited in place (``card.metrics["accuracy"] = ...``) is not seen;
+    assign the field, or use :meth:`Registry.update`."""
+    return _REVISION[0]
+
+
+def _edited() -> None:
+    _REVISION[0] += 1
 
 
 def _name_of(data: Any) -> str:
@@ -167,6 +182,10 @@ class ModelCard(BaseModel):
                 f"Invalid model card {_name_of(data)}: field {where!r}: {first.get('msg')}. "
                 "Prices are USD per million tokens (>= 0), metrics are 0..1."
             ) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)  # validated (validate_assignment)
+        _edited()
 
     @field_validator("input_usd_per_mtok", "output_usd_per_mtok", mode="before")
     @classmethod
@@ -378,6 +397,7 @@ class Registry:
                       "imputed": [m for m in card.imputed if m not in new]}
             if card.prior:
                 self._priors[name] = ModelCard(**{**card.model_dump(), **update})
+                _edited()
             else:
                 self.update(card.name, **update)
             return True
@@ -421,6 +441,7 @@ class Registry:
             self._cards[card.name] = card
             self._priors.pop(card.name, None)
             self._index(card)
+            _edited()
 
     def update(self, name: str, **fields: Any) -> ModelCard:
         """Replace fields of a card (validated); returns the new card."""
@@ -437,6 +458,7 @@ class Registry:
             card = self.get(name)
             del self._cards[card.name]
             self._alias = {k: v for k, v in self._alias.items() if v != card.name}
+            _edited()
             return card
 
     def copy(self) -> Registry:

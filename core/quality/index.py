@@ -258,7 +258,7 @@ class OutcomeIndex:
             s = s - self.row_means[knn.ids][:, :, None]
         has = ~np.isnan(s)
         wk = w[:, :, None] * has
-        num = np.einsum("nkm,nkm->nm", wk, np.nan_to_num(s))
+        num = np.einsum("nkm,nkm->nm", wk, np.where(has, s, 0))
         den = wk.sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
             q = np.where(den > 0, num / np.maximum(den, 1e-12), np.nan)

@@ -129,7 +129,7 @@ class QualityPredictor(Predictor):
             quality, support = prior, np.zeros_like(prior)
         else:
             resid, support = self.index.knn_quality(knn, cols, tau=self.tau, relative=True)
-            resid = np.nan_to_num(resid, nan=0.0)
+            resid = np.where(np.isnan(resid), np.float32(0.0), resid)  # cheaper than nan_to_num on one row
             quality = prior + support * resid / (support + self.lam)
         if corrections is not None:
             quality = quality + corrections

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from optiroute.catalog.table import derived, keyed_rows
+
 if TYPE_CHECKING:
     from optiroute.catalog.registry import ModelCard
 
@@ -19,6 +21,21 @@ __all__ = ["DIFFICULTY_SLOPE", "card_prior", "logit"]
 
 #: How strongly predicted difficulty shifts every model's log-odds (complexity is 0..1).
 DIFFICULTY_SLOPE = 2.0
+
+
+def _base_row(cards: Sequence[ModelCard], domain: str) -> np.ndarray:
+    """Each card's base rate in ``domain``: its domain accuracy, else its overall accuracy. A card with
+    neither a domain figure nor a known overall accuracy is neutral: the mean of the candidates that
+    have one (0.5 when none has), never a made-up low or high number."""
+    overall = [c.metrics.get("accuracy", 0.5) if "accuracy" not in getattr(c, "unknown", ()) else np.nan
+               for c in cards]
+    row = np.array([[c.accuracy_by_domain.get(domain, overall[j]) for j, c in enumerate(cards)]],
+                   dtype=np.float32).reshape(1, len(cards))
+    known = ~np.isnan(row)
+    counts = known.sum(axis=1, keepdims=True)
+    means = np.where(counts > 0, np.where(known, row, 0.0).sum(axis=1, keepdims=True) / np.maximum(counts, 1), 0.5)
+    out: np.ndarray = np.where(known, row, means).astype(np.float32)[0]
+    return out
 
 
 def logit(p: np.ndarray) -> np.ndarray:
@@ -41,23 +58,12 @@ def card_prior(
     the MMLU-Pro-anchored scale of the registry); difficulty then shifts the logit. ``tasks`` is
     accepted for predictors that use it.
     """
-    # Few distinct domains occur, so look each up once and broadcast (vectorised for batches of
-    # millions of prompts). Task-level accuracies come from data sets scored on other scales, so the
-    # prior stays on the domain / overall (MMLU-Pro-anchored) scale; kNN residuals add task strengths.
-    uniq, inverse = np.unique(np.asarray(domains, dtype=str), return_inverse=True)
-    # A card with neither a domain figure nor a known overall accuracy is neutral: the row's mean of
-    # the candidates that have one (0.5 when none has), never a made-up low or high number.
-    overall = [c.metrics.get("accuracy", 0.5) if "accuracy" not in getattr(c, "unknown", ()) else np.nan
-               for c in cards]
-    table = np.array(
-        [[c.accuracy_by_domain.get(d, overall[j]) for j, c in enumerate(cards)] for d in uniq.tolist()],
-        dtype=np.float32,
-    ).reshape(len(uniq), len(cards))
-    known = ~np.isnan(table)
-    counts = known.sum(axis=1, keepdims=True)
-    means = np.where(counts > 0, np.where(known, table, 0.0).sum(axis=1, keepdims=True) / np.maximum(counts, 1), 0.5)
-    table = np.where(known, table, means).astype(np.float32)
-    base = table[inverse.reshape(-1)]
+    # Few distinct domains occur: each one's row is looked up once (per candidate table, see
+    # optiroute.catalog.table) and broadcast, vectorised for batches of millions of prompts.
+    # Task-level accuracies come from data sets scored on other scales, so the prior stays on the
+    # domain / overall (MMLU-Pro-anchored) scale; kNN residuals add task strengths.
+    rows: dict[str, np.ndarray] = derived(cards, "prior_base", dict)
+    base = keyed_rows(domains, rows, lambda d: _base_row(cards, d))
     shift = DIFFICULTY_SLOPE * (mean_complexity - np.asarray(complexity, dtype=np.float32))
     z = logit(base) + shift[:, None]
     prior: np.ndarray = (1.0 / (1.0 + np.exp(-z))).astype(np.float32)  # numpy types this arithmetic as Any

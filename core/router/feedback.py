@@ -9,11 +9,13 @@ real gap), so each routed row's applied correction travels with its arrays
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from uuid import UUID
 
 import numpy as np
 
 from optiroute.catalog.registry import ModelCard
+from optiroute.catalog.table import card_names
 from optiroute.learning.feedback_memory import FeedbackMemory, store_history
 from optiroute.routing.batch import RouteArrays
 from optiroute.schema.decision import RoutingDecision
@@ -36,7 +38,7 @@ class FeedbackLoop:
         self._store = store
 
     def corrections(
-        self, cards: list[ModelCard], tasks: list[str], domains: list[str], emb: np.ndarray,
+        self, cards: Sequence[ModelCard], tasks: list[str], domains: list[str], emb: np.ndarray,
         complexity: np.ndarray,
     ) -> np.ndarray | None:
         """Feedback corrections (n, m): pooled task/domain residuals and, with ``keep_prompts``, the
@@ -45,7 +47,7 @@ class FeedbackLoop:
             self.memory.load_history(store_history(self._store.store))
         # The store's per-(model, task) residuals are the group estimate of groups="store" only.
         task_corr = self._store.corrections() if self.memory.groups == "store" else {}
-        return self.memory.corrections([c.name for c in cards], tasks, domains, emb, task_corr, complexity)
+        return self.memory.corrections(card_names(cards), tasks, domains, emb, task_corr, complexity)
 
     def record_decision(
         self, arrays: RouteArrays, i: int, decision: RoutingDecision, *, run_id: str | None,

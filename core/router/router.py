@@ -34,6 +34,7 @@ from optiroute.analysis.embedding import Embedder, MiniLMEmbedder
 from optiroute.analysis.prompts import RoutableText, to_routable
 from optiroute.analysis.shared_text import SharedText
 from optiroute.catalog.registry import ModelCard, Registry
+from optiroute.catalog.table import card_names, derived
 from optiroute.errors import InvalidInputError, NoEligibleModelError, RoutingFallbackWarning
 from optiroute.fit.training import fit_parts  # the layer above: pandas, torch, sklearn
 from optiroute.learning.feedback_memory import FeedbackMemory
@@ -313,9 +314,9 @@ class Router:
                 pass
         return self._route([item], prefs, cons, candidates, batch=False, explore=True)
 
-    def _latency_ratios(self, cards: list[ModelCard]) -> np.ndarray:
-        return np.asarray(self._latency.ratios([c.name for c in cards], [latency_group(c) for c in cards]),
-                          dtype=np.float32)
+    def _latency_ratios(self, cards: Sequence[ModelCard]) -> np.ndarray:
+        groups = derived(cards, "latency_groups", lambda: [latency_group(c) for c in cards])
+        return np.asarray(self._latency.ratios(card_names(cards), groups), dtype=np.float32)
 
     def decide(
         self,

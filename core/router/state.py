@@ -16,7 +16,8 @@ import numpy as np
 
 from optiroute.analysis.analyzer import TaskAnalyzer
 from optiroute.analysis.embedding import Embedder, get_default_embedder
-from optiroute.catalog.registry import ModelCard, Registry
+from optiroute.catalog.registry import ModelCard, Registry, card_revision
+from optiroute.catalog.table import CardTable
 from optiroute.errors import InvalidInputError
 from optiroute.quality.base import Predictor
 from optiroute.quality.index import OutcomeIndex
@@ -45,7 +46,10 @@ class RouterState:
         self._index = index
         self._pool = pool
         self._predictor = predictor
-        self._cache: dict[tuple[str, ...], tuple[list[ModelCard], list[int | None]]] = {}
+        #: Per candidate list: its cards as a table (which keeps what decisions derive from them) and
+        #: their predictor columns; valid while no card changes (``_revision``).
+        self._cache: dict[tuple[str, ...], tuple[CardTable, list[int | None]]] = {}
+        self._revision = card_revision()
         #: The caller's names of the cached candidate lists and their resolution notes (per decision
         #: they cost more than the rest of the scoring: every name resolved again).
         self._names: dict[tuple[str, ...], tuple[list[str], list[str]]] = {}
@@ -66,8 +70,11 @@ class RouterState:
         """The quality predictor in use."""
         return self._predictor
 
-    def candidates(self, names: Sequence[str] | None) -> tuple[list[ModelCard], list[int | None]]:
+    def candidates(self, names: Sequence[str] | None) -> tuple[CardTable, list[int | None]]:
         """The cards of ``names`` (default: the pool), de-duplicated, and their predictor columns.
+
+        The same table comes back for the same names until a card or the registry changes, so what a
+        decision derives from the cards is computed once per candidate list.
 
         Raises:
             InvalidInputError: one string instead of a list, an empty list, or an empty name.
@@ -81,13 +88,18 @@ class RouterState:
         if names is not None and len(names) == 0:
             raise InvalidInputError("candidates is empty; pass at least one model name or None.")
         key = tuple(names) if names else tuple(self._pool)
+        if self._revision != card_revision():
+            self.forget_candidates()
+        try:
+            hit = self._cache.get(key)
+        except TypeError:  # an unhashable name; the check below says which
+            hit = None
+        if hit is not None:  # only checked names are cached
+            return hit
         bad = [n for n in key if not isinstance(n, str) or not n.strip()]
         if bad:
             raise InvalidInputError(f"candidates must be non-empty model names (strings), got {bad[0]!r}.")
-        hit = self._cache.get(key)
-        if hit is not None:
-            return hit
-        cards = list({c.name: c for c in (self.registry.resolve(n) for n in key)}.values())
+        cards = CardTable({c.name: c for c in (self.registry.resolve(n) for n in key)}.values())
         entry = (cards, self._predictor.columns(cards))
         self._cache[key] = entry
         return entry
@@ -150,8 +162,9 @@ class RouterState:
             self._names.clear()
 
     def forget_candidates(self) -> None:
-        """Drop the cached candidate columns (after the registry or the index changed)."""
+        """Drop the cached candidate tables and columns (after the registry or the index changed)."""
         with self._lock:
+            self._revision = card_revision()
             self._cache.clear()
             self._names.clear()
 

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from optiroute.catalog.registry import ModelCard
+from optiroute.catalog.table import derived
 
 __all__ = ["MMLU_PRO_TASKS", "answer_tokens", "verbosity_reach"]
 
@@ -41,13 +42,13 @@ def verbosity_reach(cards: Sequence[ModelCard], task_probs: np.ndarray, task_typ
     cols = [i for i, t in enumerate(task_types) if t in MMLU_PRO_TASKS]
     probs = np.asarray(task_probs, dtype=np.float32)
     share = np.clip(probs[:, cols].sum(axis=1), 0.0, 1.0) if cols else np.zeros(len(probs), dtype=np.float32)
-    full = np.array([_measured_on_own_data(c) for c in cards], dtype=bool)
+    full = derived(cards, "verbosity_own", lambda: np.array([_measured_on_own_data(c) for c in cards], dtype=bool))
     return np.where(full[None, :], np.float32(1.0), share[:, None]).astype(np.float32)
 
 
 def answer_tokens(out_tok: np.ndarray, cards: Sequence[ModelCard], task_probs: np.ndarray,
                   task_types: Sequence[str]) -> np.ndarray:
     """(n_prompts, n_models) expected answer tokens: the analyzer's estimate times ``verbosity ** reach``."""
-    verbosity = np.array([c.verbosity for c in cards], dtype=np.float32)
+    verbosity = derived(cards, "verbosity", lambda: np.array([c.verbosity for c in cards], dtype=np.float32))
     reach = verbosity_reach(cards, task_probs, task_types)
     return (np.asarray(out_tok, dtype=np.float32)[:, None] * np.power(verbosity[None, :], reach)).astype(np.float32)

@@ -19,6 +19,7 @@ from optiroute.analysis.embedding import Embedder, prune_text
 from optiroute.analysis.prompts import RoutableText
 from optiroute.analysis.shared_text import SharedText
 from optiroute.catalog.registry import ModelCard
+from optiroute.catalog.table import card_names, derived, keyed_rows
 from optiroute.errors import InvalidInputError, NoEligibleModelError, OptiRouteError
 from optiroute.quality.base import Predictor
 from optiroute.quality.index import quantize
@@ -33,7 +34,7 @@ from optiroute.schema.preferences import Preferences
 __all__ = ["Corrections", "RoutingContext", "domain_matrix", "route_arrays", "tier_prices"]
 
 #: Feedback corrections of (cards, task types, domains, embeddings, complexity) -> (n, m) or None.
-Corrections = Callable[[list[ModelCard], list[str], list[str], np.ndarray, np.ndarray], "np.ndarray | None"]
+Corrections = Callable[[Sequence[ModelCard], list[str], list[str], np.ndarray, np.ndarray], "np.ndarray | None"]
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ class RoutingContext:
     policy: pol.PolicyConfig
     lam: float
     corrections: Corrections
-    latency_ratios: Callable[[list[ModelCard]], np.ndarray]
+    latency_ratios: Callable[[Sequence[ModelCard]], np.ndarray]
     explorer: pol.Explorer
     keep_embeddings: bool = False
     guard: RoutingGuard | None = None
@@ -64,26 +65,39 @@ class RoutingContext:
 
 def domain_matrix(cards: Sequence[ModelCard], domains: Sequence[str]) -> np.ndarray:
     """(n, m) card accuracy in each prompt's domain (NaN where the card has none)."""
-    uniq, inv = np.unique(np.asarray(domains, dtype=str), return_inverse=True)
-    table = np.array(
-        [[c.accuracy_by_domain.get(d, np.nan) for c in cards] for d in uniq.tolist()],
-        dtype=np.float32,
-    )
-    return table[inv.reshape(-1)]
+    rows: dict[str, np.ndarray] = derived(cards, "domain_accuracy", dict)  # filled per domain as they occur
+    return keyed_rows(domains, rows, lambda d: np.array([c.accuracy_by_domain.get(d, np.nan) for c in cards],
+                                                        dtype=np.float32))
 
 
 def tier_prices(cards: Sequence[ModelCard], in_tok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(n, m) input and output USD per million tokens: each card's list price, or the long-context tier
     the prompt's input size selects (``ModelCard.price_tiers``, from the price library)."""
+    base_in, base_out, tiers = derived(cards, "prices", lambda: _list_prices(cards))
     n = len(in_tok)
-    pin = np.tile(np.array([c.input_usd_per_mtok for c in cards], dtype=np.float32), (n, 1))
-    pout = np.tile(np.array([c.output_usd_per_mtok for c in cards], dtype=np.float32), (n, 1))
-    for j, c in enumerate(cards):
-        for tier in sorted(getattr(c, "price_tiers", ()) or (), key=lambda t: t.min_input_tokens):
-            over = in_tok > tier.min_input_tokens
-            pin[over, j] = tier.input_usd_per_mtok
-            pout[over, j] = tier.output_usd_per_mtok
+    pin = np.tile(base_in, (n, 1))
+    pout = np.tile(base_out, (n, 1))
+    for j, floor, tin, tout in tiers:
+        over = in_tok > floor
+        pin[over, j] = tin
+        pout[over, j] = tout
     return pin, pout
+
+
+def _list_prices(cards: Sequence[ModelCard]) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int, float, float]]]:
+    """List prices per card and every long-context tier as (column, from tokens, input, output),
+    lowest threshold first per card."""
+    tiers = [(j, t.min_input_tokens, t.input_usd_per_mtok, t.output_usd_per_mtok)
+             for j, c in enumerate(cards)
+             for t in sorted(getattr(c, "price_tiers", ()) or (), key=lambda t: t.min_input_tokens)]
+    return (np.array([c.input_usd_per_mtok for c in cards], dtype=np.float32),
+            np.array([c.output_usd_per_mtok for c in cards], dtype=np.float32), tiers)
+
+
+def _speeds(cards: Sequence[ModelCard]) -> tuple[np.ndarray, np.ndarray]:
+    """Each card's time to first token and tokens per second (floored above zero)."""
+    return (np.array([c.ttft_s for c in cards], dtype=np.float32),
+            np.array([max(c.tokens_per_s, 1e-3) for c in cards], dtype=np.float32))
 
 
 #: How far a row of embeddings may stray from unit length (float16/int8 round trips stay well inside).
@@ -127,7 +141,7 @@ def route_arrays(
     items: list[RoutableText],
     prefs: Preferences,
     constraints: Constraints,
-    cards: list[ModelCard],
+    cards: Sequence[ModelCard],
     columns: list[int | None],
     *,
     batch: bool,
@@ -170,8 +184,7 @@ def route_arrays(
     # verbosity that was measured on prompts like this one (routing/estimates.py says why).
     out_m = answer_tokens(out_tok, cards, out.task_probs, ctx.analyzer.task_types)
     cost = (in_tok[:, None] * pin + out_m * pout) / 1e6
-    ttft = np.array([c.ttft_s for c in cards], dtype=np.float32)
-    tps = np.array([max(c.tokens_per_s, 1e-3) for c in cards], dtype=np.float32)
+    ttft, tps = derived(cards, "speeds", lambda: _speeds(cards))
     ratio = np.asarray(ctx.latency_ratios(cards), dtype=np.float32)
     latency = (ttft + out_m / tps) * ratio
     hard = pol.hard_mask(cards, constraints, in_tok[:, None] + out_m, cost, latency)
@@ -213,7 +226,7 @@ def route_arrays(
         winner, explored = ctx.explorer.choose(winner, hard == 0, ctx.policy.explore)
         codes = np.where(explored[:, None], hard, codes)
     return RouteArrays(
-        names=[c.name for c in cards], winner=winner, total=table.total, sub=table.sub,
+        names=list(card_names(cards)), winner=winner, total=table.total, sub=table.sub,
         quality=quality, cost=cost, latency=latency, codes=codes, support=support,
         confidence=conf, nothing_fits=nothing, low_confidence=low, tasks=tasks,
         domains=domains, out=out, in_tok=in_tok, out_tok=out_tok, pruned=pruned,
@@ -223,7 +236,7 @@ def route_arrays(
     )
 
 
-def guarded_column(guard: RoutingGuard | None, weights: dict[str, float], cards: list[ModelCard]) -> int:
+def guarded_column(guard: RoutingGuard | None, weights: dict[str, float], cards: Sequence[ModelCard]) -> int:
     """The candidate column of the single model the guard names for ``weights`` (-1: none)."""
     point = guard.point_for(weights) if guard is not None else None
     if point is None or not point.use_single:
@@ -231,7 +244,7 @@ def guarded_column(guard: RoutingGuard | None, weights: dict[str, float], cards:
     return next((j for j, c in enumerate(cards) if point.single in (c.name, *c.aliases)), -1)
 
 
-def _apply_guard(guard: RoutingGuard | None, weights: dict[str, float], cards: list[ModelCard],
+def _apply_guard(guard: RoutingGuard | None, weights: dict[str, float], cards: Sequence[ModelCard],
                  hard: np.ndarray) -> tuple[np.ndarray | None, str | None]:
     """Rows the guard sends to its single model (those where it passes the hard constraints)."""
     j = guarded_column(guard, weights, cards)

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from optiroute.catalog.table import derived
 from optiroute.errors import InvalidInputError
 from optiroute.schema.numbers import integer, optiroute_error, real
 
@@ -126,7 +127,15 @@ def _names(card: ModelCard) -> set[str]:
 
 
 def static_codes(cards: Sequence[ModelCard], constraints: Constraints) -> np.ndarray:
-    """Prompt-independent exclusion code per model, shape (m,)."""
+    """Prompt-independent exclusion code per model, shape (m,) (kept per candidate table and the
+    constraints it depends on; do not modify)."""
+    key = ("static_codes", None if constraints.allowed_models is None else tuple(constraints.allowed_models),
+           tuple(constraints.blocked_models), constraints.needs_tools, constraints.needs_json)
+    codes: np.ndarray = derived(cards, key, lambda: _static_codes(cards, constraints))
+    return codes
+
+
+def _static_codes(cards: Sequence[ModelCard], constraints: Constraints) -> np.ndarray:
     codes = np.zeros(len(cards), dtype=np.int8)
     allowed = set(constraints.allowed_models) if constraints.allowed_models is not None else None
     blocked = set(constraints.blocked_models)
@@ -155,7 +164,7 @@ def hard_mask(
     """
     n, m = cost.shape
     codes = np.broadcast_to(static_codes(cards, constraints), (n, m)).copy()
-    window = np.array([c.context_window for c in cards], dtype=np.int64)
+    window = derived(cards, "context_window", lambda: np.array([c.context_window for c in cards], dtype=np.int64))
     need = tokens_needed.astype(np.int64)
     if need.ndim == 1:
         need = need[:, None]
@@ -214,7 +223,8 @@ def confidence(
 
 def generalist_index(cards: Sequence[ModelCard], eligible: np.ndarray, name: str | None) -> np.ndarray:
     """Per prompt, the column of the generalist among eligible models (-1 if none eligible)."""
-    strength = np.array([c.metrics.get("accuracy", 0.5) for c in cards], dtype=np.float32)
+    strength = derived(cards, "accuracy", lambda: np.array([c.metrics.get("accuracy", 0.5) for c in cards],
+                                                            dtype=np.float32)).copy()
     if name is not None:
         for j, c in enumerate(cards):
             if name in _names(c):

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from optiroute.catalog.table import derived
+
 if TYPE_CHECKING:
     from optiroute.catalog.registry import ModelCard
 
@@ -65,6 +67,11 @@ def card_matrix(cards: Sequence[ModelCard]) -> np.ndarray:
     A dimension a card has no figure for (``card.unknown``) is neutral: it takes the mean of the
     candidates that have one (0.5 when none has), so it neither wins nor loses on a made-up number.
     """
+    built: np.ndarray = derived(cards, "card_metrics", lambda: _card_matrix(cards))
+    return built
+
+
+def _card_matrix(cards: Sequence[ModelCard]) -> np.ndarray:
     table = np.array([_card_row(c) for c in cards], dtype=np.float32).reshape(len(cards), len(CARD_DIMENSIONS))
     known = ~np.isnan(table)
     counts = known.sum(axis=0)
