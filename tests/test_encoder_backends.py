@@ -72,6 +72,26 @@ def test_onnx_matches_torch(onnx_emb: MiniLMEmbedder, torch_emb: MiniLMEmbedder)
     np.testing.assert_allclose(a @ a.T, b @ b.T, atol=0.03)
 
 
+def test_the_session_keeps_the_plain_layer_norms(tmp_path: Path) -> None:
+    # ONNX Runtime would fuse Add + Add + LayerNormalization back into its slower SkipLayerNormalization;
+    # SKIP_FUSION must name the rewrite it runs (a renamed optimizer would be ignored silently).
+    import onnx
+    import onnxruntime as ort
+
+    def optimized(disabled: list[str]) -> set[str]:
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+        model = onnx_minilm.build_graph(_model_path())
+        ort.InferenceSession(model.SerializeToString(), sess_options=opts, providers=["CPUExecutionProvider"],
+                             disabled_optimizers=disabled)
+        return {n.op_type for n in onnx.load(str(tmp_path / "optimized.onnx")).graph.node}
+
+    assert "SkipLayerNormalization" in optimized([])  # what the switch prevents
+    ops = optimized(list(onnx_minilm.SKIP_FUSION))
+    assert "LayerNormalization" in ops and "SkipLayerNormalization" not in ops
+
+
 def test_onnx_embeddings_are_float32_unit_rows(onnx_emb: MiniLMEmbedder) -> None:
     assert isinstance(onnx_emb, Embedder) and onnx_emb.backend == "onnx"
     e = onnx_emb.encode(PROMPTS + ["word " * 3000])
