@@ -29,12 +29,11 @@ def _base_row(cards: Sequence[ModelCard], domain: str) -> np.ndarray:
     have one (0.5 when none has), never a made-up low or high number."""
     overall = [c.metrics.get("accuracy", 0.5) if "accuracy" not in getattr(c, "unknown", ()) else np.nan
                for c in cards]
-    row = np.array([[c.accuracy_by_domain.get(domain, overall[j]) for j, c in enumerate(cards)]],
-                   dtype=np.float32).reshape(1, len(cards))
+    row = np.array([c.accuracy_by_domain.get(domain, overall[j]) for j, c in enumerate(cards)], dtype=np.float32)
     known = ~np.isnan(row)
-    counts = known.sum(axis=1, keepdims=True)
-    means = np.where(counts > 0, np.where(known, row, 0.0).sum(axis=1, keepdims=True) / np.maximum(counts, 1), 0.5)
-    out: np.ndarray = np.where(known, row, means).astype(np.float32)[0]
+    n_known = known.sum()  # a numpy integer: the mean is taken in float64, then rounded once
+    mean = np.where(known, row, 0.0).sum() / n_known if n_known else 0.5
+    out: np.ndarray = np.where(known, row, mean).astype(np.float32)
     return out
 
 
